@@ -1,0 +1,1 @@
+"""Simulated model-server pods (built in a later issue); empty for now."""

@@ -1,0 +1,280 @@
+"""``inference-adapter``: the command line. Flags become config dataclasses here and nowhere else.
+
+Subcommands:
+  serve         run the adapter (TLS always; certificates generated on first start if not given)
+  certs client  issue a client certificate (and optionally a kubeconfig) from the generated CA
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from adapter import certs, durations
+from adapter.app import AdapterState, make_app
+from adapter.config import (
+    DEFAULT_SERVICE_NAME,
+    DEFAULT_SERVICE_NAMESPACE,
+    PushConfig,
+    ServerConfig,
+    StoreConfig,
+    TlsConfig,
+)
+from adapter.store import Store
+from adapter.store_provider import StoreProvider
+from adapter.transport import PushToken, ServingTls, ensure_token_file
+
+logger = logging.getLogger("adapter")
+
+PUSH_TOKEN_FILE = "push-token"  # noqa: S105 - a file name, not a secret
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the access-log fields when present."""
+
+    FIELDS = ("method", "path", "status", "duration_ms", "user", "remote")
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({f: getattr(record, f) for f in self.FIELDS if hasattr(record, f)})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(log_format: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
+def _path(text: str) -> Path:
+    return Path(text)
+
+
+def _add_serve(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser("serve", help="run the adapter over TLS")
+    serve.add_argument("--secure-port", type=int, default=6443, help="HTTPS port (default 6443)")
+    serve.add_argument(
+        "--bind-address",
+        default=ServerConfig.bind_address,
+        help="address to listen on (default 0.0.0.0)",
+    )
+    serve.add_argument(
+        "--cert-dir",
+        type=_path,
+        default=TlsConfig.cert_dir,
+        help="where generated certificates and the push token live (default %(default)s)",
+    )
+    serve.add_argument("--tls-cert-file", type=_path, help="PEM serving certificate (chain)")
+    serve.add_argument("--tls-private-key-file", type=_path, help="PEM key of --tls-cert-file")
+    serve.add_argument(
+        "--client-ca-file",
+        type=_path,
+        help="CA for x509 client certificates (default: the CA generated in --cert-dir)",
+    )
+    serve.add_argument(
+        "--service-name",
+        default=DEFAULT_SERVICE_NAME,
+        help="Service name in the generated certificate's <service>.<namespace>.svc SAN",
+    )
+    serve.add_argument(
+        "--service-namespace",
+        default=DEFAULT_SERVICE_NAMESPACE,
+        help="namespace in that SAN (default %(default)s)",
+    )
+    serve.add_argument(
+        "--push-token-file",
+        type=_path,
+        help=f"shared bearer token for pushes (default: generated as <cert-dir>/{PUSH_TOKEN_FILE})",
+    )
+    serve.add_argument(
+        "--window",
+        type=durations.duration_arg,
+        default=StoreConfig.window_seconds,
+        help="latency quantiles and rates cover this window (default 30s)",
+    )
+    serve.add_argument(
+        "--max-age",
+        type=durations.duration_arg,
+        default=StoreConfig.max_age_seconds,
+        help="pods silent for longer are not served (default 10s)",
+    )
+    serve.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="log line format"
+    )
+
+
+def _add_certs(subparsers: argparse._SubParsersAction) -> None:
+    certs_parser = subparsers.add_parser("certs", help="certificates for standalone mode")
+    certs_commands = certs_parser.add_subparsers(dest="certs_command", required=True)
+    client = certs_commands.add_parser(
+        "client", help="issue a client certificate signed by the CA in --cert-dir"
+    )
+    client.add_argument("name", help="the user name (certificate CN)")
+    client.add_argument(
+        "--group", action="append", default=[], help="a group (certificate O); repeatable"
+    )
+    client.add_argument("--cert-dir", type=_path, default=TlsConfig.cert_dir)
+    client.add_argument(
+        "--out-dir", type=_path, default=Path("."), help="where NAME.crt and NAME.key go"
+    )
+    client.add_argument(
+        "--kubeconfig",
+        type=_path,
+        help="also write a kubeconfig for kubectl with this certificate",
+    )
+    client.add_argument(
+        "--server",
+        default="https://127.0.0.1:6443",
+        help="adapter URL written into --kubeconfig (default %(default)s)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inference-adapter",
+        description="Custom and external metrics API adapter for inference pods.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_serve(subparsers)
+    _add_certs(subparsers)
+    return parser
+
+
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    """The serve flags as configuration."""
+    return ServerConfig(
+        bind_address=args.bind_address,
+        secure_port=args.secure_port,
+        log_format=args.log_format,
+        tls=TlsConfig(
+            cert_dir=args.cert_dir,
+            cert_file=args.tls_cert_file,
+            key_file=args.tls_private_key_file,
+            client_ca_file=args.client_ca_file,
+            service_name=args.service_name,
+            service_namespace=args.service_namespace,
+        ),
+        store=StoreConfig(window_seconds=args.window, max_age_seconds=args.max_age),
+        push=PushConfig(token_file=args.push_token_file),
+    )
+
+
+def serve(config: ServerConfig) -> None:
+    """Prepare certificates and token, then run until SIGINT or SIGTERM."""
+    tls = config.tls
+    now = datetime.datetime.now(datetime.UTC)
+    if tls.cert_file is None or tls.key_file is None:
+        hostnames = certs.serving_hostnames(tls.service_name, tls.service_namespace)
+        files = certs.ensure_serving_files(tls.cert_dir, hostnames, now)
+        cert_file, key_file = files.cert, files.key
+        logger.info("clients trust the serving certificate through the CA %s", files.ca_cert)
+    else:
+        cert_file, key_file = tls.cert_file, tls.key_file
+    if tls.client_ca_file is not None:
+        client_ca = tls.client_ca_file
+    else:
+        certs.load_or_make_ca(tls.cert_dir, now)
+        client_ca = tls.cert_dir / certs.CA_CERT_FILE
+    token_file = config.push.token_file or ensure_token_file(tls.cert_dir / PUSH_TOKEN_FILE)
+    logger.info("client certificates are verified against %s", client_ca)
+    logger.info("pushes authenticate with the bearer token in %s", token_file)
+    serving = ServingTls(cert_file, key_file, client_ca)
+    store = Store(config.store)
+    state = AdapterState(
+        config=config,
+        store=store,
+        provider=StoreProvider(store),
+        push_token=PushToken.from_file(token_file),
+        tls=serving,
+    )
+    web.run_app(
+        make_app(state),
+        host=config.bind_address,
+        port=config.secure_port,
+        ssl_context=serving.context,
+        access_log=None,
+        print=lambda text: logger.info(
+            "serving on https://%s:%d", config.bind_address, config.secure_port
+        ),
+        shutdown_timeout=5,
+    )
+
+
+def _kubeconfig(server: str, ca_file: Path, cert_file: Path, key_file: Path, user: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "inference-adapter",
+                "cluster": {"server": server, "certificate-authority": str(ca_file.resolve())},
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {
+                    "client-certificate": str(cert_file.resolve()),
+                    "client-key": str(key_file.resolve()),
+                },
+            }
+        ],
+        "contexts": [
+            {"name": "inference-adapter", "context": {"cluster": "inference-adapter", "user": user}}
+        ],
+        "current-context": "inference-adapter",
+    }
+
+
+def issue_client(args: argparse.Namespace) -> None:
+    """``certs client``: write NAME.crt / NAME.key (and a kubeconfig when asked)."""
+    if "/" in args.name or not args.name.strip():
+        raise SystemExit(f"inference-adapter: invalid user name {args.name!r}")
+    now = datetime.datetime.now(datetime.UTC)
+    cert_file, key_file = certs.write_client_files(
+        args.cert_dir, args.out_dir, args.name, args.group, now
+    )
+    print(f"wrote {cert_file} and {key_file}")
+    if args.kubeconfig is not None:
+        config = _kubeconfig(
+            args.server, args.cert_dir / certs.CA_CERT_FILE, cert_file, key_file, args.name
+        )
+        args.kubeconfig.write_text(json.dumps(config, indent=2) + "\n")
+        print(f"wrote {args.kubeconfig}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.command == "certs":
+        configure_logging("text")
+        issue_client(args)
+        return
+    config = server_config(args)
+    problems = config.validate()
+    if problems:
+        for problem in problems:
+            print(f"inference-adapter: {problem}", file=sys.stderr)
+        raise SystemExit(2)
+    configure_logging(config.log_format)
+    serve(config)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""The metrics APIs on the wire: URL grammar, discovery documents, list serialization.
+
+Translates paths of ``custom.metrics.k8s.io`` (v1beta1 and v1beta2) and
+``external.metrics.k8s.io`` (v1beta1) into provider queries, and provider values into the exact
+JSON shapes of reference/custom-metrics-api.md sections 2, 3 and 5. Knows nothing about where the
+numbers come from; raises ``ApiError`` for bad paths and selectors.
+
+Pure: no aiohttp, no clock.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from adapter import errors, names, quantity, resources, selectors
+from adapter.provider import CustomMetricInfo, ExternalMetricValue, MetricValue
+
+CUSTOM_GROUP = "custom.metrics.k8s.io"
+EXTERNAL_GROUP = "external.metrics.k8s.io"
+GROUP_VERSIONS = {CUSTOM_GROUP: ("v1beta2", "v1beta1"), EXTERNAL_GROUP: ("v1beta1",)}
+"""Served versions per group, preferred first."""
+WILDCARD = "*"
+
+
+def _version_entry(group: str, version: str) -> dict[str, str]:
+    return {"groupVersion": f"{group}/{version}", "version": version}
+
+
+def _group(group: str) -> dict[str, Any]:
+    versions = [_version_entry(group, v) for v in GROUP_VERSIONS[group]]
+    return {"name": group, "versions": versions, "preferredVersion": versions[0]}
+
+
+def api_group_list() -> dict[str, Any]:
+    """``GET /apis``: both groups, v1beta2 preferred for custom metrics."""
+    return {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [_group(g) for g in GROUP_VERSIONS],
+    }
+
+
+def api_group(group: str) -> dict[str, Any]:
+    """``GET /apis/{group}``."""
+    if group not in GROUP_VERSIONS:
+        raise errors.not_found(f"the server could not find the requested resource /apis/{group}")
+    return {"kind": "APIGroup", "apiVersion": "v1", **_group(group)}
+
+
+def check_group_version(group: str, version: str) -> None:
+    """Raise 404 unless ``group/version`` is served."""
+    if version not in GROUP_VERSIONS.get(group, ()):
+        raise errors.not_found(
+            f"the server could not find the requested resource /apis/{group}/{version}"
+        )
+
+
+def custom_resource_list(version: str, infos: Iterable[CustomMetricInfo]) -> dict[str, Any]:
+    """``GET /apis/custom.metrics.k8s.io/{version}``: one entry per (resource, metric)."""
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{CUSTOM_GROUP}/{version}",
+        "resources": [
+            {
+                "name": str(info),
+                "singularName": "",
+                "namespaced": info.namespaced,
+                "kind": "MetricValueList",
+                "verbs": ["get"],
+            }
+            for info in infos
+        ],
+    }
+
+
+def external_resource_list(metrics: Iterable[str]) -> dict[str, Any]:
+    """``GET /apis/external.metrics.k8s.io/v1beta1``: every external metric, namespaced."""
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{EXTERNAL_GROUP}/v1beta1",
+        "resources": [
+            {
+                "name": metric,
+                "singularName": "",
+                "namespaced": True,
+                "kind": "ExternalMetricValueList",
+                "verbs": ["get"],
+            }
+            for metric in metrics
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class CustomQuery:
+    """A parsed custom-metrics path: one object (``name``) or a selector (``name`` is None)."""
+
+    info: CustomMetricInfo
+    namespace: str | None
+    name: str | None
+
+
+def _check_namespace(namespace: str) -> str:
+    problem = names.dns1123_label_error(namespace)
+    if problem:
+        raise errors.bad_request(f"invalid namespace {namespace!r}: {problem}")
+    return namespace
+
+
+def _check_object_name(name: str) -> str | None:
+    if name == WILDCARD:
+        return None
+    problem = names.dns1123_subdomain_error(name)
+    if problem:
+        raise errors.bad_request(f"invalid object name {name!r}: {problem}")
+    return name
+
+
+def _scope(group_resource: str) -> bool:
+    """Whether a resource is namespaced; unknown resources are treated as namespaced."""
+    known = resources.lookup(group_resource)
+    return known.namespaced if known else True
+
+
+def parse_custom_path(tail: str) -> CustomQuery:
+    """Parse the part of a custom-metrics URL after ``/apis/custom.metrics.k8s.io/{version}/``.
+
+    >>> parse_custom_path("namespaces/ml/pods/*/inference_queue_depth").name is None
+    True
+    """
+    segments = tail.split("/")
+    if any(not s for s in segments):
+        raise errors.not_found(f"the server could not find the requested resource {tail!r}")
+    if len(segments) == 4 and segments[0] == "namespaces" and segments[2] == "metrics":
+        namespace = _check_namespace(segments[1])
+        info = CustomMetricInfo(resources.NAMESPACES.group_resource, False, segments[3])
+        return CustomQuery(info, None, namespace)
+    if len(segments) == 5 and segments[0] == "namespaces":
+        namespace = _check_namespace(segments[1])
+        group_resource = resources.normalize(segments[2])
+        if not _scope(group_resource):
+            raise errors.bad_request(f"{group_resource} are not namespaced: use {group_resource}/")
+        info = CustomMetricInfo(group_resource, True, segments[4])
+        return CustomQuery(info, namespace, _check_object_name(segments[3]))
+    if len(segments) == 3:
+        group_resource = resources.normalize(segments[0])
+        name = _check_object_name(segments[1])
+        namespaced = _scope(group_resource)
+        if namespaced and name is not None:
+            raise errors.bad_request(
+                f"{group_resource} are namespaced: use namespaces/{{namespace}}/{group_resource}/"
+                f"{name}/{segments[2]}"
+            )
+        info = CustomMetricInfo(group_resource, namespaced, segments[2])
+        return CustomQuery(info, None, name)
+    raise errors.not_found(f"the server could not find the requested resource {tail!r}")
+
+
+def parse_external_path(tail: str) -> tuple[str, str]:
+    """Parse ``namespaces/{ns}/{metric}`` into (namespace, metric)."""
+    segments = tail.split("/")
+    if len(segments) != 3 or segments[0] != "namespaces" or not all(segments):
+        raise errors.not_found(f"the server could not find the requested resource {tail!r}")
+    return _check_namespace(segments[1]), segments[2]
+
+
+def parse_selector_param(text: str | None, parameter: str) -> selectors.Selector:
+    """A selector query parameter; absent or empty selects everything; invalid is a 400."""
+    if not text:
+        return selectors.EVERYTHING
+    try:
+        return selectors.parse(text)
+    except selectors.InvalidSelector as error:
+        raise errors.bad_request(f"invalid {parameter} {text!r}: {error}") from error
+
+
+def format_timestamp(unix_seconds: float) -> str:
+    """RFC 3339 in UTC with seconds precision, as Go's ``metav1.Time`` marshals."""
+    moment = datetime.datetime.fromtimestamp(int(unix_seconds), tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _described(value: MetricValue) -> dict[str, str]:
+    reference = value.described_object
+    described = {
+        "kind": reference.kind,
+        "name": reference.name,
+        "apiVersion": reference.api_version,
+    }
+    if reference.namespace is not None:
+        described["namespace"] = reference.namespace
+    return described
+
+
+def _custom_item(version: str, value: MetricValue) -> dict[str, Any]:
+    selector = value.metric_selector.to_label_selector()
+    item: dict[str, Any] = {"describedObject": _described(value)}
+    if version == "v1beta1":
+        item["metricName"] = value.metric
+    else:
+        item["metric"] = {"name": value.metric, "selector": selector}
+    item["timestamp"] = format_timestamp(value.timestamp)
+    if value.window_seconds is not None:
+        item["window" if version == "v1beta1" else "windowSeconds"] = value.window_seconds
+    item["value"] = quantity.format_quantity(value.value)
+    if version == "v1beta1":
+        item["selector"] = selector
+    return item
+
+
+def custom_value_list(version: str, values: Sequence[MetricValue]) -> dict[str, Any]:
+    """A ``MetricValueList`` in the wire shape of ``version``."""
+    return {
+        "kind": "MetricValueList",
+        "apiVersion": f"{CUSTOM_GROUP}/{version}",
+        "metadata": {},
+        "items": [_custom_item(version, value) for value in values],
+    }
+
+
+def external_value_list(values: Sequence[ExternalMetricValue]) -> dict[str, Any]:
+    """An ``ExternalMetricValueList``."""
+    items = []
+    for value in values:
+        item: dict[str, Any] = {
+            "metricName": value.metric,
+            "metricLabels": dict(value.labels),
+            "timestamp": format_timestamp(value.timestamp),
+        }
+        if value.window_seconds is not None:
+            item["window"] = value.window_seconds
+        item["value"] = quantity.format_quantity(value.value)
+        items.append(item)
+    return {
+        "kind": "ExternalMetricValueList",
+        "apiVersion": f"{EXTERNAL_GROUP}/v1beta1",
+        "metadata": {},
+        "items": items,
+    }
+
+
+OPENAPI_V2 = {
+    "swagger": "2.0",
+    "info": {"title": "inference-metrics-adapter", "version": "v0.1.0"},
+    "paths": {},
+}
+"""A minimal valid Swagger document, so older kube-apiservers stop logging its absence."""

@@ -1,0 +1,370 @@
+"""The aiohttp application: the factory, the middlewares, the handlers.
+
+``make_app(state)`` builds an application around an ``AdapterState`` (config, store, provider,
+credentials, telemetry, clock): tests and ``adapter.__main__`` call the same factory. Handlers
+only translate between HTTP and ``adapter.api`` / ``adapter.push`` / the store; every failure is
+an ``ApiError`` that the error middleware turns into a Kubernetes ``Status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from adapter import api, errors, push, store
+from adapter.config import ServerConfig
+from adapter.provider import MetricsProvider
+from adapter.telemetry import Telemetry
+from adapter.transport import PushToken, ServingTls, User, user_from_peer_cert
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("adapter.access")
+
+OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+PUSH_PATH = "/push/v1"
+SWEEP_INTERVAL_SECONDS = 5.0
+MAX_DRAIN_BYTES = 4 * 1024 * 1024
+"""An oversized push is read and discarded up to this much, so its client receives the 413."""
+RETRY_AFTER_SECONDS = 10
+
+
+@dataclass
+class AdapterState:
+    """Everything the handlers share. One per application; no module globals."""
+
+    config: ServerConfig
+    store: store.Store
+    provider: MetricsProvider
+    push_token: PushToken
+    clock: Callable[[], float] = time.time
+    tls: ServingTls | None = None
+    telemetry: Telemetry = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.telemetry = Telemetry(lambda: len(self.store))
+
+
+STATE = web.AppKey("state", AdapterState)
+USER = web.RequestKey("user", User)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A JSON response with the explicit ``application/json`` type clients decode by."""
+    return web.Response(
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def status_response(error: errors.ApiError) -> web.Response:
+    """The ``Status`` document of an error, with its code and headers."""
+    return json_response(error.status_body(), error.code, error.headers or None)
+
+
+_HTTP_REASONS = {
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    413: "RequestEntityTooLarge",
+    400: "BadRequest",
+}
+
+
+def _from_http_exception(request: web.Request, exc: web.HTTPException) -> errors.ApiError:
+    if exc.status == 405:
+        return errors.method_not_allowed(request.method, request.path)
+    if exc.status == 404:
+        return errors.not_found(f"the server could not find the requested resource {request.path}")
+    reason = _HTTP_REASONS.get(exc.status, exc.reason.replace(" ", ""))
+    return errors.ApiError(exc.status, reason, exc.text or exc.reason)
+
+
+@web.middleware
+async def access_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One log line and one metrics observation per request; never logs credentials."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        seconds = time.perf_counter() - started
+        route = request.match_info.route.name or "unmatched"
+        telemetry = request.app[STATE].telemetry
+        telemetry.requests.labels(route, str(status)).inc()
+        telemetry.request_seconds.labels(route).observe(seconds)
+        user = request.get(USER)
+        access_logger.info(
+            "%s %s %d %.1fms %s",
+            request.method,
+            request.path_qs,
+            status,
+            seconds * 1000,
+            user.name if user else "-",
+            extra={
+                "method": request.method,
+                "path": request.path_qs,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+                "user": user.name if user else None,
+                "remote": request.remote,
+            },
+        )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure leaves as a ``Status``; unexpected ones are logged once, here."""
+    try:
+        return await handler(request)
+    except errors.ApiError as error:
+        return status_response(error)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return status_response(_from_http_exception(request, exc))
+    except Exception:
+        logger.exception("unhandled error answering %s %s", request.method, request.path)
+        return status_response(errors.internal_error())
+
+
+@web.middleware
+async def authentication_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Queries need a verified client certificate; health is open; pushes check their token."""
+    if request.path in OPEN_PATHS or request.path == PUSH_PATH:
+        return await handler(request)
+    transport = request.transport
+    user = user_from_peer_cert(transport.get_extra_info("peercert") if transport else None)
+    if user is None:
+        raise errors.unauthorized()
+    request[USER] = user
+    return await handler(request)
+
+
+# -- handlers ----------------------------------------------------------------------------------
+
+
+async def health(request: web.Request) -> web.Response:
+    """``/healthz``, ``/livez``, ``/readyz``: the process answers, so it is up and ready."""
+    return web.Response(text="ok")
+
+
+async def get_api_groups(request: web.Request) -> web.Response:
+    return json_response(api.api_group_list())
+
+
+async def get_api_group(request: web.Request) -> web.Response:
+    return json_response(api.api_group(request.match_info["group"]))
+
+
+async def get_resource_list(request: web.Request) -> web.Response:
+    group, version = request.match_info["group"], request.match_info["version"]
+    api.check_group_version(group, version)
+    provider = request.app[STATE].provider
+    if group == api.EXTERNAL_GROUP:
+        return json_response(api.external_resource_list(provider.list_all_external_metrics()))
+    return json_response(api.custom_resource_list(version, provider.list_all_metrics()))
+
+
+def _observe_age(state: AdapterState, timestamps: list[float]) -> None:
+    now = state.clock()
+    for timestamp in timestamps:
+        state.telemetry.served_data_age.observe(max(0.0, now - timestamp))
+
+
+async def get_custom_metric(request: web.Request) -> web.Response:
+    version = request.match_info["version"]
+    api.check_group_version(api.CUSTOM_GROUP, version)
+    query = api.parse_custom_path(request.match_info["tail"])
+    selector = api.parse_selector_param(request.query.get("labelSelector"), "labelSelector")
+    metric_selector = api.parse_selector_param(
+        request.query.get("metricLabelSelector"), "metricLabelSelector"
+    )
+    state = request.app[STATE]
+    if query.name is None:
+        values = await state.provider.get_metric_by_selector(
+            query.info, query.namespace, selector, metric_selector
+        )
+    else:
+        values = [
+            await state.provider.get_metric_by_name(
+                query.info, query.namespace, query.name, metric_selector
+            )
+        ]
+    _observe_age(state, [v.timestamp for v in values])
+    return json_response(api.custom_value_list(version, values))
+
+
+async def get_external_metric(request: web.Request) -> web.Response:
+    namespace, metric = api.parse_external_path(request.match_info["tail"])
+    selector = api.parse_selector_param(request.query.get("labelSelector"), "labelSelector")
+    state = request.app[STATE]
+    values = await state.provider.get_external_metric(namespace, metric, selector)
+    _observe_age(state, [v.timestamp for v in values])
+    return json_response(api.external_value_list(values))
+
+
+async def get_openapi_v2(request: web.Request) -> web.Response:
+    return json_response(api.OPENAPI_V2)
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    registry = request.app[STATE].telemetry.registry
+    return web.Response(
+        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    """The body, or a 413 once it passes ``limit`` (the rest is drained, bounded)."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        await _drain(request)
+        raise errors.request_too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            await _drain(request)
+            raise errors.request_too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _drain(request: web.Request) -> None:
+    drained = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        drained += len(chunk)
+        if drained > MAX_DRAIN_BYTES:
+            break
+
+
+async def post_push(request: web.Request) -> web.Response:
+    """``POST /push/v1``: one pod's report (docs/push-protocol.md)."""
+    state = request.app[STATE]
+    pushes = state.telemetry.pushes
+    try:
+        if not state.push_token.accepts(request.headers.get("Authorization")):
+            error = errors.unauthorized("a push needs the bearer token of --push-token-file")
+            error.headers["WWW-Authenticate"] = "Bearer"
+            raise error
+        push.check_content_type(request.content_type)
+        body = await _read_limited(request, state.config.push.max_body_bytes)
+        report = push.decode_report(body, state.config.push)
+        now = state.clock()
+        try:
+            outcome = state.store.apply(report, now)
+        except store.StoreFull as full:
+            raise errors.ApiError(
+                429,
+                "TooManyRequests",
+                str(full),
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            ) from full
+    except errors.ApiError as error:
+        pushes.labels("rejected", error.reason).inc()
+        raise
+    if (
+        report.pod_timestamp is not None
+        and abs(report.pod_timestamp - now) > state.config.push.clock_skew_warning_seconds
+    ):
+        state.telemetry.clock_skew.inc()
+        logger.debug("pod %s pushes with a clock %.0fs off", report.pod, report.pod_timestamp - now)
+    if outcome is store.Applied.DUPLICATE:
+        pushes.labels("duplicate", "").inc()
+        return json_response({"accepted": False, "duplicate": True})
+    pushes.labels("accepted", outcome.value).inc()
+    return json_response({"accepted": True})
+
+
+# -- lifetimes ---------------------------------------------------------------------------------
+
+
+async def _every(seconds: float, job: Callable[[], object]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        job()
+
+
+@contextlib.asynccontextmanager
+async def _background(coroutine: Awaitable[None]) -> AsyncIterator[None]:
+    task = asyncio.ensure_future(coroutine)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def sweeper_context(app: web.Application) -> AsyncIterator[None]:
+    """Forget silent pods periodically, so memory stays bounded under pod churn."""
+    state = app[STATE]
+
+    def sweep() -> None:
+        forgotten = state.store.sweep(state.clock())
+        if forgotten:
+            logger.info(
+                "forgot %d pods silent for over %gs",
+                forgotten,
+                state.config.store.forget_after_seconds,
+            )
+
+    async with _background(_every(SWEEP_INTERVAL_SECONDS, sweep)):
+        yield
+
+
+async def certificate_reloader_context(app: web.Application) -> AsyncIterator[None]:
+    """Watch the serving certificate files and load them again when they change."""
+    state = app[STATE]
+    if state.tls is None:
+        yield
+        return
+    async with _background(
+        _every(state.config.tls.reload_interval_seconds, state.tls.reload_if_changed)
+    ):
+        yield
+
+
+def make_app(state: AdapterState) -> web.Application:
+    """The adapter's application around ``state``."""
+    app = web.Application(
+        middlewares=[access_log_middleware, error_middleware, authentication_middleware],
+        client_max_size=state.config.push.max_body_bytes,
+    )
+    app[STATE] = state
+    router = app.router
+    for path in sorted(OPEN_PATHS):
+        router.add_get(path, health, name=path.strip("/"))
+    router.add_get("/apis", get_api_groups, name="apis")
+    router.add_get("/apis/{group}", get_api_group, name="api_group")
+    router.add_get("/apis/{group}/{version}", get_resource_list, name="resource_list")
+    router.add_get(
+        "/apis/custom.metrics.k8s.io/{version}/{tail:.+}", get_custom_metric, name="custom_metric"
+    )
+    router.add_get(
+        "/apis/external.metrics.k8s.io/v1beta1/{tail:.+}",
+        get_external_metric,
+        name="external_metric",
+    )
+    router.add_get("/openapi/v2", get_openapi_v2, name="openapi_v2")
+    router.add_get("/metrics", get_metrics, name="metrics")
+    router.add_post(PUSH_PATH, post_push, name="push")
+    app.cleanup_ctx.append(sweeper_context)
+    app.cleanup_ctx.append(certificate_reloader_context)
+    return app

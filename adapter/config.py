@@ -1,0 +1,98 @@
+"""The adapter's configuration as frozen dataclasses.
+
+``adapter.__main__`` builds these from flags; below it nobody reads ``argv`` or the environment.
+``validate()`` returns every problem at once, as the Kubernetes ``Options.Validate`` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_SERVICE_NAME = "inference-metrics-adapter"
+DEFAULT_SERVICE_NAMESPACE = "metrics"
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """Serving and client-verification material."""
+
+    cert_dir: Path = Path("apiserver.local.config/certificates")
+    """Where generated certificates live when no cert/key files are given (Kubernetes' default)."""
+    cert_file: Path | None = None
+    """PEM serving certificate (chain); re-read when it changes on disk."""
+    key_file: Path | None = None
+    """PEM private key of ``cert_file``."""
+    client_ca_file: Path | None = None
+    """CA for x509 client certificates; by default the CA generated in ``cert_dir``."""
+    service_name: str = DEFAULT_SERVICE_NAME
+    """Service name for the generated certificate's ``<service>.<namespace>.svc`` SAN."""
+    service_namespace: str = DEFAULT_SERVICE_NAMESPACE
+    """Namespace for that SAN."""
+    reload_interval_seconds: float = 1.0
+    """How often the certificate files are checked for changes."""
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """How long pushed data counts."""
+
+    window_seconds: float = 30.0
+    """Latency quantiles and request rates cover the reports received within this window."""
+    max_age_seconds: float = 10.0
+    """A pod whose last applied report is older than this is not served."""
+    slice_seconds: float = 1.0
+    """Width of one time slice of the window."""
+
+    @property
+    def forget_after_seconds(self) -> float:
+        """Silent pods are dropped from memory after this long (both horizons, doubled)."""
+        return 2 * max(self.window_seconds, self.max_age_seconds)
+
+
+@dataclass(frozen=True)
+class PushConfig:
+    """Limits and credentials of the push endpoint."""
+
+    token_file: Path | None = None
+    """File holding the shared bearer token; generated in the cert dir when absent."""
+    max_body_bytes: int = 256 * 1024
+    max_labels: int = 64
+    max_bins: int = 4096
+    max_gauge_value: float = 1e15
+    clock_skew_warning_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``make_app`` and the runner need."""
+
+    bind_address: str = "0.0.0.0"  # noqa: S104 - the Kubernetes default; the demo binds 127.0.0.1
+    secure_port: int = 6443
+    log_format: str = "text"
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    push: PushConfig = field(default_factory=PushConfig)
+
+    def validate(self) -> list[str]:
+        """Every problem with this configuration, as one line each; empty when usable."""
+        problems = []
+        if not 0 <= self.secure_port <= 65535:
+            problems.append(f"--secure-port {self.secure_port} is not a port number")
+        if self.log_format not in ("text", "json"):
+            problems.append(f"--log-format must be text or json, not {self.log_format!r}")
+        if (self.tls.cert_file is None) != (self.tls.key_file is None):
+            problems.append("--tls-cert-file and --tls-private-key-file go together")
+        if self.store.window_seconds < self.store.slice_seconds:
+            problems.append(f"--window must be at least {self.store.slice_seconds:g}s")
+        if self.store.max_age_seconds <= 0:
+            problems.append("--max-age must be positive")
+        for flag, path in (
+            ("--tls-cert-file", self.tls.cert_file),
+            ("--tls-private-key-file", self.tls.key_file),
+            ("--client-ca-file", self.tls.client_ca_file),
+            ("--push-token-file", self.push.token_file),
+        ):
+            if path is not None and not path.is_file():
+                problems.append(f"{flag} {path}: no such file")
+        return problems

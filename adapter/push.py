@@ -1,0 +1,199 @@
+"""Decode and validate one ``POST /push/v1`` body into a ``Report``.
+
+Strict by design: JSON only, known fields only, Kubernetes name and label syntax, finite
+non-negative numbers, bounded sizes. Every rejection is an ``ApiError`` (400, 415 or 422) whose
+message and ``field_path`` name the offending field, raised before anything reaches the store.
+The contract is documented in docs/push-protocol.md.
+
+Pure: bytes in, ``Report`` out. Must not import aiohttp.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from adapter import errors, names, sketch
+from adapter.config import PushConfig
+from adapter.report import GAUGE_NAMES, Owner, PodRef, Report
+
+MAX_SEQ = 2**63 - 1
+MAX_BIN_COUNT = 10**12
+MAX_UID_LENGTH = 128
+_KIND = re.compile(r"[A-Z][A-Za-z0-9]{0,62}")
+_UID = re.compile(r"[A-Za-z0-9][-A-Za-z0-9_.:]*")
+_TOP_FIELDS = frozenset({"pod", "seq", "timestamp", "gauges", "latency"})
+_POD_FIELDS = frozenset({"namespace", "name", "uid", "labels", "owner"})
+_OWNER_FIELDS = frozenset({"kind", "name"})
+_LATENCY_FIELDS = frozenset({"relative_accuracy", "zero_count", "bins"})
+
+
+def check_content_type(content_type: str) -> None:
+    """Refuse anything but JSON (415)."""
+    if content_type != "application/json":
+        raise errors.unsupported_media_type(content_type)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+def _object(value: Any, path: str, allowed: frozenset[str] | None = None) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise errors.invalid_field(f"{path} must be a JSON object", path)
+    if allowed is not None:
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            where = f"{path}.{unknown[0]}" if path else unknown[0]
+            raise errors.invalid_field(f"unknown field {where}", where)
+    return value
+
+
+def _string(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise errors.invalid_field(f"{path} must be a string", path)
+    return value
+
+
+def _integer(value: Any, path: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise errors.invalid_field(f"{path} must be an integer", path)
+    if not low <= value <= high:
+        raise errors.invalid_field(f"{path} must be between {low} and {high}, not {value}", path)
+    return value
+
+
+def _syntax(problem: str | None, path: str, value: str) -> str:
+    if problem is not None:
+        raise errors.invalid_field(f"{path} {value[:80]!r}: {problem}", path)
+    return value
+
+
+def _labels(value: Any, limits: PushConfig) -> dict[str, str]:
+    labels = _object(value, "pod.labels")
+    if len(labels) > limits.max_labels:
+        raise errors.invalid_field(
+            f"pod.labels has {len(labels)} labels, more than the limit of {limits.max_labels}",
+            "pod.labels",
+        )
+    for key, label_value in labels.items():
+        path = f"pod.labels[{key[:80]!r}]"
+        _syntax(names.label_key_error(key), path, key)
+        _syntax(names.label_value_error(_string(label_value, path)), path, label_value)
+    return dict(labels)
+
+
+def _owner(value: Any) -> Owner:
+    owner = _object(value, "pod.owner", _OWNER_FIELDS)
+    kind = _string(owner.get("kind"), "pod.owner.kind")
+    if not _KIND.fullmatch(kind):
+        raise errors.invalid_field(
+            f"pod.owner.kind {kind[:80]!r} is not a Kubernetes kind", "pod.owner.kind"
+        )
+    name = _string(owner.get("name"), "pod.owner.name")
+    return Owner(kind, _syntax(names.dns1123_subdomain_error(name), "pod.owner.name", name))
+
+
+def _uid(value: Any) -> str:
+    uid = _string(value, "pod.uid")
+    if len(uid) > MAX_UID_LENGTH or not _UID.fullmatch(uid):
+        raise errors.invalid_field(
+            f"pod.uid must be 1 to {MAX_UID_LENGTH} letters, digits, '-', '_', '.' or ':'",
+            "pod.uid",
+        )
+    return uid
+
+
+def _timestamp(value: Any) -> float:
+    text = _string(value, "timestamp")
+    try:
+        parsed = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None or "T" not in text.upper():
+        raise errors.invalid_field(
+            f"timestamp {text[:80]!r} is not an RFC 3339 time with a zone", "timestamp"
+        )
+    return parsed.timestamp()
+
+
+def _gauges(value: Any, limits: PushConfig) -> dict[str, float]:
+    gauges = _object(value, "gauges", frozenset(GAUGE_NAMES))
+    checked = {}
+    for name, number in gauges.items():
+        path = f"gauges.{name}"
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise errors.invalid_field(f"{path} must be a number", path)
+        if not math.isfinite(number) or not 0 <= number <= limits.max_gauge_value:
+            raise errors.invalid_field(
+                f"{path} must be finite, at least 0 and at most {limits.max_gauge_value:g}", path
+            )
+        checked[name] = float(number)
+    return checked
+
+
+def _latency(value: Any, limits: PushConfig) -> tuple[dict[int, int], int]:
+    latency = _object(value, "latency", _LATENCY_FIELDS)
+    accuracy = latency.get("relative_accuracy")
+    if (
+        isinstance(accuracy, bool)
+        or not isinstance(accuracy, int | float)
+        or not math.isclose(accuracy, sketch.RELATIVE_ACCURACY, rel_tol=1e-9)
+    ):
+        raise errors.invalid_field(
+            f"latency.relative_accuracy must be {sketch.RELATIVE_ACCURACY}",
+            "latency.relative_accuracy",
+        )
+    zero_count = _integer(latency.get("zero_count", 0), "latency.zero_count", 0, MAX_BIN_COUNT)
+    raw_bins = _object(latency.get("bins", {}), "latency.bins")
+    if len(raw_bins) > limits.max_bins:
+        raise errors.invalid_field(
+            f"latency.bins has {len(raw_bins)} bins, more than the limit of {limits.max_bins}",
+            "latency.bins",
+        )
+    bins = {}
+    for key, count in raw_bins.items():
+        path = f"latency.bins[{key[:20]!r}]"
+        try:
+            index = int(key)
+        except ValueError:
+            index = None
+        if index is None or str(index) != key:
+            raise errors.invalid_field(f"{path}: a bin key must be a decimal integer", path)
+        _integer(index, path, sketch.MIN_INDEX, sketch.MAX_INDEX)
+        bins[index] = _integer(count, path, 1, MAX_BIN_COUNT)
+    return bins, zero_count
+
+
+def decode_report(body: bytes, limits: PushConfig) -> Report:
+    """Parse and validate one push body. Raises ``ApiError`` naming the first bad field."""
+    try:
+        document = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:
+        raise errors.bad_request(f"the body is not valid JSON: {str(error)[:120]}") from error
+    top = _object(document, "", _TOP_FIELDS)
+    if "pod" not in top:
+        raise errors.invalid_field("pod is required", "pod")
+    pod = _object(top["pod"], "pod", _POD_FIELDS)
+    namespace = _string(pod.get("namespace"), "pod.namespace")
+    _syntax(names.dns1123_label_error(namespace), "pod.namespace", namespace)
+    name = _string(pod.get("name"), "pod.name")
+    _syntax(names.dns1123_subdomain_error(name), "pod.name", name)
+    if "seq" not in top:
+        raise errors.invalid_field("seq is required", "seq")
+    bins, zero_count = _latency(top["latency"], limits) if "latency" in top else ({}, 0)
+    return Report(
+        pod=PodRef(namespace, name),
+        uid=_uid(pod["uid"]) if "uid" in pod else "",
+        seq=_integer(top["seq"], "seq", 1, MAX_SEQ),
+        labels=_labels(pod["labels"], limits) if "labels" in pod else {},
+        owner=_owner(pod["owner"]) if "owner" in pod else None,
+        pod_timestamp=_timestamp(top["timestamp"]) if "timestamp" in top else None,
+        gauges=_gauges(top["gauges"], limits) if "gauges" in top else {},
+        latency_bins=bins,
+        latency_zero_count=zero_count,
+    )

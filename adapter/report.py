@@ -1,0 +1,56 @@
+"""One pod's push report, decoded and validated: the value that crosses from ``push`` to ``store``.
+
+Pure data. ``adapter.push`` builds it from the wire; ``adapter.store`` applies it;
+``adapter.client`` encodes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+QUEUE_DEPTH = "inference_queue_depth"
+CONCURRENCY = "inference_concurrency"
+GAUGE_NAMES = (QUEUE_DEPTH, CONCURRENCY)
+"""The gauges a report may carry."""
+
+
+@dataclass(frozen=True)
+class PodRef:
+    """A pod by namespace and name: the key under which the store keeps its data."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The workload that owns the pod (its Deployment, as the push contract names it)."""
+
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Report:
+    """A validated report: gauges now, latencies of the requests completed since the last one."""
+
+    pod: PodRef
+    uid: str
+    seq: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+    owner: Owner | None = None
+    pod_timestamp: float | None = None
+    """The pod's own clock (Unix seconds), for skew reporting only; freshness uses the adapter's."""
+    gauges: Mapping[str, float] = field(default_factory=dict)
+    latency_bins: Mapping[int, int] = field(default_factory=dict)
+    """DDSketch bins (index -> count) at the contract's relative accuracy."""
+    latency_zero_count: int = 0
+
+    @property
+    def completed_requests(self) -> int:
+        """Requests whose latency this report carries."""
+        return self.latency_zero_count + sum(self.latency_bins.values())

@@ -1,0 +1,321 @@
+"""``StoreProvider``: the metric catalog computed from pushed data in ``adapter.store``.
+
+Pods are described by their own records; a ``deployments.apps`` object by the pods whose pushed
+owner is that Deployment; a namespace by all its pods. Aggregates sum gauges and rates and merge
+latency sketches. Pods silent for longer than the max age are left out; an answer with nothing
+left is a 404 that says how many objects matched and how many had fresh data.
+
+Series labels (what ``metricLabelSelector`` and external ``labelSelector`` pick from) are
+``{"deployment": <owner>}`` for pods owned by a Deployment and ``{}`` otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from adapter import catalog, errors, resources, selectors, sketch
+from adapter.provider import CustomMetricInfo, ExternalMetricValue, MetricValue, ObjectReference
+from adapter.report import PodRef
+from adapter.store import PodRecord, Store
+
+SERVED_RESOURCES = (resources.PODS, resources.DEPLOYMENTS, resources.NAMESPACES)
+SERIES_LABEL = "deployment"
+
+
+def seconds_text(seconds: float) -> str:
+    """A duration for a message: ``12.3s``."""
+    return f"{seconds:.3g}s"
+
+
+def series_labels(record: PodRecord) -> dict[str, str]:
+    """The labels of the metric series a pod contributes to."""
+    if record.owner is not None and record.owner.kind == "Deployment":
+        return {SERIES_LABEL: record.owner.name}
+    return {}
+
+
+@dataclass(frozen=True)
+class _Aggregate:
+    value: float
+    timestamp: float
+
+
+class StoreProvider:
+    """Custom and external metrics provider over a ``Store``."""
+
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+        config = store.config
+        self._window = round(config.window_seconds)
+        self._max_age_text = seconds_text(config.max_age_seconds)
+        self._metrics = [
+            CustomMetricInfo(r.group_resource, r.namespaced, m)
+            for r in SERVED_RESOURCES
+            for m in catalog.NAMES
+        ]
+
+    # -- the seam --------------------------------------------------------------------------
+
+    def list_all_metrics(self) -> Sequence[CustomMetricInfo]:
+        return self._metrics
+
+    def list_all_external_metrics(self) -> Sequence[str]:
+        return catalog.NAMES
+
+    async def get_metric_by_name(
+        self,
+        info: CustomMetricInfo,
+        namespace: str | None,
+        name: str,
+        metric_selector: selectors.Selector,
+    ) -> MetricValue:
+        metric = self._metric(info)
+        now = self.clock()
+        if info.group_resource == resources.PODS.group_resource:
+            assert namespace is not None
+            record = self.store.get(PodRef(namespace, name))
+            if record is None:
+                raise errors.not_found(f"pod {namespace}/{name} has never pushed metrics")
+            if not self.store.is_fresh(record, now):
+                raise errors.not_found(
+                    f"pod {namespace}/{name} last pushed {seconds_text(now - record.last_seen)}"
+                    f" ago, more than the max age of {self._max_age_text}"
+                )
+            values = self._per_pod(metric, [record], metric_selector, now)
+            if not values:
+                raise errors.not_found(self._no_series_message(metric, f"pod {namespace}/{name}"))
+            return values[0]
+        if info.group_resource == resources.DEPLOYMENTS.group_resource:
+            assert namespace is not None
+            members = [
+                r
+                for r in self.store.pods(namespace)
+                if r.owner is not None and r.owner.kind == "Deployment" and r.owner.name == name
+            ]
+            what = f"deployment {namespace}/{name}"
+            reference = ObjectReference("Deployment", "apps/v1", name, namespace)
+        else:
+            # namespaces: by name (root-scoped) or the namespace form, where name == namespace
+            members = list(self.store.pods(name))
+            what = f"namespace {name}"
+            reference = ObjectReference("Namespace", "v1", name)
+        return self._object_value(metric, members, what, reference, metric_selector, now)
+
+    async def get_metric_by_selector(
+        self,
+        info: CustomMetricInfo,
+        namespace: str | None,
+        selector: selectors.Selector,
+        metric_selector: selectors.Selector,
+    ) -> list[MetricValue]:
+        metric = self._metric(info)
+        now = self.clock()
+        if info.group_resource == resources.PODS.group_resource:
+            tracked = list(self.store.pods(namespace))
+            matched = [r for r in tracked if selector.matches(r.labels)]
+            fresh = [r for r in matched if self.store.is_fresh(r, now)]
+            values = self._per_pod(metric, fresh, metric_selector, now)
+            if values:
+                return values
+            raise errors.not_found(
+                f"selector {str(selector) or '(everything)'!r} matched {len(matched)} of"
+                f" {len(tracked)} pods tracked in namespace {namespace}; {len(fresh)} pushed"
+                f" within the max age of {self._max_age_text}"
+                + ("" if not fresh else f", {self._no_series_message(metric, 'none of them')}")
+            )
+        # Deployments and namespaces carry no labels the adapter knows of in standalone mode,
+        # so a selector picks all of them or none.
+        groups = self._groups(info.group_resource, namespace) if selector.matches({}) else {}
+        values = []
+        for reference, members in groups.items():
+            aggregate = self._aggregate(metric, self._fresh(members, metric_selector, now), now)
+            if aggregate is not None:
+                values.append(self._custom_value(metric, reference, aggregate, metric_selector))
+        if not values:
+            raise errors.not_found(
+                f"selector {str(selector) or '(everything)'!r} matched {len(groups)}"
+                f" {info.group_resource} with pods that pushed {metric.name} within the max age"
+                f" of {self._max_age_text}; none had data"
+            )
+        return values
+
+    async def get_external_metric(
+        self, namespace: str, metric: str, metric_selector: selectors.Selector
+    ) -> list[ExternalMetricValue]:
+        entry = catalog.BY_NAME.get(metric)
+        if entry is None:
+            raise errors.not_found(
+                f"the server could not find the external metric {metric};"
+                f" the external metrics are {', '.join(catalog.NAMES)}"
+            )
+        now = self.clock()
+        series: dict[str, list[PodRecord]] = {}
+        for record in self.store.pods(namespace):
+            labels = series_labels(record)
+            if labels and metric_selector.matches(labels):
+                series.setdefault(labels[SERIES_LABEL], []).append(record)
+        values = []
+        for deployment, members in sorted(series.items()):
+            aggregate = self._aggregate(entry, self._fresh(members, selectors.EVERYTHING, now), now)
+            if aggregate is not None:
+                values.append(
+                    ExternalMetricValue(
+                        metric,
+                        aggregate.value,
+                        aggregate.timestamp,
+                        {SERIES_LABEL: deployment},
+                        self._window if entry.windowed else None,
+                    )
+                )
+        if not values:
+            raise errors.not_found(
+                f"external metric {metric} in namespace {namespace}: selector"
+                f" {str(metric_selector) or '(everything)'!r} matched {len(series)} series;"
+                f" none had pods that pushed within the max age of {self._max_age_text}"
+            )
+        return values
+
+    # -- computing values ------------------------------------------------------------------
+
+    def _metric(self, info: CustomMetricInfo) -> catalog.Metric:
+        served = {r.group_resource for r in SERVED_RESOURCES}
+        if info.group_resource == resources.SERVICES.group_resource:
+            raise errors.not_found(
+                f"the server could not find the metric {info.metric} for services: services"
+                " need the cluster view (in-cluster mode) to know their pods; standalone, use"
+                " pods, deployments.apps or namespaces"
+            )
+        if info.group_resource not in served:
+            raise errors.not_found(
+                f"the server could not find the metric {info.metric} for {info.group_resource};"
+                f" metrics are served for {', '.join(sorted(served))}"
+            )
+        metric = catalog.BY_NAME.get(info.metric)
+        if metric is None:
+            raise errors.not_found(
+                f"the server could not find the metric {info.metric} for {info.group_resource};"
+                f" the metrics for {info.group_resource} are {', '.join(catalog.NAMES)}"
+            )
+        return metric
+
+    def _no_series_message(self, metric: catalog.Metric, who: str) -> str:
+        return f"{who} reported no {metric.name} series matching the metric label selector"
+
+    def _fresh(
+        self, records: Sequence[PodRecord], metric_selector: selectors.Selector, now: float
+    ) -> list[PodRecord]:
+        fresh = []
+        for record in records:
+            if self.store.is_fresh(record, now) and metric_selector.matches(series_labels(record)):
+                self.store.refresh_window(record, now)
+                fresh.append(record)
+        return fresh
+
+    def _groups(
+        self, group_resource: str, namespace: str | None
+    ) -> dict[ObjectReference, list[PodRecord]]:
+        groups: dict[ObjectReference, list[PodRecord]] = {}
+        if group_resource == resources.NAMESPACES.group_resource:
+            for name in self.store.namespaces():
+                groups[ObjectReference("Namespace", "v1", name)] = list(self.store.pods(name))
+            return groups
+        for record in self.store.pods(namespace):
+            if record.owner is not None and record.owner.kind == "Deployment":
+                reference = ObjectReference(
+                    "Deployment", "apps/v1", record.owner.name, record.pod.namespace
+                )
+                groups.setdefault(reference, []).append(record)
+        return groups
+
+    def _rate(self, record: PodRecord, now: float) -> float:
+        config = self.store.config
+        span = record.covered_seconds(now, config.window_seconds, config.slice_seconds)
+        return record.completed_requests() / span
+
+    def _aggregate(
+        self, metric: catalog.Metric, records: Sequence[PodRecord], now: float
+    ) -> _Aggregate | None:
+        """The object-level value over ``records`` (already fresh), or None without data."""
+        if metric.kind is catalog.Kind.GAUGE:
+            records = [r for r in records if metric.name in r.gauges]
+            value = sum(r.gauges[metric.name] for r in records)
+        elif metric.kind is catalog.Kind.RATE:
+            value = sum(self._rate(r, now) for r in records)
+        else:
+            merged = sketch.LatencySketch.merge_all(r.latency() for r in records)
+            value = merged.quantile(metric.quantile)
+        if not records:
+            return None
+        return _Aggregate(value, max(r.last_seen for r in records))
+
+    def _object_value(
+        self,
+        metric: catalog.Metric,
+        members: Sequence[PodRecord],
+        what: str,
+        reference: ObjectReference,
+        metric_selector: selectors.Selector,
+        now: float,
+    ) -> MetricValue:
+        aggregate = self._aggregate(metric, self._fresh(members, metric_selector, now), now)
+        if aggregate is None:
+            raise errors.not_found(
+                f"{what} has {len(members)} pods tracked, none with {metric.name} pushed within"
+                f" the max age of {self._max_age_text}"
+                + ("" if metric_selector.is_empty() else f" matching {str(metric_selector)!r}")
+            )
+        return self._custom_value(metric, reference, aggregate, metric_selector)
+
+    def _custom_value(
+        self,
+        metric: catalog.Metric,
+        reference: ObjectReference,
+        aggregate: _Aggregate,
+        metric_selector: selectors.Selector,
+    ) -> MetricValue:
+        return MetricValue(
+            reference,
+            metric.name,
+            aggregate.value,
+            aggregate.timestamp,
+            self._window if metric.windowed else None,
+            metric_selector,
+        )
+
+    def _per_pod(
+        self,
+        metric: catalog.Metric,
+        records: Sequence[PodRecord],
+        metric_selector: selectors.Selector,
+        now: float,
+    ) -> list[MetricValue]:
+        """One value per pod, for the pods (already fresh) that have ``metric``."""
+        records = [r for r in records if metric_selector.matches(series_labels(r))]
+        for record in records:
+            self.store.refresh_window(record, now)
+        if metric.kind is catalog.Kind.GAUGE:
+            records = [r for r in records if metric.name in r.gauges]
+            numbers: Sequence[float] = [r.gauges[metric.name] for r in records]
+        elif metric.kind is catalog.Kind.RATE:
+            numbers = [self._rate(r, now) for r in records]
+        else:
+            numbers = (
+                sketch.quantile_per_sketch([r.latency() for r in records], metric.quantile).tolist()
+                if records
+                else []
+            )
+        window = self._window if metric.windowed else None
+        return [
+            MetricValue(
+                ObjectReference("Pod", "v1", r.pod.name, r.pod.namespace),
+                metric.name,
+                float(value),
+                r.last_seen,
+                window,
+                metric_selector,
+            )
+            for r, value in zip(records, numbers, strict=True)
+        ]

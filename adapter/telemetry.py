@@ -1,0 +1,62 @@
+"""The adapter's own Prometheus metrics, in a registry passed around, never the global one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_AGE_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+class _TrackedPods(Collector):
+    """Reads the store's size at scrape time, so the push path does no gauge bookkeeping."""
+
+    def __init__(self, count: Callable[[], int]) -> None:
+        self._count = count
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "adapter_tracked_pods", "Pods the adapter holds data for", value=self._count()
+        )
+
+
+class Telemetry:
+    """Every metric the adapter exports about itself."""
+
+    def __init__(self, tracked_pods: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "adapter_requests",
+            "HTTP requests answered, by route and status code",
+            ["route", "code"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "adapter_request_duration_seconds",
+            "Time to answer an HTTP request, by route",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.pushes = Counter(
+            "adapter_pushes",
+            "Push reports received, by result (accepted, duplicate, rejected) and reason",
+            ["result", "reason"],
+            registry=self.registry,
+        )
+        self.clock_skew = Counter(
+            "adapter_push_clock_skew",
+            "Push reports whose timestamp differs from the adapter's clock by more than 5 minutes",
+            registry=self.registry,
+        )
+        self.served_data_age = Histogram(
+            "adapter_served_data_age_seconds",
+            "Age of the newest report behind each metric value served",
+            buckets=_AGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_TrackedPods(tracked_pods))

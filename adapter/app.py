@@ -351,9 +351,10 @@ def make_app(state: AdapterState) -> web.Application:
     router = app.router
     for path in sorted(OPEN_PATHS):
         router.add_get(path, health, name=path.strip("/"))
-    router.add_get("/apis", get_api_groups, name="apis")
-    router.add_get("/apis/{group}", get_api_group, name="api_group")
-    router.add_get("/apis/{group}/{version}", get_resource_list, name="resource_list")
+    # Discovery answers with or without a trailing slash: client-go asks for "/apis/".
+    router.add_get("/apis{slash:/?}", get_api_groups, name="apis")
+    router.add_get("/apis/{group}{slash:/?}", get_api_group, name="api_group")
+    router.add_get("/apis/{group}/{version}{slash:/?}", get_resource_list, name="resource_list")
     router.add_get(
         "/apis/custom.metrics.k8s.io/{version}/{tail:.+}", get_custom_metric, name="custom_metric"
     )

@@ -1,0 +1,98 @@
+"""The real application over real TLS on 127.0.0.1, with a clock the test moves by hand."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from adapter.app import AdapterState, make_app
+from adapter.client import PodIdentity, encode_report
+from adapter.config import ServerConfig, StoreConfig
+from adapter.sketch import LatencySketch
+from adapter.store import Store
+from adapter.store_provider import StoreProvider
+from adapter.transport import PushToken, ServingTls
+from tests.conftest import Pki
+
+TOKEN = "test-push-token"
+
+
+class FakeClock:
+    """Wall-clock stand-in: starts at a fixed time, moves only when told."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class RunningAdapter:
+    """One adapter application served over HTTPS, and sessions to talk to it."""
+
+    url: str
+    state: AdapterState
+    clock: FakeClock
+    reader: aiohttp.ClientSession
+    """Presents the client certificate."""
+    anonymous: aiohttp.ClientSession
+    """Trusts the CA but presents no certificate."""
+
+    async def push(
+        self,
+        identity: PodIdentity,
+        seq: int,
+        latencies: list[float] | None = None,
+        gauges: dict[str, float] | None = None,
+    ) -> aiohttp.ClientResponse:
+        sketch = LatencySketch.from_values(latencies) if latencies else LatencySketch.empty()
+        body = encode_report(identity, seq, gauges or {}, sketch, self.clock())
+        async with self.anonymous.post(
+            f"{self.url}/push/v1", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as response:
+            await response.read()
+            return response
+
+    async def get(self, path: str) -> tuple[int, dict[str, Any], str]:
+        """GET as the certificate user: status, JSON body, content type."""
+        async with self.reader.get(f"{self.url}{path}") as response:
+            return response.status, await response.json(), response.content_type
+
+
+@pytest.fixture
+async def adapter_server(pki: Pki) -> AsyncIterator[RunningAdapter]:
+    clock = FakeClock()
+    config = ServerConfig(store=StoreConfig(window_seconds=30, max_age_seconds=10))
+    store = Store(config.store)
+    state = AdapterState(
+        config=config,
+        store=store,
+        provider=StoreProvider(store, clock),
+        push_token=PushToken(TOKEN),
+        clock=clock,
+        tls=ServingTls(pki.serving_cert, pki.serving_key, pki.ca_cert),
+    )
+    runner = web.AppRunner(make_app(state), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=state.tls.context)
+    await site.start()
+    port = runner.addresses[0][1]
+    reader = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=pki.client_context()))
+    anonymous = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=pki.client_context(with_client_cert=False))
+    )
+    try:
+        yield RunningAdapter(f"https://127.0.0.1:{port}", state, clock, reader, anonymous)
+    finally:
+        await reader.close()
+        await anonymous.close()
+        await runner.cleanup()

@@ -1,0 +1,50 @@
+"""Shared fixtures: a throwaway PKI made with the adapter's own certificate code, free ports."""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from adapter import certs
+
+
+@dataclass(frozen=True)
+class Pki:
+    """A CA, a serving certificate for localhost and a client certificate, all on disk."""
+
+    directory: Path
+    ca_cert: Path
+    serving_cert: Path
+    serving_key: Path
+    client_cert: Path
+    client_key: Path
+
+    def client_context(self, with_client_cert: bool = True) -> ssl.SSLContext:
+        """What a client trusting this CA uses, presenting the client certificate if asked."""
+        context = ssl.create_default_context(cafile=str(self.ca_cert))
+        if with_client_cert:
+            context.load_cert_chain(str(self.client_cert), str(self.client_key))
+        return context
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    directory = tmp_path_factory.mktemp("pki")
+    now = datetime.datetime.now(datetime.UTC)
+    files = certs.ensure_serving_files(directory, ["localhost", "127.0.0.1"], now)
+    client_cert, client_key = certs.write_client_files(
+        directory, directory, "alice", ["metrics-readers"], now
+    )
+    return Pki(directory, files.ca_cert, files.cert, files.key, client_cert, client_key)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from adapter.app import AdapterState, make_app
+from adapter.app import AdapterState, Handler, make_app
 from adapter.client import PodIdentity, encode_report
 from adapter.config import ServerConfig, StoreConfig
 from adapter.sketch import LatencySketch
@@ -36,6 +36,30 @@ class FakeClock:
 
 
 @dataclass
+class Faults:
+    """What the network does to the next pushes: nothing, refuse them, or lose the answer."""
+
+    mode: str | None = None
+    """None, "refuse" (503 before the adapter sees the push) or "lose_answer" (the adapter
+    applies the push, then the connection drops before the client reads the answer)."""
+
+
+def fault_middleware(faults: Faults) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def inject(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path != "/push/v1" or faults.mode is None:
+            return await handler(request)
+        if faults.mode == "refuse":
+            return web.Response(status=503, headers={"Retry-After": "1"})
+        await handler(request)
+        assert request.transport is not None
+        request.transport.abort()
+        raise ConnectionResetError("the answer was lost on the way back")
+
+    return inject
+
+
+@dataclass
 class RunningAdapter:
     """One adapter application served over HTTPS, and sessions to talk to it."""
 
@@ -46,6 +70,7 @@ class RunningAdapter:
     """Presents the client certificate."""
     anonymous: aiohttp.ClientSession
     """Trusts the CA but presents no certificate."""
+    faults: Faults
 
     async def push(
         self,
@@ -81,7 +106,10 @@ async def adapter_server(pki: Pki) -> AsyncIterator[RunningAdapter]:
         clock=clock,
         tls=ServingTls(pki.serving_cert, pki.serving_key, pki.ca_cert),
     )
-    runner = web.AppRunner(make_app(state), access_log=None)
+    faults = Faults()
+    app = make_app(state)
+    app.middlewares.insert(0, fault_middleware(faults))
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=state.tls.context)
     await site.start()
@@ -91,7 +119,7 @@ async def adapter_server(pki: Pki) -> AsyncIterator[RunningAdapter]:
         connector=aiohttp.TCPConnector(ssl=pki.client_context(with_client_cert=False))
     )
     try:
-        yield RunningAdapter(f"https://127.0.0.1:{port}", state, clock, reader, anonymous)
+        yield RunningAdapter(f"https://127.0.0.1:{port}", state, clock, reader, anonymous, faults)
     finally:
         await reader.close()
         await anonymous.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -93,8 +94,9 @@ class RunningAdapter:
             return response.status, await response.json(), response.content_type
 
 
-@pytest.fixture
-async def adapter_server(pki: Pki) -> AsyncIterator[RunningAdapter]:
+@contextlib.asynccontextmanager
+async def serve_adapter(pki: Pki) -> AsyncIterator[RunningAdapter]:
+    """Serve the application on a free port until the block ends."""
     clock = FakeClock()
     config = ServerConfig(store=StoreConfig(window_seconds=30, max_age_seconds=10))
     store = Store(config.store)
@@ -124,3 +126,9 @@ async def adapter_server(pki: Pki) -> AsyncIterator[RunningAdapter]:
         await reader.close()
         await anonymous.close()
         await runner.cleanup()
+
+
+@pytest.fixture
+async def adapter_server(pki: Pki) -> AsyncIterator[RunningAdapter]:
+    async with serve_adapter(pki) as server:
+        yield server

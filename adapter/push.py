@@ -48,7 +48,8 @@ def _object(value: Any, path: str, allowed: frozenset[str] | None = None) -> Map
     if allowed is not None:
         unknown = sorted(set(value) - allowed)
         if unknown:
-            where = f"{path}.{unknown[0]}" if path else unknown[0]
+            name = unknown[0][:80]  # the sender's text: bounded, as label keys are
+            where = f"{path}.{name}" if path else name
             raise errors.invalid_field(f"unknown field {where}", where)
     return value
 
@@ -128,7 +129,8 @@ def _gauges(value: Any, limits: PushConfig) -> dict[str, float]:
         path = f"gauges.{name}"
         if isinstance(number, bool) or not isinstance(number, int | float):
             raise errors.invalid_field(f"{path} must be a number", path)
-        if not math.isfinite(number) or not 0 <= number <= limits.max_gauge_value:
+        # the range check first: math.isfinite overflows on an int beyond float range
+        if not 0 <= number <= limits.max_gauge_value or not math.isfinite(number):
             raise errors.invalid_field(
                 f"{path} must be finite, at least 0 and at most {limits.max_gauge_value:g}", path
             )
@@ -139,10 +141,9 @@ def _gauges(value: Any, limits: PushConfig) -> dict[str, float]:
 def _latency(value: Any, limits: PushConfig) -> tuple[dict[int, int], int]:
     latency = _object(value, "latency", _LATENCY_FIELDS)
     accuracy = latency.get("relative_accuracy")
-    if (
-        isinstance(accuracy, bool)
-        or not isinstance(accuracy, int | float)
-        or not math.isclose(accuracy, sketch.RELATIVE_ACCURACY, rel_tol=1e-9)
+    # only a float can be 0.01 (math.isclose overflows on an int beyond float range)
+    if not isinstance(accuracy, float) or not math.isclose(
+        accuracy, sketch.RELATIVE_ACCURACY, rel_tol=1e-9
     ):
         raise errors.invalid_field(
             f"latency.relative_accuracy must be {sketch.RELATIVE_ACCURACY}",
@@ -172,9 +173,11 @@ def _latency(value: Any, limits: PushConfig) -> tuple[dict[int, int], int]:
 def decode_report(body: bytes, limits: PushConfig) -> Report:
     """Parse and validate one push body. Raises ``ApiError`` naming the first bad field."""
     try:
-        document = json.loads(body, parse_constant=_reject_constant)
+        document = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (ValueError, RecursionError) as error:
-        raise errors.bad_request(f"the body is not valid JSON: {str(error)[:120]}") from error
+        raise errors.bad_request(f"the body is not valid UTF-8 JSON: {str(error)[:120]}") from error
+    if not isinstance(document, dict):
+        raise errors.bad_request("the body must be a JSON object")
     top = _object(document, "", _TOP_FIELDS)
     if "pod" not in top:
         raise errors.invalid_field("pod is required", "pod")

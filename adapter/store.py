@@ -98,7 +98,10 @@ class PodRecord:
         self.gauges = report.gauges
         if not report.latency_bins and not report.latency_zero_count:
             return
-        if not self._slices or self._slices[-1].index != slice_index:
+        if self._slices and self._slices[-1].index >= slice_index:
+            # Same slice, or the clock stepped back: keep slices in order so expiry stays exact.
+            slice_index = self._slices[-1].index
+        else:
             self._slices.append(_Slice(slice_index))
         current = self._slices[-1]
         _add_bins(current.bins, report.latency_bins)

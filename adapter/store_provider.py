@@ -86,7 +86,9 @@ class StoreProvider:
                 )
             values = self._per_pod(metric, [record], metric_selector, now)
             if not values:
-                raise errors.not_found(self._no_series_message(metric, f"pod {namespace}/{name}"))
+                raise errors.not_found(
+                    self._no_series_message(metric, f"pod {namespace}/{name}", metric_selector)
+                )
             return values[0]
         if info.group_resource == resources.DEPLOYMENTS.group_resource:
             assert namespace is not None
@@ -124,7 +126,11 @@ class StoreProvider:
                 f"selector {str(selector) or '(everything)'!r} matched {len(matched)} of"
                 f" {len(tracked)} pods tracked in namespace {namespace}; {len(fresh)} pushed"
                 f" within the max age of {self._max_age_text}"
-                + ("" if not fresh else f", {self._no_series_message(metric, 'none of them')}")
+                + (
+                    ""
+                    if not fresh
+                    else f", {self._no_series_message(metric, 'but they', metric_selector)}"
+                )
             )
         # Deployments and namespaces carry no labels the adapter knows of in standalone mode,
         # so a selector picks all of them or none.
@@ -135,10 +141,18 @@ class StoreProvider:
             if aggregate is not None:
                 values.append(self._custom_value(metric, reference, aggregate, metric_selector))
         if not values:
+            tracked = [r for members in groups.values() for r in members]
+            fresh = sum(1 for r in tracked if self.store.is_fresh(r, now))
             raise errors.not_found(
                 f"selector {str(selector) or '(everything)'!r} matched {len(groups)}"
-                f" {info.group_resource} with pods that pushed {metric.name} within the max age"
-                f" of {self._max_age_text}; none had data"
+                f" {info.group_resource} with {len(tracked)} pods tracked; {fresh} pushed within"
+                f" the max age of {self._max_age_text}"
+                + ("" if not fresh else f", none with {metric.name}")
+                + (
+                    ""
+                    if metric_selector.is_empty()
+                    else f" (metric label selector {str(metric_selector)!r})"
+                )
             )
         return values
 
@@ -171,10 +185,13 @@ class StoreProvider:
                     )
                 )
         if not values:
+            tracked = [r for members in series.values() for r in members]
+            fresh = sum(1 for r in tracked if self.store.is_fresh(r, now))
             raise errors.not_found(
                 f"external metric {metric} in namespace {namespace}: selector"
-                f" {str(metric_selector) or '(everything)'!r} matched {len(series)} series;"
-                f" none had pods that pushed within the max age of {self._max_age_text}"
+                f" {str(metric_selector) or '(everything)'!r} matched {len(series)} series"
+                f" of {len(tracked)} pods; {fresh} pushed within the max age of"
+                f" {self._max_age_text}" + ("" if not fresh else f", none with {metric}")
             )
         return values
 
@@ -201,8 +218,12 @@ class StoreProvider:
             )
         return metric
 
-    def _no_series_message(self, metric: catalog.Metric, who: str) -> str:
-        return f"{who} reported no {metric.name} series matching the metric label selector"
+    def _no_series_message(
+        self, metric: catalog.Metric, who: str, metric_selector: selectors.Selector
+    ) -> str:
+        if metric_selector.is_empty():
+            return f"{who} reported no {metric.name}"
+        return f"{who} reported no {metric.name} series matching {str(metric_selector)!r}"
 
     def _fresh(
         self, records: Sequence[PodRecord], metric_selector: selectors.Selector, now: float

@@ -121,10 +121,11 @@ def _check_object_name(name: str) -> str | None:
     return name
 
 
-def _scope(group_resource: str) -> bool:
-    """Whether a resource is namespaced; unknown resources are treated as namespaced."""
+def _scope(group_resource: str) -> bool | None:
+    """Whether a resource is namespaced, or None for resources the adapter does not know
+    (the provider answers those with a 404 that lists what it serves)."""
     known = resources.lookup(group_resource)
-    return known.namespaced if known else True
+    return known.namespaced if known else None
 
 
 def parse_custom_path(tail: str) -> CustomQuery:
@@ -143,7 +144,7 @@ def parse_custom_path(tail: str) -> CustomQuery:
     if len(segments) == 5 and segments[0] == "namespaces":
         namespace = _check_namespace(segments[1])
         group_resource = resources.normalize(segments[2])
-        if not _scope(group_resource):
+        if _scope(group_resource) is False:
             raise errors.bad_request(f"{group_resource} are not namespaced: use {group_resource}/")
         info = CustomMetricInfo(group_resource, True, segments[4])
         return CustomQuery(info, namespace, _check_object_name(segments[3]))
@@ -156,7 +157,7 @@ def parse_custom_path(tail: str) -> CustomQuery:
                 f"{group_resource} are namespaced: use namespaces/{{namespace}}/{group_resource}/"
                 f"{name}/{segments[2]}"
             )
-        info = CustomMetricInfo(group_resource, namespaced, segments[2])
+        info = CustomMetricInfo(group_resource, bool(namespaced), segments[2])
         return CustomQuery(info, None, name)
     raise errors.not_found(f"the server could not find the requested resource {tail!r}")
 

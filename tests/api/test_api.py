@@ -469,3 +469,19 @@ async def test_duplicate_push_is_acknowledged_and_ignored(populated: RunningAdap
     )
     assert status == 200
     assert body["items"][0]["value"] == "3"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"{CUSTOM}/v1beta2/nodes/node-1/gpu_utilization",
+        f"{CUSTOM}/v1beta2/nodes/*/inference_queue_depth",
+        f"{CUSTOM}/v1beta1/namespaces/ml/inferencepools.x-k8s.io/pool/inference_queue_depth",
+    ],
+)
+async def test_unknown_resources_are_404_naming_what_is_served(
+    populated: RunningAdapter, path: str
+) -> None:
+    status, body, _ = await populated.get(path)
+    assert status == 404
+    assert "metrics are served for deployments.apps, namespaces, pods" in body["message"]

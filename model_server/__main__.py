@@ -1,0 +1,182 @@
+"""``model-server``: a simulated inference pod; ``model-server loadgen``: its load generator.
+
+Every flag can also come from the environment (``MODEL_SERVER_<FLAG>``, e.g.
+``MODEL_SERVER_MAX_CONCURRENCY=8``), and the pod's identity from the Kubernetes downward API
+(``POD_NAME``, ``POD_NAMESPACE``, ``POD_UID``, a labels file), so the same image runs anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from adapter import durations
+from adapter.client import PodIdentity
+from model_server import identity
+from model_server.app import ModelServerConfig, serve
+from model_server.service_time import parse_distribution
+
+ENV_PREFIX = "MODEL_SERVER_"
+
+
+def _env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+def _distribution_arg(text: str) -> object:
+    try:
+        return parse_distribution(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, not {text!r}")
+    return value
+
+
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="model-server",
+        description="A simulated inference server (KServe v2) that pushes its queue depth and"
+        " latency to the inference metrics adapter. `model-server loadgen --help` for the load"
+        " generator.",
+    )
+
+    def add(flag: str, **kwargs: object) -> None:
+        env = environ.get(_env_name(flag))
+        if env is not None:
+            kwargs["default"] = env.split(",") if kwargs.get("action") == "append" else env
+        help_text = str(kwargs.pop("help", ""))
+        parser.add_argument(flag, help=f"{help_text} [env {_env_name(flag)}]", **kwargs)  # type: ignore[arg-type]
+
+    add("--host", default="0.0.0.0", help="address to listen on")  # noqa: S104
+    add("--port", type=int, default=8080, help="HTTP port")
+    add("--model-name", default="model", help="the model's name in /v2/models/{name}")
+    add("--mode", choices=("compute", "simulated"), default="simulated", help="service-time mode")
+    add(
+        "--service-time",
+        type=_distribution_arg,
+        default="lognormal:20ms,0.5",
+        help="simulated service time: constant:20ms, exponential:20ms (mean) or"
+        " lognormal:20ms,0.5 (median, sigma)",
+    )
+    add(
+        "--batch-growth",
+        type=_non_negative_float,
+        default=0.0,
+        help="a simulated batch of n costs 1 + growth*(n-1) single draws",
+    )
+    add("--max-concurrency", type=_positive_int, default=4, help="worker slots")
+    add("--max-queue", type=int, default=100, help="waiting requests beyond which 503 is answered")
+    add(
+        "--max-batch-size",
+        type=_positive_int,
+        default=1,
+        help="dynamic batching: requests per batch",
+    )
+    add(
+        "--batch-timeout-ms",
+        type=_non_negative_float,
+        default=0.0,
+        help="dynamic batching: how long a batch waits to fill",
+    )
+    add("--model-size-mb", type=_non_negative_float, default=16.0, help="weight memory to load")
+    add("--seed", type=int, default=0, help="seed of the weights and the service-time draws")
+    add("--adapter-url", action="append", default=[], help="adapter base URL (repeatable)")
+    add("--adapter-ca-file", type=Path, help="CA that signed the adapter's serving certificate")
+    add("--push-token-file", type=Path, help="bearer token for pushes")
+    add("--push-interval", type=durations.duration_arg, default="1s", help="push interval")
+    add("--pod-name", default=environ.get("POD_NAME"), help="pod name [or env POD_NAME]")
+    add(
+        "--namespace",
+        default=environ.get("POD_NAMESPACE", "default"),
+        help="pod namespace [or env POD_NAMESPACE]",
+    )
+    add("--pod-uid", default=environ.get("POD_UID", ""), help="pod uid [or env POD_UID]")
+    add("--labels", default="", help="pod labels, app=model,tier=gpu")
+    add("--labels-file", type=Path, help='downward-API labels file (key="value" lines)')
+    add("--deployment", default=None, help="the owning Deployment")
+    add(
+        "--drain-timeout",
+        type=durations.duration_arg,
+        default="30s",
+        help="on SIGTERM, exit within this long",
+    )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> ModelServerConfig:
+    """Flags (already parsed) into configuration; ValueError with a one-line message."""
+    labels = identity.parse_labels(args.labels)
+    if args.labels_file is not None:
+        labels |= identity.parse_labels_file(args.labels_file.read_text())
+    pod_name = args.pod_name or socket.gethostname()
+    identity.check_pod(args.namespace, pod_name)
+    if args.adapter_url and args.push_token_file is None:
+        raise ValueError("--adapter-url needs --push-token-file")
+    token = args.push_token_file.read_text().strip() if args.push_token_file else ""
+    return ModelServerConfig(
+        host=args.host,
+        port=args.port,
+        model_name=args.model_name,
+        mode=args.mode,
+        service_time=args.service_time,
+        batch_growth=args.batch_growth,
+        max_concurrency=args.max_concurrency,
+        max_queue=args.max_queue,
+        max_batch_size=args.max_batch_size,
+        batch_timeout_seconds=args.batch_timeout_ms / 1000,
+        model_size_mb=args.model_size_mb,
+        seed=args.seed,
+        identity=PodIdentity(args.namespace, pod_name, args.pod_uid, labels, args.deployment),
+        adapter_urls=tuple(args.adapter_url),
+        adapter_ca_file=args.adapter_ca_file,
+        push_token=token,
+        push_interval_seconds=args.push_interval,
+        drain_timeout_seconds=args.drain_timeout,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["loadgen"]:
+        from model_server import loadgen
+
+        return loadgen.main(argv[1:])
+    parser = build_parser(os.environ)
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except (ValueError, OSError) as error:
+        parser.exit(2, f"model-server: {error}\n")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", force=True
+    )
+    asyncio.run(serve(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,353 @@
+"""The model server's aiohttp application: KServe v2 endpoints, readiness, pushing, draining.
+
+``make_app(state)`` is the factory; ``serve(config)`` runs it until SIGTERM or SIGINT and then
+drains: readiness goes false, new requests get 503 with ``Retry-After``, queued and running
+requests finish, a final push is sent, and the process exits within ``drain_timeout_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from adapter.client import LatencyRecorder, PodIdentity, PushClient, Pusher
+from adapter.report import CONCURRENCY, QUEUE_DEPTH
+from model_server import protocol
+from model_server.metrics import ServerMetrics
+from model_server.model import Mlp
+from model_server.scheduler import PreciseSleeper, Scheduler, Shed
+from model_server.service_time import ServiceTime, ServiceTimeSampler
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = "1"
+FINAL_PUSH_SECONDS = 3.0
+"""Part of the drain timeout kept for the last push."""
+
+
+@dataclass(frozen=True)
+class ModelServerConfig:
+    """Everything the model server needs; built by ``model_server.__main__``."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - a pod serves on all its interfaces
+    port: int = 8080
+    model_name: str = "model"
+    mode: str = "simulated"
+    """``compute`` (real matrix work) or ``simulated`` (a sleep drawn from ``service_time``)."""
+    service_time: ServiceTime = field(default_factory=lambda: ServiceTime("lognormal", 0.02, 0.5))
+    batch_growth: float = 0.0
+    """Simulated batches of n requests take ``1 + batch_growth*(n - 1)`` times one draw."""
+    max_concurrency: int = 4
+    max_queue: int = 100
+    max_batch_size: int = 1
+    batch_timeout_seconds: float = 0.0
+    model_size_mb: float = 16.0
+    seed: int = 0
+    identity: PodIdentity = field(default_factory=lambda: PodIdentity("default", "model-server"))
+    adapter_urls: tuple[str, ...] = ()
+    adapter_ca_file: Path | None = None
+    push_token: str = ""
+    push_interval_seconds: float = 1.0
+    drain_timeout_seconds: float = 30.0
+
+
+@dataclass
+class ModelServerState:
+    """What the handlers share."""
+
+    config: ModelServerConfig
+    recorder: LatencyRecorder = field(default_factory=LatencyRecorder)
+    model: Mlp | None = None
+    scheduler: Scheduler | None = None
+    push_client: PushClient | None = None
+    draining: bool = False
+    active_requests: int = 0
+    metrics: ServerMetrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = ServerMetrics(lambda: self.scheduler, self._pushers)
+
+    def _pushers(self) -> list[Pusher]:
+        return self.push_client.pushers if self.push_client else []
+
+    @property
+    def ready(self) -> bool:
+        return self.scheduler is not None and not self.draining
+
+    def gauges(self) -> dict[str, float]:
+        """The gauges pushed to the adapter."""
+        if self.scheduler is None:
+            return {QUEUE_DEPTH: 0.0, CONCURRENCY: 0.0}
+        return {
+            QUEUE_DEPTH: float(self.scheduler.queue_depth),
+            CONCURRENCY: float(self.scheduler.concurrency),
+        }
+
+
+STATE = web.AppKey("state", ModelServerState)
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=json.dumps(body).encode(),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _error(status: int, message: str, retry: bool = False) -> web.Response:
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if retry else None
+    return _json({"error": message}, status, headers)
+
+
+def _check_model(request: web.Request) -> None:
+    name = request.match_info["name"]
+    expected = request.app[STATE].config.model_name
+    if name != expected:
+        raise web.HTTPNotFound(
+            text=json.dumps({"error": f"unknown model {name!r}; this server serves {expected!r}"}),
+            content_type="application/json",
+        )
+
+
+async def live(request: web.Request) -> web.Response:
+    return _json({"live": True})
+
+
+async def ready(request: web.Request) -> web.Response:
+    is_ready = request.app[STATE].ready
+    return _json({"ready": is_ready}, 200 if is_ready else 503)
+
+
+async def model_metadata(request: web.Request) -> web.Response:
+    _check_model(request)
+    return _json(protocol.metadata(request.match_info["name"]))
+
+
+async def model_ready(request: web.Request) -> web.Response:
+    _check_model(request)
+    is_ready = request.app[STATE].ready
+    return _json({"name": request.match_info["name"], "ready": is_ready}, 200 if is_ready else 503)
+
+
+async def infer(request: web.Request) -> web.Response:
+    """``POST /v2/models/{name}/infer``: queue, serve, answer; latency from arrival."""
+    arrived = time.perf_counter()
+    _check_model(request)
+    state = request.app[STATE]
+    requests = state.metrics.requests
+    if state.draining:
+        requests.labels("draining").inc()
+        return _error(503, "the server is shutting down", retry=True)
+    if state.scheduler is None:
+        requests.labels("not_ready").inc()
+        return _error(503, "the model is still loading", retry=True)
+    state.active_requests += 1
+    try:
+        try:
+            decoded = protocol.decode_infer(await request.read())
+        except protocol.ProtocolError as error:
+            requests.labels("bad_request").inc()
+            return _json(error.body(), error.status)
+        try:
+            output = await state.scheduler.submit(decoded.batch)
+        except Shed as shed:
+            requests.labels("shed").inc()
+            return _error(503, f"overloaded: {shed}", retry=True)
+        body = protocol.encode_infer(state.config.model_name, decoded, output)
+        response = _json(body)
+        seconds = time.perf_counter() - arrived
+        state.recorder.observe(seconds)
+        state.metrics.latency.observe(seconds)
+        requests.labels("ok").inc()
+        return response
+    finally:
+        state.active_requests -= 1
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[STATE].metrics.registry
+    return web.Response(
+        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Unknown paths and methods get a v2 ``{"error": ...}`` body; bugs are logged, answered 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.content_type == "application/json" or exc.status < 400:
+            raise
+        return _error(exc.status, f"{exc.reason}: {request.method} {request.path}")
+    except Exception:
+        logger.exception("unhandled error answering %s %s", request.method, request.path)
+        request.app[STATE].metrics.requests.labels("error").inc()
+        return _error(500, "internal error")
+
+
+def _executor(state: ModelServerState, model: Mlp) -> Any:
+    """The work a slot does: a drawn sleep (simulated) or the real network (compute)."""
+    config = state.config
+    if config.mode == "compute":
+        pool = concurrent.futures.ThreadPoolExecutor(config.max_concurrency, "model")
+
+        async def compute(rows: np.ndarray, requests: int) -> np.ndarray:
+            state.metrics.batch_size.observe(requests)
+            return await asyncio.get_running_loop().run_in_executor(pool, model.forward, rows)
+
+        return compute, pool
+    sampler = ServiceTimeSampler(
+        config.service_time, np.random.default_rng(config.seed), config.batch_growth
+    )
+    sleeper = PreciseSleeper()
+
+    async def simulate(rows: np.ndarray, requests: int) -> np.ndarray:
+        state.metrics.batch_size.observe(requests)
+        seconds = sampler.draw(requests)
+        state.metrics.service_time_drawn.inc(seconds)
+        await sleeper.sleep(seconds)
+        return model.project(rows)
+
+    return simulate, None
+
+
+async def model_context(app: web.Application) -> AsyncIterator[None]:
+    """Load the weights off the event loop (liveness answers meanwhile), then start the slots."""
+    state = app[STATE]
+    config = state.config
+
+    async def load_and_run() -> None:
+        started = time.perf_counter()
+        model = await asyncio.get_running_loop().run_in_executor(
+            None, Mlp.load, config.model_size_mb, config.seed
+        )
+        logger.info(
+            "loaded %.1f MiB of weights in %.2fs; ready",
+            model.size_bytes / 2**20,
+            time.perf_counter() - started,
+        )
+        execute, pool = _executor(state, model)
+        scheduler = Scheduler(
+            execute,
+            max_concurrency=config.max_concurrency,
+            max_queue=config.max_queue,
+            max_batch_size=config.max_batch_size,
+            batch_timeout_seconds=config.batch_timeout_seconds,
+        )
+        state.model, state.scheduler = model, scheduler
+        try:
+            await scheduler.run()
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    task = asyncio.ensure_future(load_and_run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def push_context(app: web.Application) -> AsyncIterator[None]:
+    """Push to every adapter each interval; one last push at shutdown."""
+    state = app[STATE]
+    config = state.config
+    if not config.adapter_urls:
+        yield
+        return
+    client = PushClient(
+        list(config.adapter_urls),
+        config.identity,
+        config.push_token,
+        state.recorder,
+        state.gauges,
+        ca_file=config.adapter_ca_file,
+        interval_seconds=config.push_interval_seconds,
+    )
+    async with client:
+        state.push_client = client
+        task = asyncio.ensure_future(client.run())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            try:
+                await asyncio.wait_for(client.push_now(force=True), FINAL_PUSH_SECONDS)
+            except TimeoutError:
+                logger.warning("the final push did not finish within %ss", FINAL_PUSH_SECONDS)
+
+
+def make_app(state: ModelServerState) -> web.Application:
+    app = web.Application(middlewares=[errors_as_json], client_max_size=4 * 1024 * 1024)
+    app[STATE] = state
+    app.router.add_get("/v2/health/live", live)
+    app.router.add_get("/v2/health/ready", ready)
+    app.router.add_get("/v2/models/{name}", model_metadata)
+    app.router.add_get("/v2/models/{name}/ready", model_ready)
+    app.router.add_post("/v2/models/{name}/infer", infer)
+    app.router.add_get("/metrics", metrics)
+    app.cleanup_ctx.append(model_context)
+    app.cleanup_ctx.append(push_context)
+    return app
+
+
+async def drain(state: ModelServerState, timeout_seconds: float) -> bool:
+    """Refuse new work and wait for the queued and running requests; False on timeout."""
+    state.draining = True
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        scheduler_idle = state.scheduler is None or state.scheduler.concurrency == 0
+        if scheduler_idle and state.active_requests == 0:
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def serve(config: ModelServerConfig) -> None:
+    """Serve until SIGTERM/SIGINT, then drain and push one last time."""
+    state = ModelServerState(config)
+    runner = web.AppRunner(make_app(state), handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    logger.info(
+        "serving model %r on http://%s:%d (%s mode)",
+        config.model_name,
+        config.host,
+        config.port,
+        config.mode,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    started = time.monotonic()
+    logger.info("draining: readiness is false, new requests get 503")
+    drained = await drain(state, max(0.0, config.drain_timeout_seconds - FINAL_PUSH_SECONDS))
+    if not drained:
+        logger.warning(
+            "drain timeout: %d requests were still queued or running", state.active_requests
+        )
+    await runner.cleanup()
+    logger.info("stopped after draining for %.2fs", time.monotonic() - started)

@@ -182,9 +182,9 @@ async def get_resource_list(request: web.Request) -> web.Response:
 
 
 def _observe_age(state: AdapterState, timestamps: list[float]) -> None:
-    now = state.clock()
-    for timestamp in timestamps:
-        state.telemetry.served_data_age.observe(max(0.0, now - timestamp))
+    """Record the age of the oldest data in an answer (one observation per answer)."""
+    if timestamps:
+        state.telemetry.served_data_age.observe(max(0.0, state.clock() - min(timestamps)))
 
 
 async def get_custom_metric(request: web.Request) -> web.Response:

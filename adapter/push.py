@@ -156,18 +156,56 @@ def _latency(value: Any, limits: PushConfig) -> tuple[dict[int, int], int]:
             f"latency.bins has {len(raw_bins)} bins, more than the limit of {limits.max_bins}",
             "latency.bins",
         )
-    bins = {}
-    for key, count in raw_bins.items():
-        path = f"latency.bins[{key[:20]!r}]"
-        try:
-            index = int(key)
-        except ValueError:
-            index = None
-        if index is None or str(index) != key:
-            raise errors.invalid_field(f"{path}: a bin key must be a decimal integer", path)
-        _integer(index, path, sketch.MIN_INDEX, sketch.MAX_INDEX)
-        bins[index] = _integer(count, path, 1, MAX_BIN_COUNT)
+    bins = _valid_bins(raw_bins)
+    if bins is None:
+        bins = {_bin_index(key): _bin_count(key, count) for key, count in raw_bins.items()}
     return bins, zero_count
+
+
+_BIN_KEY = re.compile(r"0|-?[1-9][0-9]{0,5}")
+"""A canonical decimal integer short enough to convert safely (the range check comes after)."""
+_BIN_KEYS = re.compile(r"(?:0|-?[1-9][0-9]{0,5})(?:,(?:0|-?[1-9][0-9]{0,5}))*")
+_CANONICAL_INTEGER = re.compile(r"0|-?[1-9][0-9]*")
+
+
+def _valid_bins(raw_bins: Mapping[str, Any]) -> dict[int, int] | None:
+    """The bins when every one is valid, else None (then the slow path names the bad one).
+
+    Pushes carry ~50 bins each, so the common case checks them in bulk rather than one
+    function call per bin: this is most of the push path's validation cost.
+    """
+    if not raw_bins:
+        return {}
+    keys = ",".join(raw_bins)  # one regex pass over all keys; a key holding "," is caught by
+    if keys.count(",") != len(raw_bins) - 1 or not _BIN_KEYS.fullmatch(keys):  # the count
+        return None
+    counts = list(raw_bins.values())
+    if set(map(type, counts)) != {int}:
+        return None
+    bins = dict(zip(map(int, raw_bins), counts, strict=True))
+    if (
+        min(bins) < sketch.MIN_INDEX
+        or max(bins) > sketch.MAX_INDEX
+        or min(counts) < 1
+        or max(counts) > MAX_BIN_COUNT
+    ):
+        return None
+    return bins
+
+
+def _bin_index(key: str) -> int:
+    path = f"latency.bins[{key[:20]!r}]"
+    if not _CANONICAL_INTEGER.fullmatch(key):
+        raise errors.invalid_field(f"{path}: a bin key must be a decimal integer", path)
+    if not _BIN_KEY.fullmatch(key):
+        raise errors.invalid_field(
+            f"{path} must be between {sketch.MIN_INDEX} and {sketch.MAX_INDEX}", path
+        )
+    return _integer(int(key), path, sketch.MIN_INDEX, sketch.MAX_INDEX)
+
+
+def _bin_count(key: str, count: Any) -> int:
+    return _integer(count, f"latency.bins[{key[:20]!r}]", 1, MAX_BIN_COUNT)
 
 
 def decode_report(body: bytes, limits: PushConfig) -> Report:

@@ -18,6 +18,7 @@ Pure and standard-library only: no I/O, no logging, no clock, no aiohttp. Values
 
 from __future__ import annotations
 
+import math
 import numbers
 import re
 from decimal import ROUND_CEILING, ROUND_UP, Context, Decimal, localcontext
@@ -99,6 +100,8 @@ def format_quantity(value: float | int | Decimal) -> str:
     Raises ``InvalidQuantity`` for NaN, infinities and magnitudes above ``MAX_MAGNITUDE``;
     ``TypeError`` for ``bool`` and non-numbers (``True`` as a metric value is a bug, not ``1``).
     """
+    if type(value) is float and math.isfinite(value) and abs(value) < _FLOAT_FAST_PATH_BOUND:
+        return _format_float(value)
     exact = _to_decimal(value)
     if not exact.is_finite():
         raise InvalidQuantity(f"cannot format {value!r} as a quantity: not a finite number")
@@ -216,6 +219,37 @@ def _exact_context(value: Decimal, extra_digits: int = 12) -> Context:
     if isinstance(exponent, int):
         width += max(0, exponent) + max(0, -9 - exponent)
     return Context(prec=max(width, 28), Emax=999_999_999_999, Emin=-999_999_999_999)
+
+
+_FLOAT_FAST_PATH_BOUND: Final = 9.2e15
+"""Below this every float is within ``MAX_MAGNITUDE`` even after rounding up to the nano."""
+
+
+def _format_float(value: float) -> str:
+    """``format_quantity`` for a finite float, in integer arithmetic (no ``Decimal``).
+
+    The metrics API formats one value per pod per query, so this is on the hot path. It reads
+    ``repr(value)`` (the shortest round-trip decimal, as the ``Decimal`` path does), rounds up to
+    the nano grid and renders the same canonical string; a property test holds the two equal.
+    """
+    text = repr(value)
+    negative = text.startswith("-")
+    mantissa_text, _, exponent_text = text.lstrip("-").partition("e")
+    whole, _, fraction = mantissa_text.partition(".")
+    digits = int(whole + fraction)
+    exponent = (int(exponent_text) if exponent_text else 0) - len(fraction)
+    # On the nano grid; finer digits round up (away from zero), as Go's parser rounds.
+    nanos = digits * 10 ** (exponent + 9) if exponent >= -9 else -(-digits // 10 ** (-9 - exponent))
+    if nanos == 0:
+        return "0"
+    exponent = -9
+    while nanos % 10 == 0:
+        nanos //= 10
+        exponent += 1
+    shift = exponent % 3
+    return (
+        ("-" if negative else "") + str(nanos * 10**shift) + _SUFFIX_BY_EXPONENT[exponent - shift]
+    )
 
 
 def _canonical(value: Decimal) -> str:

@@ -44,11 +44,6 @@ class _Slice:
     zero_count: int = 0
 
 
-def _add_bins(into: dict[int, int], bins: Mapping[int, int]) -> None:
-    for index, count in bins.items():
-        into[index] = into.get(index, 0) + count
-
-
 def _subtract_bins(from_: dict[int, int], bins: Mapping[int, int]) -> None:
     for index, count in bins.items():
         left = from_[index] - count
@@ -104,8 +99,10 @@ class PodRecord:
         else:
             self._slices.append(_Slice(slice_index))
         current = self._slices[-1]
-        _add_bins(current.bins, report.latency_bins)
-        _add_bins(self._window_bins, report.latency_bins)
+        slice_bins, window_bins = current.bins, self._window_bins
+        for index, count in report.latency_bins.items():  # one pass: the push hot path
+            slice_bins[index] = slice_bins.get(index, 0) + count
+            window_bins[index] = window_bins.get(index, 0) + count
         current.zero_count += report.latency_zero_count
         self._window_zero_count += report.latency_zero_count
         self._sketch = None
@@ -194,9 +191,14 @@ class Store:
         for pods in self._pods.values():
             yield from pods.values()
 
-    def refresh_window(self, record: PodRecord, now: float) -> None:
-        """Drop the slices of ``record`` that left the window by ``now``."""
-        record._expire(self._oldest_slice(now))
+    def refresh_window(self, record: PodRecord, now: float, slack_slices: int = 0) -> None:
+        """Drop the slices of ``record`` that left the window by ``now``.
+
+        With ``slack_slices`` the window may keep that many slices more. Queries pass 1: every
+        push already expires the pod's window, so a query within a slice of the last push then
+        has nothing to subtract, and a 1,000-pod query does no per-bin work.
+        """
+        record._expire(self._oldest_slice(now) - slack_slices)
 
     def sweep(self, now: float) -> int:
         """Forget pods silent for longer than ``forget_after_seconds``; returns how many."""

@@ -231,7 +231,6 @@ class StoreProvider:
         fresh = []
         for record in records:
             if self.store.is_fresh(record, now) and metric_selector.matches(series_labels(record)):
-                self.store.refresh_window(record, now)
                 fresh.append(record)
         return fresh
 
@@ -251,6 +250,15 @@ class StoreProvider:
                 groups.setdefault(reference, []).append(record)
         return groups
 
+    def _refresh_windows(
+        self, metric: catalog.Metric, records: Sequence[PodRecord], now: float
+    ) -> None:
+        """Bring the windows of ``records`` up to ``now`` (with one slice of slack) when
+        ``metric`` reads them; gauges do not."""
+        if metric.windowed:
+            for record in records:
+                self.store.refresh_window(record, now, slack_slices=1)
+
     def _rate(self, record: PodRecord, now: float) -> float:
         config = self.store.config
         span = record.covered_seconds(now, config.window_seconds, config.slice_seconds)
@@ -260,6 +268,7 @@ class StoreProvider:
         self, metric: catalog.Metric, records: Sequence[PodRecord], now: float
     ) -> _Aggregate | None:
         """The object-level value over ``records`` (already fresh), or None without data."""
+        self._refresh_windows(metric, records, now)
         if metric.kind is catalog.Kind.GAUGE:
             records = [r for r in records if metric.name in r.gauges]
             value = sum(r.gauges[metric.name] for r in records)
@@ -315,8 +324,7 @@ class StoreProvider:
     ) -> list[MetricValue]:
         """One value per pod, for the pods (already fresh) that have ``metric``."""
         records = [r for r in records if metric_selector.matches(series_labels(r))]
-        for record in records:
-            self.store.refresh_window(record, now)
+        self._refresh_windows(metric, records, now)
         if metric.kind is catalog.Kind.GAUGE:
             records = [r for r in records if metric.name in r.gauges]
             numbers: Sequence[float] = [r.gauges[metric.name] for r in records]

@@ -55,7 +55,7 @@ class Telemetry:
         )
         self.served_data_age = Histogram(
             "adapter_served_data_age_seconds",
-            "Age of the newest report behind each metric value served",
+            "Age of the oldest value in each metrics answer (time since its newest report)",
             buckets=_AGE_BUCKETS,
             registry=self.registry,
         )

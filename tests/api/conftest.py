@@ -66,7 +66,7 @@ class RunningAdapter:
 
     url: str
     state: AdapterState
-    clock: FakeClock
+    clock: Callable[[], float]
     reader: aiohttp.ClientSession
     """Presents the client certificate."""
     anonymous: aiohttp.ClientSession
@@ -95,10 +95,16 @@ class RunningAdapter:
 
 
 @contextlib.asynccontextmanager
-async def serve_adapter(pki: Pki) -> AsyncIterator[RunningAdapter]:
-    """Serve the application on a free port until the block ends."""
-    clock = FakeClock()
-    config = ServerConfig(store=StoreConfig(window_seconds=30, max_age_seconds=10))
+async def serve_adapter(
+    pki: Pki, port: int = 0, clock: Callable[[], float] | None = None, window_seconds: float = 30
+) -> AsyncIterator[RunningAdapter]:
+    """Serve the application on ``port`` (a free one by default) until the block ends.
+
+    The clock is a ``FakeClock`` unless one is given (``time.time`` for tests with real
+    processes pushing in real time).
+    """
+    clock = clock or FakeClock()
+    config = ServerConfig(store=StoreConfig(window_seconds=window_seconds, max_age_seconds=10))
     store = Store(config.store)
     state = AdapterState(
         config=config,
@@ -113,7 +119,7 @@ async def serve_adapter(pki: Pki) -> AsyncIterator[RunningAdapter]:
     app.middlewares.insert(0, fault_middleware(faults))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=state.tls.context)
+    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=state.tls.context)
     await site.start()
     port = runner.addresses[0][1]
     reader = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=pki.client_context()))

@@ -398,7 +398,7 @@ async def test_own_metrics_count_requests_pushes_and_pods(populated: RunningAdap
     assert 'adapter_pushes_total{reason="accepted",result="accepted"} 3.0' in text
     assert "adapter_tracked_pods 3.0" in text
     assert 'adapter_requests_total{code="200",route="custom_metric"} 1.0' in text
-    assert "adapter_served_data_age_seconds_count 3.0" in text
+    assert "adapter_served_data_age_seconds_count 1.0" in text
 
 
 # -- pushes ------------------------------------------------------------------------------------

@@ -116,12 +116,7 @@ def start_adapter(tmp_path: Path, *extra: str, cert_dir: Path | None = None) -> 
 
 
 def stop(adapter: AdapterProcess) -> None:
-    adapter.process.terminate()
-    try:
-        adapter.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        adapter.process.kill()
-        adapter.process.wait()
+    stop_process(adapter.process)
 
 
 @pytest.fixture
@@ -131,3 +126,93 @@ def adapter_process(tmp_path: Path) -> Iterator[AdapterProcess]:
         yield adapter
     finally:
         stop(adapter)
+
+
+@dataclass
+class ModelServerProcess:
+    """A running ``model-server`` and its base URL."""
+
+    process: subprocess.Popen
+    url: str
+    log_file: Path
+
+    def log(self) -> str:
+        return self.log_file.read_text()
+
+
+def wait_until_live(url: str, process: subprocess.Popen) -> None:
+    """Poll ``/v2/health/live`` until the server answers, or fail."""
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the model server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/v2/health/live", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"the model server at {url} did not come up")
+
+
+def start_model_server(tmp_path: Path, *flags: str, port: int | None = None) -> ModelServerProcess:
+    """Start ``python -m model_server`` on 127.0.0.1 and wait until it is live (not ready)."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_file = tmp_path / f"model-server-{port}.log"
+    with log_file.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "model_server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--model-size-mb",
+                "1",
+                *flags,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        wait_until_live(url, process)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return ModelServerProcess(process, url, log_file)
+
+
+def wait_until_ready(server: ModelServerProcess) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{server.url}/v2/health/ready", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"the model server at {server.url} never became ready")
+
+
+def stop_process(process: subprocess.Popen) -> int:
+    """SIGTERM, then SIGKILL if it lingers; returns the exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()
+
+
+def metric_value(url: str, name: str) -> float:
+    """One sample of a Prometheus text exposition, e.g. ``inference_requests_total{outcome="ok"}``."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise KeyError(name)

@@ -10,7 +10,7 @@ from decimal import ROUND_UP, Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from kubernetes.utils import parse_quantity as client_parse_quantity
 
@@ -455,3 +455,14 @@ def test_parse_agrees_with_the_official_client_on_nano_exact_strings(
         integer = "0"
     text = f"{sign}{integer}.{fraction}{suffix}" if fraction else f"{sign}{integer}{suffix}"
     assert quantity.parse_quantity(text) == client_parse_quantity(text)
+
+
+@settings(max_examples=2000)
+@given(
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-9.1e15, max_value=9.1e15)
+    | st.floats(min_value=1e-12, max_value=1e-6)
+    | st.sampled_from([0.0, -0.0, 1e-9, 1.5e-9, 9.999999999e-10, 0.1, 2.5e-7, 1234567.0])
+)
+def test_float_fast_path_equals_the_decimal_path(value):
+    exact = Decimal(repr(value)).quantize(Decimal("1e-9"), rounding=ROUND_UP)
+    assert quantity._format_float(value) == quantity._canonical(exact)

@@ -1,0 +1,141 @@
+"""``python -m bench``: every benchmark with its baseline, a JSON result file and a Markdown table.
+
+    python -m bench                  # full run (several minutes)
+    python -m bench --quick          # smoke run (well under a minute of measuring)
+    python -m bench --only push      # one group: push, query
+    python -m bench --profile bench/profiles   # also CPU profiles of the hot paths
+
+Each figure is the median of ``--runs`` runs that alternate ours and the baseline; every ratio is
+ours/baseline measured in the same run on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import machine, profiles, push, query
+
+
+def _number(value: Any, unit: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if unit == "requests/s":
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
+
+
+def _met(value: bool | None) -> str:
+    return {True: "yes", False: "**no**", None: "-"}[value]
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The results as a Markdown table, with the machine above it."""
+    m = result["machine"]
+    lines = [
+        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), Python {m['python']},"
+        f" aiohttp {m['aiohttp']}, numpy {m['numpy']}; load average at start"
+        f" {m['load_average_at_start']}, at end {m.get('load_average_at_end')}.",
+        f"Mode: {result['mode']}, {result['runs']} runs per figure, alternating ours/baseline.",
+        "",
+        "| figure | unit | ours (median) | ours p90 | ours CPU (median) | baseline (median)"
+        " | ratio ours/baseline | target | met |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for entry in result["results"]:
+        unit = entry["unit"]
+        lines.append(
+            f"| {entry['name']} | {unit} | {_number(entry['ours'], unit)}"
+            f" | {_number(entry.get('ours_p90'), unit)} | {_number(entry.get('ours_cpu'), unit)}"
+            f" | {_number(entry['baseline'], unit)} | {_number(entry['ratio'], 'ratio')}"
+            f" | {entry['target']} | {_met(entry['met'])} |"
+        )
+    push_entry = next((e for e in result["results"] if e["name"] == "push throughput"), None)
+    if push_entry is not None:
+        cpu = push_entry["server_cpu_us_per_request"]
+        lines += [
+            "",
+            f"Push server CPU per request: ours {cpu['ours']:.0f} us, baseline"
+            f" {cpu['baseline']:.0f} us (ratio {cpu['ratio']:.2f}); servers pinned to CPUs"
+            f" {push_entry['settings']['server_cpus']}, load to"
+            f" {push_entry['settings']['load_cpus']}.",
+        ]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--runs", type=int, help="runs per figure (default 5; quick 2)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
+    parser.add_argument("--only", choices=("push", "query"), action="append")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin servers and load")
+    parser.add_argument("--profile", type=Path, help="also write CPU profiles to this folder")
+    parser.add_argument(
+        "--push-seconds", type=float, help="measured seconds per push run (default 5; quick 1)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    runs = args.runs or (2 if args.quick else 5)
+    if not 1 <= runs <= 50:
+        raise SystemExit("--runs must be between 1 and 50")
+    groups = args.only or ["push", "query"]
+    pin = not args.no_pin
+    result: dict[str, Any] = {
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
+        "mode": "quick" if args.quick else "full",
+        "runs": runs,
+        "machine": machine.describe(),
+        "results": [],
+    }
+    began = time.monotonic()
+
+    def log(text: str) -> None:
+        print(f"[{time.monotonic() - began:6.1f}s] {text}", file=sys.stderr, flush=True)
+
+    if "push" in groups:
+        log("push throughput: our adapter process vs a bare aiohttp process")
+        settings = push.PushSettings(
+            runs=runs,
+            duration_seconds=args.push_seconds or (1.0 if args.quick else 5.0),
+            warmup_seconds=0.5 if args.quick else 1.0,
+            pin=pin,
+        )
+        result["results"].append(push.run(settings, log))
+        log("push pipeline in process: decode_report + Store.apply vs json.loads")
+        result["results"].append(push.pipeline(runs))
+    if "query" in groups:
+        log("selector query latency, 1,000 pods: in process, then over HTTPS")
+        settings = query.QuerySettings(
+            runs=runs,
+            fill_slices=5 if args.quick else 30,
+            cold_iterations=2 if args.quick else 10,
+            warm_iterations=3 if args.quick else 10,
+            http_rounds=1 if args.quick else 4,
+            http_warm=5 if args.quick else 25,
+            pin=pin,
+        )
+        result["results"] += query.run(settings, log)
+    if args.profile is not None:
+        log(f"CPU profiles into {args.profile}")
+        result["profiles"] = profiles.run(args.profile)
+    result["machine"]["load_average_at_end"] = machine.load_average()
+    result["seconds"] = round(time.monotonic() - began, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(markdown(result))
+    print(f"\nwrote {args.out} in {result['seconds']}s")
+
+
+if __name__ == "__main__":
+    main()

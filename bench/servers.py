@@ -1,0 +1,157 @@
+"""Server processes for the benchmarks: our adapter and the baseline, on 127.0.0.1.
+
+``start_adapter`` runs ``python -m adapter serve`` exactly as an operator would (certificates and
+push token generated in the cert dir on first start); ``start_baseline`` runs
+``python -m bench.baseline`` over the same certificate. Both wait for ``/healthz``, bounded in
+time. ``pin`` sets the CPU affinity of every thread of a process; ``cpu_seconds`` reads its user
+plus system CPU time from /proc.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from adapter import certs
+
+STARTUP_TIMEOUT_SECONDS = 60.0
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def prepare_certs(cert_dir: Path, client_name: str = "bench") -> tuple[Path, Path]:
+    """CA, serving certificate (as the adapter makes them) and a client certificate."""
+    now = datetime.datetime.now(datetime.UTC)
+    hostnames = certs.serving_hostnames(
+        "inference-metrics-adapter", "metrics"
+    )  # the adapter's defaults, so it reuses these files
+    certs.ensure_serving_files(cert_dir, hostnames, now)
+    return certs.write_client_files(cert_dir, cert_dir, client_name, [], now)
+
+
+def client_context(cert_dir: Path, client_cert: tuple[Path, Path] | None = None) -> ssl.SSLContext:
+    """TLS trusting the CA in ``cert_dir``, presenting ``client_cert`` if given."""
+    context = ssl.create_default_context(cafile=str(cert_dir / certs.CA_CERT_FILE))
+    if client_cert is not None:
+        context.load_cert_chain(str(client_cert[0]), str(client_cert[1]))
+    return context
+
+
+@dataclass
+class Server:
+    """A running server process."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    log: IO[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 10 s; this process only."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.log.close()
+
+
+def _wait_healthy(server: Server, context: ssl.SSLContext) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {server.process.returncode}")
+        try:
+            with urllib.request.urlopen(  # only https://127.0.0.1
+                f"{server.url}/healthz", context=context, timeout=2
+            ) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"{server.name} did not answer /healthz within {STARTUP_TIMEOUT_SECONDS}s")
+
+
+def _start(name: str, argv: list[str], port: int, cert_dir: Path, log_file: Path) -> Server:
+    log = log_file.open("wb")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+    )
+    server = Server(name, process, f"https://127.0.0.1:{port}", log)
+    _wait_healthy(server, client_context(cert_dir))
+    return server
+
+
+def start_adapter(cert_dir: Path, log_file: Path, extra: list[str] | None = None) -> Server:
+    """``python -m adapter serve`` on a free port of 127.0.0.1 with ``cert_dir``."""
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "adapter",
+        "serve",
+        "--bind-address",
+        "127.0.0.1",
+        "--secure-port",
+        str(port),
+        "--cert-dir",
+        str(cert_dir),
+        *(extra or []),
+    ]
+    return _start("adapter", argv, port, cert_dir, log_file)
+
+
+def start_baseline(cert_dir: Path, log_file: Path, body_file: Path | None = None) -> Server:
+    """``python -m bench.baseline`` on a free port, same certificate as the adapter."""
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.baseline",
+        "--port",
+        str(port),
+        "--cert-dir",
+        str(cert_dir),
+    ]
+    if body_file is not None:
+        argv += ["--body-file", str(body_file)]
+    return _start("baseline", argv, port, cert_dir, log_file)
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Set the affinity of every thread of ``pid`` (threads made later inherit it)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.sched_setaffinity(int(tid), cpus)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` (all threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / _CLOCK_TICKS

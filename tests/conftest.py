@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from adapter import certs
+from localcluster.ports import free_port
+
+__all__ = ["Pki", "free_port"]
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,3 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         directory, directory, "alice", ["metrics-readers"], now
     )
     return Pki(directory, files.ca_cert, files.cert, files.key, client_cert, client_key)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

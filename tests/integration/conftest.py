@@ -209,7 +209,7 @@ def stop_process(process: subprocess.Popen) -> int:
 
 
 def metric_value(url: str, name: str) -> float:
-    """One sample of a Prometheus text exposition, e.g. ``inference_requests_total{outcome="ok"}``."""
+    """One sample of a Prometheus exposition, e.g. ``inference_requests_total{outcome="ok"}``."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
         text = response.read().decode()
     for line in text.splitlines():

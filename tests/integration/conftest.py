@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 import subprocess
@@ -216,3 +217,25 @@ def metric_value(url: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.rsplit(" ", 1)[1])
     raise KeyError(name)
+
+
+def run_loadgen_json(*flags: str, timeout: float = 180) -> dict:
+    """Run ``model-server loadgen --json`` to completion and return its report."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "model_server",
+            "loadgen",
+            "--json",
+            "--report-interval",
+            "0",
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)

@@ -146,6 +146,21 @@ def _add_certs(subparsers: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_demo(subparsers: argparse._SubParsersAction) -> None:
+    demo = subparsers.add_parser(
+        "demo",
+        help="the closed loop on this machine: adapter, model pods, HPA emulation, load",
+    )
+    demo.add_argument(
+        "--out", type=_path, default=Path("demo-out"), help="where the timeline and plot go"
+    )
+    demo.add_argument(
+        "--compare",
+        action="store_true",
+        help="run the same load under CPU, queue-depth and p99 HPAs and compare them",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inference-adapter",
@@ -154,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_serve(subparsers)
     _add_certs(subparsers)
+    _add_demo(subparsers)
     return parser
 
 
@@ -266,6 +282,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         configure_logging("text")
         issue_client(args)
         return
+    if args.command == "demo":
+        from localcluster import demo
+
+        configure_logging("text")
+        raise SystemExit(demo.main(args.out, args.compare))
     config = server_config(args)
     problems = config.validate()
     if problems:

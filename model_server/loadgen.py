@@ -141,6 +141,8 @@ class LoadConfig:
     input_size: int | None = None
     """If set, skip the metadata request and send one FP32 input ``input`` of shape
     ``[1, input_size]`` (for servers whose metadata cannot be fetched)."""
+    slo_seconds: float | None = None
+    """A latency objective: the report then counts the ok requests slower than it."""
 
 
 # --- wire format (pure) -----------------------------------------------------------------------
@@ -344,6 +346,15 @@ class LoadReport:
     max_outstanding: int
     targets: tuple[TargetCount, ...]
     seed: int
+    over_slo: int | None = None
+    """Ok requests slower than ``--slo`` (None without one)."""
+
+    @property
+    def slo_violation_share(self) -> float | None:
+        """Share of all requests that missed the objective: too slow, or not served at all."""
+        if self.over_slo is None or self.sent == 0:
+            return None
+        return (self.over_slo + self.sent - self.ok) / self.sent
 
     @property
     def achieved_rps(self) -> float:
@@ -378,6 +389,8 @@ class LoadReport:
                 "max": self.lateness.max,
             },
             "behind_schedule": self.lateness.behind,
+            "over_slo": self.over_slo,
+            "slo_violation_share": self.slo_violation_share,
             "max_outstanding": self.max_outstanding,
             "targets": [{"url": t.url, "sent": t.sent, "ok": t.ok} for t in self.targets],
             "seed": self.seed,
@@ -594,6 +607,9 @@ class _Run:
                 )
             ),
             seed=self._config.seed,
+            over_slo=None
+            if self._config.slo_seconds is None
+            else sum(1 for seconds in self.latencies if seconds > self._config.slo_seconds),
         )
 
     async def report_live(self, out: TextIO) -> None:
@@ -778,6 +794,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="per request, and the most the end of the run waits for outstanding ones (default 5s)",
     )
     parser.add_argument(
+        "--slo",
+        type=_positive_duration,
+        default=None,
+        help="a latency objective: the report counts requests slower than it, or not served",
+    )
+    parser.add_argument(
         "--report-interval",
         type=durations.duration_arg,
         default=1.0,
@@ -824,6 +846,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         timeout_seconds=args.timeout,
         report_interval_seconds=args.report_interval,
         input_size=args.input_size,
+        slo_seconds=args.slo,
     )
 
 

@@ -318,3 +318,10 @@ def test_help_documents_the_profile_grammar(capsys: pytest.CaptureFixture[str]) 
     assert "usage: model-server loadgen" in out
     assert "step:AT,RATE2" in out
     assert "csv:PATH" in out
+
+
+def test_slo_violations_count_slow_and_unserved_requests() -> None:
+    assert report().slo_violation_share is None
+    with_slo = report(over_slo=5)  # 100 sent, 97 ok: 5 slow + 3 not served
+    assert with_slo.slo_violation_share == pytest.approx(0.08)
+    assert with_slo.to_json()["over_slo"] == 5

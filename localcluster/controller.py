@@ -74,13 +74,13 @@ class HpaController:
         autoscaler: hpa.HorizontalPodAutoscaler,
         deployment: Deployment,
         client: MetricsClient,
-        config: hpa.ControllerConfig = hpa.ControllerConfig(),
+        config: hpa.ControllerConfig | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.autoscaler = autoscaler
         self.deployment = deployment
         self.client = client
-        self.config = config
+        self.config = config or hpa.ControllerConfig()
         self.clock = clock
         self.state = hpa.HpaState()
         self.metric_specs = hpa.set_defaults_horizontal_pod_autoscaler(autoscaler.spec).metrics
@@ -132,9 +132,7 @@ class HpaController:
             events=result.events,
         )
 
-    async def run(
-        self, on_sync: Callable[[SyncRecord], None] = lambda record: None
-    ) -> None:
+    async def run(self, on_sync: Callable[[SyncRecord], None] = lambda record: None) -> None:
         """Sync every ``config.sync_period_seconds`` until cancelled."""
         while True:
             started = time.monotonic()

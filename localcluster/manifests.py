@@ -33,7 +33,7 @@ def _field(document: Any, path: str, kind: type | tuple[type, ...], required: bo
                 raise ManifestError(f"{path} is required")
             return None
         node = node[key]
-    if not isinstance(node, kind) or isinstance(node, bool) and bool not in _tuple(kind):
+    if not isinstance(node, kind) or (isinstance(node, bool) and bool not in _tuple(kind)):
         raise ManifestError(f"{path} has the wrong type ({type(node).__name__})")
     return node
 
@@ -136,7 +136,8 @@ def parse_hpa(document: Any) -> hpa.HorizontalPodAutoscaler:
             max_replicas=_field(spec, "maxReplicas", int),
             min_replicas=_field(spec, "minReplicas", int, required=False),
             metrics=tuple(
-                _metric(m, i) for i, m in enumerate(_field(spec, "metrics", list, required=False) or [])
+                _metric(m, i)
+                for i, m in enumerate(_field(spec, "metrics", list, required=False) or [])
             ),
             behavior=parsed_behavior,
         ),

@@ -5,8 +5,8 @@ Once per sync the client discovers the custom metrics API's preferred version fr
 URLs, selectors and ``metricLabelSelector`` the controller sends (reference section 3.3 and 11):
 
 - Pods: ``/apis/custom.metrics.k8s.io/{v}/namespaces/{ns}/pods/*/{metric}?labelSelector=...``
-- Object: ``.../namespaces/{ns}/{resource}/{name}/{metric}``, or ``.../namespaces/{ns}/metrics/{metric}``
-  for a Namespace
+- Object: ``.../namespaces/{ns}/{resource}/{name}/{metric}``, or
+  ``.../namespaces/{ns}/metrics/{metric}`` for a Namespace
 - External: ``/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/{metric}?labelSelector=...``
 
 Answers become the math's observations; failures become ``FetchError`` with the message client-go
@@ -133,7 +133,10 @@ class MetricsClient:
             403: "forbidden",
             404: "the server could not find the requested resource",
             503: "the server is currently unable to handle the request",
-        }.get(status, f"an error on the server ({body[:80]!r}) has prevented the request from succeeding")
+        }.get(
+            status,
+            f"an error on the server ({body[:80]!r}) has prevented the request from succeeding",
+        )
         raise ApiFailure(f"{generic} (get {resource})")
 
     async def discover(self) -> str:
@@ -170,7 +173,9 @@ class MetricsClient:
                     value_milli=_milli(item["value"]),
                     timestamp=_timestamp(item.get("timestamp")),
                     window_seconds=float(
-                        item.get("windowSeconds", item.get("window", rc.DEFAULT_METRIC_WINDOW_SECONDS))
+                        item.get(
+                            "windowSeconds", item.get("window", rc.DEFAULT_METRIC_WINDOW_SECONDS)
+                        )
                     ),
                 )
                 for item in items
@@ -197,7 +202,9 @@ class MetricsClient:
                 f"the custom metrics API server returned {len(items)} results when we asked for"
                 " exactly one"
             )
-        return rc.ObjectMetricValue(_milli(items[0]["value"]), _timestamp(items[0].get("timestamp")))
+        return rc.ObjectMetricValue(
+            _milli(items[0]["value"]), _timestamp(items[0].get("timestamp"))
+        )
 
     async def _external(self, namespace: str, spec: hpa.MetricSpec) -> rc.ExternalMetricValues:
         path = f"{EXTERNAL_PATH}/namespaces/{namespace}/{spec.metric_name}"

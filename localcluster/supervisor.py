@@ -178,7 +178,7 @@ class Deployment:
         active = [p for p in self.pods if p.deleting_since is None]
         for _ in range(replicas - len(active)):
             self.pods.append(self._start_pod())
-        for pod in self._victims(len(active) - replicas):
+        for pod in self._victims(max(0, len(active) - replicas)):
             pod.deleting_since = self.clock()
             if pod.process.poll() is None:
                 pod.process.send_signal(signal.SIGTERM)

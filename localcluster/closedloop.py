@@ -34,7 +34,7 @@ from localcluster import replica_calculator as rc
 from localcluster.balancer import Balancer
 from localcluster.controller import HpaController, SyncRecord
 from localcluster.cpu import CpuMeter
-from localcluster.metrics_client import MetricsClient
+from localcluster.metrics_client import ApiFailure, MetricsClient
 from localcluster.ports import free_port
 from localcluster.supervisor import Deployment, DeploymentSpec
 
@@ -241,6 +241,7 @@ class ClosedLoop:
                 self.autoscaler, self.deployment, self._client, controller_config, self.clock
             )
             await self._wait_ready(self.config.initial_replicas)
+            await self._wait_for_first_push()
         except BaseException:
             await self._stack.aclose()
             raise
@@ -256,6 +257,18 @@ class ClosedLoop:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{replicas} replicas did not become ready")
             await asyncio.sleep(0.2)
+
+    async def _wait_for_first_push(self, timeout_seconds: float = 30) -> None:
+        """Start the clock once the adapter serves the pods' data, as in a running cluster."""
+        assert self._client is not None
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ApiFailure):
+                await self._client.discover()
+                if await self._object_value("inference_concurrency") is not None:
+                    return
+            await asyncio.sleep(0.2)
+        raise TimeoutError("the adapter never served the pods' metrics")
 
     # -- running ---------------------------------------------------------------------------
 

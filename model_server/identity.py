@@ -19,8 +19,11 @@ def parse_labels(text: str) -> dict[str, str]:
         key, equals, value = item.partition("=")
         if not equals:
             raise ValueError(f"invalid label {item!r}: use key=value")
-        _check(key.strip(), value.strip())
-        labels[key.strip()] = value.strip()
+        key, value = key.strip(), value.strip()
+        _check(key, value)
+        if key in labels:
+            raise ValueError(f"label {key!r} is given twice")
+        labels[key] = value
     return labels
 
 

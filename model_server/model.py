@@ -33,8 +33,12 @@ class Mlp:
         """Weights of about ``size_mb`` MiB, drawn from ``seed`` (every byte written)."""
         rng = np.random.default_rng(seed)
         total = max(size_mb, 0.0) * 1024 * 1024 / 4  # float32 weights
-        hidden = max(16, min(MAX_HIDDEN, math.isqrt(int(total)) or 16))
-        middle = max(0, round((total - hidden * (INPUT_SIZE + OUTPUT_SIZE)) / hidden**2))
+        # Enough square middle layers of at most MAX_HIDDEN, then the width that fills ``total``:
+        # middle*hidden**2 + (INPUT_SIZE + OUTPUT_SIZE)*hidden + the projection = total.
+        middle = max(1, math.ceil(total / MAX_HIDDEN**2))
+        edges, rest = INPUT_SIZE + OUTPUT_SIZE, max(0.0, total - INPUT_SIZE * OUTPUT_SIZE)
+        width = (math.sqrt(edges**2 + 4 * middle * rest) - edges) / (2 * middle)
+        hidden = max(16, min(MAX_HIDDEN, round(width)))
         shapes = [(INPUT_SIZE, hidden), *([(hidden, hidden)] * middle), (hidden, OUTPUT_SIZE)]
         layers = tuple(
             rng.standard_normal(shape, dtype=np.float32) / np.float32(math.sqrt(shape[0]))

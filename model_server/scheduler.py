@@ -11,7 +11,8 @@ The gauges follow the metric catalog: ``queue_depth`` counts requests waiting fo
 
 ``PreciseSleeper`` is what makes the ``simulated`` mode honest: ``asyncio.sleep`` wakes late (timer
 granularity and loop latency, about 0.8 ms here), so it learns the mean lateness and sleeps that
-much less, keeping the average time a slot is held equal to the drawn service time.
+much less, and pays back what error remains on the next sleeps, keeping the average time a slot is
+held equal to the drawn service time.
 """
 
 from __future__ import annotations
@@ -34,23 +35,42 @@ class Shed(Exception):
 
 
 class PreciseSleeper:
-    """Sleeps whose mean length matches the request, by compensating the loop's lateness."""
+    """Sleeps whose mean length matches the request, by compensating the loop's lateness.
+
+    Two corrections, both shared by every slot using the sleeper: ``lateness_seconds`` is a running
+    estimate of how late ``asyncio.sleep`` wakes, taken off every sleep; what error remains (the
+    timer's millisecond steps, a stall when the machine is busy) is carried in ``debt_seconds``
+    and taken off the next sleeps, so the total time slept stays within about one sleep's error of
+    the total requested instead of drifting with the estimate. Setting ``lateness_seconds``,
+    ``GAIN`` and ``MAX_DEBT_SECONDS`` to 0 gives plain ``asyncio.sleep``.
+    """
 
     GAIN = 0.05
+    MAX_DEBT_SECONDS = 0.05
+    """Error beyond this (an overloaded loop, not timer noise) is not paid back."""
 
     def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
         self._clock = clock
         self.lateness_seconds = 0.0008
         """Current estimate of how late ``asyncio.sleep`` wakes."""
+        self.debt_seconds = 0.0
+        """Time slept beyond the requests so far, to take off the next sleeps (< 0: owed)."""
 
     async def sleep(self, seconds: float) -> float:
         """Sleep about ``seconds``; returns how long it really took."""
         started = self._clock()
-        await asyncio.sleep(max(0.0, seconds - self.lateness_seconds))
+        # Take over as much of the debt as this sleep can absorb; a negative debt lengthens it.
+        claim = min(self.debt_seconds, max(0.0, seconds - self.lateness_seconds))
+        self.debt_seconds -= claim
+        target = seconds - claim
+        await asyncio.sleep(max(0.0, target - self.lateness_seconds))
         took = self._clock() - started
-        if seconds > self.lateness_seconds:
+        error = took - target
+        limit = self.MAX_DEBT_SECONDS
+        self.debt_seconds = min(limit, max(-limit, self.debt_seconds + error))
+        if target > self.lateness_seconds:
             # An integral controller: the mean error of the compensated sleeps goes to zero.
-            self.lateness_seconds = max(0.0, self.lateness_seconds + self.GAIN * (took - seconds))
+            self.lateness_seconds = max(0.0, self.lateness_seconds + self.GAIN * error)
         return took
 
 
@@ -99,6 +119,7 @@ class Scheduler:
         self._idle = asyncio.Event()
         self._idle.set()
         self._in_slots = 0
+        self._idle_slots = 0
         self.stats = SchedulerStats()
 
     @property
@@ -119,9 +140,11 @@ class Scheduler:
 
     async def submit(self, rows: np.ndarray) -> np.ndarray:
         """Queue one request's rows and wait for its outputs. Raises Shed when full."""
-        if len(self._queue) >= self.max_queue:
+        # Queued requests that idle slots are about to take do not wait.
+        waiting = len(self._queue) - self._idle_slots
+        if waiting >= self.max_queue:
             self.stats.shed += 1
-            raise Shed(f"{len(self._queue)} requests are waiting, the limit is {self.max_queue}")
+            raise Shed(f"{waiting} requests are waiting, the limit is {self.max_queue}")
         job = _Job(rows, self._clock(), asyncio.get_running_loop().create_future())
         self._queue.append(job)
         self._update_idle()
@@ -132,14 +155,28 @@ class Scheduler:
         """Return once nothing waits and nothing is served."""
         await self._idle.wait()
 
+    def _drop_abandoned(self) -> None:
+        """Forget queued requests whose clients are gone (their handler was cancelled), so they
+        take no slot; the queue's head is where slots look."""
+        while self._queue and self._queue[0].done.done():
+            self._queue.popleft()
+        self._update_idle()
+
     async def _next_batch(self) -> list[_Job]:
+        self._drop_abandoned()
         while not self._queue:
             self._arrival.clear()
-            await self._arrival.wait()
+            self._idle_slots += 1
+            try:
+                await self._arrival.wait()
+            finally:
+                self._idle_slots -= 1
+            self._drop_abandoned()
         batch = [self._queue.popleft()]
         self._in_slots += 1
         deadline = batch[0].arrived + self.batch_timeout_seconds
         while len(batch) < self.max_batch_size:
+            self._drop_abandoned()
             if self._queue:
                 batch.append(self._queue.popleft())
                 self._in_slots += 1

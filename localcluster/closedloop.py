@@ -29,6 +29,7 @@ from pathlib import Path
 from aiohttp import web
 
 from adapter import certs
+from adapter.config import DEFAULT_SERVICE_NAME, DEFAULT_SERVICE_NAMESPACE
 from localcluster import hpa, manifests
 from localcluster import replica_calculator as rc
 from localcluster.balancer import Balancer
@@ -36,6 +37,7 @@ from localcluster.controller import HpaController, SyncRecord
 from localcluster.cpu import CpuMeter
 from localcluster.metrics_client import ApiFailure, MetricsClient
 from localcluster.ports import free_port
+from localcluster.processes import die_with_parent
 from localcluster.supervisor import Deployment, DeploymentSpec
 
 logger = logging.getLogger(__name__)
@@ -129,6 +131,13 @@ class ClosedLoop:
     # -- start-up --------------------------------------------------------------------------
 
     def _start_adapter(self, cert_dir: Path) -> subprocess.Popen:
+        """Start the adapter process (from the main thread: see ``die_with_parent``) with a CA
+        made here first, so this process and the adapter never race to create it."""
+        certs.ensure_serving_files(
+            cert_dir,
+            certs.serving_hostnames(DEFAULT_SERVICE_NAME, DEFAULT_SERVICE_NAMESPACE),
+            datetime.datetime.now(datetime.UTC),
+        )
         port = free_port()
         self.adapter_url = f"https://127.0.0.1:{port}"
         log = (self.config.work_dir / "adapter.log").open("wb")
@@ -147,10 +156,13 @@ class ClosedLoop:
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - called from the event loop's thread
         )
         log.close()
+        return process
+
+    def _wait_for_adapter(self, cert_dir: Path, process: subprocess.Popen) -> None:
         try:
-            certs.load_or_make_ca(cert_dir, datetime.datetime.now(datetime.UTC))
             _wait_for(
                 f"{self.adapter_url}/healthz",
                 ssl.create_default_context(cafile=str(cert_dir / certs.CA_CERT_FILE)),
@@ -159,7 +171,6 @@ class ClosedLoop:
         except BaseException:
             _stop(process)
             raise
-        return process
 
     def _controller_tls(self, cert_dir: Path) -> ssl.SSLContext:
         now = datetime.datetime.now(datetime.UTC)
@@ -222,8 +233,9 @@ class ClosedLoop:
         work.mkdir(parents=True, exist_ok=True)
         cert_dir = work / "certs"
         try:
-            adapter = await asyncio.to_thread(self._start_adapter, cert_dir)
+            adapter = self._start_adapter(cert_dir)
             self._stack.callback(_stop, adapter)
+            await asyncio.to_thread(self._wait_for_adapter, cert_dir, adapter)
             self.deployment = await self._stack.enter_async_context(
                 Deployment(self._deployment_spec(cert_dir), work / "pods", self.clock)
             )

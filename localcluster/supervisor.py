@@ -30,6 +30,7 @@ from pathlib import Path
 import aiohttp
 
 from localcluster.ports import free_port
+from localcluster.processes import die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +161,7 @@ class Deployment:
                 stderr=subprocess.STDOUT,
                 env=environment,
                 start_new_session=True,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - called from the event loop's thread
             )
         pod = Pod(name, uid, port, process, self.clock(), log_file)
         logger.info("created pod %s (port %d)", name, port)

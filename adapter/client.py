@@ -12,7 +12,10 @@ never double count:
   ``duplicate``), so the adapter's de-duplication makes the retry harmless.
 
 Memory is bounded: one pending sketch and at most one in-flight report per adapter. Failed
-attempts back off exponentially with jitter, up to ``max_backoff_seconds``.
+attempts back off exponentially with jitter, up to ``max_backoff_seconds`` (two push intervals by
+default, so an adapter restarted after a crash hears from every pod again within two intervals);
+an adapter that sheds load with 429/503 and ``Retry-After`` is left alone that long (at most
+``MAX_RETRY_AFTER_SECONDS``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from adapter.sketch import RELATIVE_ACCURACY, LatencySketch
 logger = logging.getLogger(__name__)
 
 PUSH_PATH = "/push/v1"
+MAX_RETRY_AFTER_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,19 @@ def encode_report(
 class _Undelivered(Exception):
     """The report certainly did not reach the adapter's store."""
 
+    def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+def _retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` in seconds (the delta-seconds form), bounded; None if absent or odd."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return None if seconds is None or seconds < 0 else min(seconds, MAX_RETRY_AFTER_SECONDS)
+
 
 class _Unknown(Exception):
     """The report may or may not have been applied."""
@@ -129,7 +146,7 @@ class Pusher:
         token: str,
         *,
         interval_seconds: float = 1.0,
-        max_backoff_seconds: float = 30.0,
+        max_backoff_seconds: float | None = None,
         timeout_seconds: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -137,7 +154,9 @@ class Pusher:
         self.identity = identity
         self._headers = {"Authorization": f"Bearer {token}"}
         self._interval = interval_seconds
-        self._max_backoff = max_backoff_seconds
+        self._max_backoff = (
+            2 * interval_seconds if max_backoff_seconds is None else max_backoff_seconds
+        )
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._clock = clock
         self._seq = 0
@@ -181,7 +200,10 @@ class Pusher:
         except (aiohttp.ClientError, TimeoutError) as error:
             raise _Unknown(repr(error)) from error
         if response.status in (429, 503):
-            raise _Undelivered(f"adapter shed the push with {response.status}")
+            raise _Undelivered(
+                f"adapter shed the push with {response.status}",
+                _retry_after(response.headers.get("Retry-After")),
+            )
         if response.status >= 500:
             raise _Unknown(f"adapter answered {response.status}")
         if response.status != 200:
@@ -220,7 +242,10 @@ class Pusher:
             self._failures += 1
             self.stats.failed_attempts += 1
             backoff = min(self._max_backoff, self._interval * 2 ** min(self._failures, 16))
-            self._next_attempt = self._clock() + random.uniform(self._interval, backoff)  # noqa: S311
+            delay = random.uniform(min(self._interval, backoff), backoff)  # noqa: S311
+            if isinstance(error, _Undelivered) and error.retry_after_seconds is not None:
+                delay = max(delay, error.retry_after_seconds)
+            self._next_attempt = self._clock() + delay
             logger.warning(
                 "push to %s failed (attempt %d, retry within %.1fs): %s",
                 self.url,

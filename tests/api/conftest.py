@@ -52,6 +52,8 @@ def fault_middleware(faults: Faults) -> Callable[..., Awaitable[web.StreamRespon
             return await handler(request)
         if faults.mode == "refuse":
             return web.Response(status=503, headers={"Retry-After": "1"})
+        if faults.mode == "shed_for_10s":
+            return web.Response(status=429, headers={"Retry-After": "10"})
         await handler(request)
         assert request.transport is not None
         request.transport.abort()

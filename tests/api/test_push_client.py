@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import aiohttp
 import numpy as np
 
-from adapter.client import LatencyRecorder, PodIdentity, PushClient
+from adapter.client import LatencyRecorder, PodIdentity, PushClient, Pusher
 from adapter.report import PodRef
+from adapter.sketch import LatencySketch
 from tests.api.conftest import TOKEN, RunningAdapter
 from tests.conftest import Pki
 
@@ -93,3 +95,37 @@ async def test_backoff_skips_attempts_until_due(adapter_server: RunningAdapter, 
         assert pusher.stats.failed_attempts == 1
         assert pusher.stats.delivered == 0
         assert pusher.pending_requests == 20
+
+
+class SteppedClock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_backoff_is_at_most_two_intervals_but_retry_after_is_honoured(
+    adapter_server: RunningAdapter, pki: Pki
+) -> None:
+    clock = SteppedClock()
+    pusher = Pusher(adapter_server.url, POD, TOKEN, interval_seconds=1.0, clock=clock)
+    connector = aiohttp.TCPConnector(ssl=pki.client_context(with_client_cert=False))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        adapter_server.faults.mode = "refuse"  # 503, Retry-After: 1
+        for _ in range(12):  # a long outage: the backoff must not grow past two intervals
+            pusher.add(LatencySketch.from_values([0.01]), {})
+            await pusher.deliver(session, force=True)
+            assert pusher._next_attempt - clock.now <= 2.0
+        adapter_server.faults.mode = "shed_for_10s"  # 429, Retry-After: 10
+        await pusher.deliver(session, force=True)
+        assert pusher._next_attempt - clock.now >= 10.0
+        clock.now += 9.5
+        adapter_server.faults.mode = None
+        await pusher.deliver(session)
+        assert pusher.stats.delivered == 0, "it must wait as long as the adapter asked"
+        clock.now += 1.0
+        await pusher.deliver(session)
+        assert pusher.stats.delivered == 1
+        assert pusher.pending_requests == 0
+    assert stored_requests(adapter_server) == 12

@@ -136,6 +136,28 @@ class PushStats:
     rejected: int = 0
 
 
+Token = str | Callable[[], str]
+"""A bearer token, or a function returning the current one (a projected service-account token
+is rotated on disk by the kubelet, so it is read again for every push)."""
+
+
+class TokenFile:
+    """The token in a file, read again whenever the file changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        self._token = ""
+
+    def __call__(self) -> str:
+        stat = self.path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_ino)
+        if stamp != self._stamp:
+            self._token = self.path.read_text().strip()
+            self._stamp = stamp
+        return self._token
+
+
 class Pusher:
     """Delivery to one adapter URL: pending data, an in-flight report, backoff."""
 
@@ -143,7 +165,7 @@ class Pusher:
         self,
         url: str,
         identity: PodIdentity,
-        token: str,
+        token: Token,
         *,
         interval_seconds: float = 1.0,
         max_backoff_seconds: float | None = None,
@@ -152,7 +174,7 @@ class Pusher:
     ) -> None:
         self.url = url.rstrip("/") + PUSH_PATH
         self.identity = identity
-        self._headers = {"Authorization": f"Bearer {token}"}
+        self._token = token
         self._interval = interval_seconds
         self._max_backoff = (
             2 * interval_seconds if max_backoff_seconds is None else max_backoff_seconds
@@ -190,15 +212,22 @@ class Pusher:
         )
 
     async def _post(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> None:
+        token = self._token() if callable(self._token) else self._token
         try:
             async with session.post(
-                self.url, json=body, headers=self._headers, timeout=self._timeout
+                self.url,
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=self._timeout,
             ) as response:
                 answer = await response.read()
         except (aiohttp.ClientConnectorError, aiohttp.ClientSSLError) as error:
             raise _Undelivered(str(error)) from error
         except (aiohttp.ClientError, TimeoutError) as error:
             raise _Unknown(repr(error)) from error
+        if response.status == 401:
+            # Most likely a token that rotated under us: keep the data, read the token again.
+            raise _Undelivered("the adapter refused the token (401)")
         if response.status in (429, 503):
             raise _Undelivered(
                 f"adapter shed the push with {response.status}",
@@ -272,7 +301,7 @@ class PushClient:
         self,
         urls: list[str],
         identity: PodIdentity,
-        token: str,
+        token: Token,
         recorder: LatencyRecorder,
         gauges: Callable[[], Mapping[str, float]],
         *,

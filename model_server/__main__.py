@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from adapter import durations
-from adapter.client import PodIdentity
+from adapter.client import PodIdentity, Token, TokenFile
 from model_server import identity
 from model_server.app import ModelServerConfig, serve
 from model_server.service_time import parse_distribution
@@ -136,7 +136,11 @@ def config_from_args(args: argparse.Namespace) -> ModelServerConfig:
     identity.check_pod(args.namespace, pod_name)
     if args.adapter_url and args.push_token_file is None:
         raise ValueError("--adapter-url needs --push-token-file")
-    token = args.push_token_file.read_text().strip() if args.push_token_file else ""
+    token: Token = ""
+    if args.push_token_file is not None:
+        token = TokenFile(args.push_token_file)
+        if not token():
+            raise ValueError(f"--push-token-file {args.push_token_file} is empty")
     return ModelServerConfig(
         host=args.host,
         port=args.port,

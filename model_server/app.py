@@ -23,7 +23,7 @@ import numpy as np
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from adapter.client import LatencyRecorder, PodIdentity, PushClient, Pusher
+from adapter.client import LatencyRecorder, PodIdentity, PushClient, Pusher, Token
 from adapter.report import CONCURRENCY, QUEUE_DEPTH
 from model_server import protocol
 from model_server.metrics import ServerMetrics
@@ -59,7 +59,8 @@ class ModelServerConfig:
     identity: PodIdentity = field(default_factory=lambda: PodIdentity("default", "model-server"))
     adapter_urls: tuple[str, ...] = ()
     adapter_ca_file: Path | None = None
-    push_token: str = ""
+    push_token: Token = ""
+    """The bearer token, or a ``TokenFile`` read again when it changes (projected tokens rotate)."""
     push_interval_seconds: float = 1.0
     drain_timeout_seconds: float = 30.0
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiohttp
 import numpy as np
 
-from adapter.client import LatencyRecorder, PodIdentity, PushClient, Pusher
+from adapter.client import LatencyRecorder, PodIdentity, PushClient, Pusher, TokenFile
 from adapter.report import PodRef
 from adapter.sketch import LatencySketch
 from tests.api.conftest import TOKEN, RunningAdapter
@@ -129,3 +131,25 @@ async def test_backoff_is_at_most_two_intervals_but_retry_after_is_honoured(
         assert pusher.stats.delivered == 1
         assert pusher.pending_requests == 0
     assert stored_requests(adapter_server) == 12
+
+
+async def test_a_rotated_token_file_is_read_again(
+    adapter_server: RunningAdapter, pki: Pki, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("stale-token\n")
+    recorder = LatencyRecorder()
+    async with PushClient(
+        [adapter_server.url], POD, TokenFile(token_file), recorder, dict, ca_file=pki.ca_cert
+    ) as client:
+        pusher = client.pushers[0]
+        observe(recorder, 5, 1)
+        await client.push_now(force=True)
+        assert pusher.stats.failed_attempts == 1  # 401: kept, to retry with the next token
+        replacement = tmp_path / "token.new"
+        replacement.write_text(TOKEN + "\n")
+        replacement.replace(token_file)  # as the kubelet swaps a projected token
+        observe(recorder, 5, 2)
+        await client.push_now(force=True)
+        assert pusher.stats.delivered == 1
+    assert stored_requests(adapter_server) == 10

@@ -26,11 +26,12 @@ from localcluster.controller import SyncRecord
 logger = logging.getLogger(__name__)
 
 REPOSITORY = Path(__file__).resolve().parent.parent
-DEMO_HPA = REPOSITORY / "apiservice" / "examples" / "demo" / "hpa-compare-queue-depth.yaml"
+DEMO_DIR = REPOSITORY / "apiservice" / "examples" / "demo"
+DEMO_HPA = DEMO_DIR / "hpa-demo.yaml"
 COMPARED = {
-    "cpu": REPOSITORY / "apiservice" / "examples" / "demo" / "hpa-compare-cpu.yaml",
-    "queue-depth": DEMO_HPA,
-    "p99": REPOSITORY / "apiservice" / "examples" / "demo" / "hpa-compare-p99.yaml",
+    "cpu": DEMO_DIR / "hpa-compare-cpu.yaml",
+    "queue-depth": DEMO_DIR / "hpa-compare-queue-depth.yaml",
+    "p99": DEMO_DIR / "hpa-compare-p99.yaml",
 }
 TRACE = ((0.0, 30.0), (40.0, 200.0), (110.0, 30.0))
 """(start second, requests per second): a quiet start, a step, a quiet tail."""

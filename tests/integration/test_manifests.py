@@ -560,9 +560,10 @@ def _metrics(hpa: dict[str, Any]) -> set[tuple[str, str, str]]:
     return result
 
 
-def test_the_example_hpas_use_queue_depth_and_p99() -> None:
+def test_the_example_hpas_use_concurrency_queue_depth_and_p99() -> None:
     by_name = {p.name: h for p, h in hpas().items()}
     pods_and_object = {
+        ("Pods", "inference_concurrency", "AverageValue"),
         ("Pods", "inference_queue_depth", "AverageValue"),
         ("Object", "inference_latency_p99_seconds", "Value"),
     }

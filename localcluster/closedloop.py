@@ -88,6 +88,8 @@ class LoopResult:
     syncs: list[SyncRecord]
     samples: list[Sample]
     load_report: dict
+    autoscaler: hpa.HorizontalPodAutoscaler
+    """The HPA as read from its manifest (for its targets)."""
 
 
 def _wait_for(url: str, context: ssl.SSLContext | None, process: subprocess.Popen) -> None:
@@ -372,4 +374,4 @@ class ClosedLoop:
                 await load.wait()
         if load.returncode != 0:
             raise RuntimeError(f"the load generator failed: {stderr.decode()[-500:]}")
-        return LoopResult(started, syncs, samples, json.loads(stdout))
+        return LoopResult(started, syncs, samples, json.loads(stdout), self.autoscaler)

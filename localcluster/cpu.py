@@ -48,11 +48,13 @@ class CpuMeter:
         self._usage: dict[int, CpuUsage] = {}
 
     def sample(self, pids: list[int]) -> None:
-        """Take a sample of every pid; forget pids no longer listed."""
+        """Take a sample of every pid; forget pids no longer listed or no longer running."""
         now = self._clock()
         for pid in pids:
             used = self._read(pid)
             if used is None:
+                self._last.pop(pid, None)
+                self._usage.pop(pid, None)
                 continue
             previous = self._last.get(pid)
             if previous is not None and now > previous[0]:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from localcluster import hpa
 from localcluster.closedloop import ClosedLoop, LoopConfig, LoopResult, Sample
 from localcluster.controller import SyncRecord
 
@@ -33,11 +34,10 @@ COMPARED = {
     "queue-depth": DEMO_DIR / "hpa-compare-queue-depth.yaml",
     "p99": DEMO_DIR / "hpa-compare-p99.yaml",
 }
-TRACE = ((0.0, 30.0), (40.0, 200.0), (110.0, 30.0))
+TRACE = ((0.0, 30.0), (30.0, 200.0), (95.0, 30.0))
 """(start second, requests per second): a quiet start, a step, a quiet tail."""
 DURATION_SECONDS = 180.0
-QUEUE_TARGET = 3.0
-"""The demo HPA's queue-depth target per pod, drawn in the plot."""
+SLO_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -151,15 +151,27 @@ def _sample_at(samples: Sequence[Sample], moment: float) -> Sample | None:
     return before[-1] if before else (samples[0] if samples else None)
 
 
+def metric_targets(autoscaler: hpa.HorizontalPodAutoscaler) -> dict[str, float]:
+    """Each metric's target in base units: per pod for Pods metrics, the value for Object ones."""
+    targets = {}
+    for spec in autoscaler.spec.metrics:
+        milli = spec.target.average_value_milli or spec.target.value_milli
+        if spec.metric_name is not None and milli is not None:
+            targets[spec.metric_name] = milli / 1000
+    return targets
+
+
 def plot_timeline(
     path: Path,
     result: LoopResult,
     trace: Sequence[tuple[float, float]],
-    queue_target: float | None,
     slo_seconds: float,
     title: str,
 ) -> None:
-    """Load, replicas, queue depth and p99 against time, targets drawn; a PNG."""
+    """Load, replicas, queue depth and p99 against time, the HPA's targets drawn; a PNG."""
+    targets = metric_targets(result.autoscaler)
+    queue_target = targets.get("inference_queue_depth")
+    p99_target = targets.get("inference_latency_p99_seconds")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -194,6 +206,10 @@ def plot_timeline(
     queue_axis.set_ylabel("queue depth (sum)")
     latency_axis.plot(times, [s.p99_seconds or 0 for s in result.samples], color="tab:purple")
     latency_axis.axhline(slo_seconds, color="tab:red", linestyle=":", label=f"SLO {slo_seconds:g}s")
+    if p99_target is not None and p99_target != slo_seconds:
+        latency_axis.axhline(
+            p99_target, color="tab:green", linestyle="--", label=f"target {p99_target:g}s"
+        )
     latency_axis.set_ylabel("p99 over 30 s (s)")
     latency_axis.set_xlabel("time (s)")
     latency_axis.legend(loc="upper left")
@@ -221,7 +237,7 @@ async def run_scenario(
     manifest: Path, work_dir: Path, trace: Sequence[tuple[float, float]], duration: float
 ) -> LoopResult:
     """One closed-loop run of ``trace`` under the HPA in ``manifest``."""
-    config = LoopConfig(hpa_manifest=manifest, work_dir=work_dir)
+    config = LoopConfig(hpa_manifest=manifest, work_dir=work_dir, slo_seconds=SLO_SECONDS)
     trace_file = work_dir / "load.csv"
     await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
     write_trace(trace_file, trace)
@@ -237,15 +253,19 @@ async def run_scenario(
         return await loop.run(trace_file, duration, on_sync)
 
 
+def _title(result: LoopResult) -> str:
+    targets = ", ".join(
+        f"{name} {value:g}" for name, value in metric_targets(result.autoscaler).items()
+    )
+    return f"HPA {result.autoscaler.name} on {targets or 'CPU utilization'}"
+
+
 async def _demo(out_dir: Path, compare: bool) -> int:
     if not compare:
         result = await run_scenario(DEMO_HPA, out_dir, TRACE, DURATION_SECONDS)
         write_timeline_csv(out_dir / "timeline.csv", result, TRACE)
-        plot_timeline(
-            out_dir / "timeline.png", result, TRACE, QUEUE_TARGET, 0.5,
-            "inference-adapter demo: HPA on inference_queue_depth (target 3 per pod)",
-        )  # fmt: skip
-        _print_summary("queue-depth HPA", summarize(result, TRACE))
+        plot_timeline(out_dir / "timeline.png", result, TRACE, SLO_SECONDS, _title(result))
+        _print_summary(f"HPA {DEMO_HPA.name}", summarize(result, TRACE))
         print(f"wrote {out_dir / 'timeline.csv'} and {out_dir / 'timeline.png'}")
         return 0
     summaries = {}
@@ -253,10 +273,7 @@ async def _demo(out_dir: Path, compare: bool) -> int:
         work = out_dir / f"compare-{name}"
         result = await run_scenario(manifest, work, TRACE, DURATION_SECONDS)
         write_timeline_csv(work / "timeline.csv", result, TRACE)
-        plot_timeline(
-            work / "timeline.png", result, TRACE, QUEUE_TARGET if name == "queue-depth" else None,
-            0.5, f"HPA on {name}",
-        )  # fmt: skip
+        plot_timeline(work / "timeline.png", result, TRACE, SLO_SECONDS, _title(result))
         summaries[name] = summarize(result, TRACE)
     print("\n| HPA on | replica-seconds | requests over SLO | recovery after step | max replicas |")
     print("|---|---:|---:|---:|---:|")

@@ -24,17 +24,25 @@ class ManifestError(ValueError):
     """A manifest the API server would not accept, or one that is not an HPA."""
 
 
-def _field(document: Any, path: str, kind: type | tuple[type, ...], required: bool = True) -> Any:
-    """The value at dotted ``path`` of a mapping, type-checked."""
+def _field(
+    document: Any,
+    path: str,
+    kind: type | tuple[type, ...],
+    required: bool = True,
+    where: str = "",
+) -> Any:
+    """The value at dotted ``path`` of a mapping, type-checked; ``where`` is the mapping's own
+    path in the manifest, so that errors name the field in full."""
+    full = f"{where}.{path}" if where else path
     node = document
     for key in path.split("."):
         if not isinstance(node, dict) or key not in node:
             if required:
-                raise ManifestError(f"{path} is required")
+                raise ManifestError(f"{full} is required")
             return None
         node = node[key]
     if not isinstance(node, kind) or (isinstance(node, bool) and bool not in _tuple(kind)):
-        raise ManifestError(f"{path} has the wrong type ({type(node).__name__})")
+        raise ManifestError(f"{full} has the wrong type ({type(node).__name__})")
     return node
 
 
@@ -50,8 +58,8 @@ def _milli(value: Any, path: str) -> int:
 
 
 def _target(raw: Any, path: str) -> hpa.MetricTarget:
-    target_type = _field(raw, "type", str)
-    utilization = _field(raw, "averageUtilization", int, required=False)
+    target_type = _field(raw, "type", str, where=path)
+    utilization = _field(raw, "averageUtilization", int, required=False, where=path)
     average = raw.get("averageValue")
     value = raw.get("value")
     return hpa.MetricTarget(
@@ -64,26 +72,32 @@ def _target(raw: Any, path: str) -> hpa.MetricTarget:
 
 def _metric(raw: Any, index: int) -> hpa.MetricSpec:
     path = f"spec.metrics[{index}]"
-    metric_type = _field(raw, "type", str)
+    metric_type = _field(raw, "type", str, where=path)
     source_key = metric_type[:1].lower() + metric_type[1:]
-    source = _field(raw, source_key, dict)
-    target = _target(_field(source, "target", dict), f"{path}.{source_key}.target")
+    source = _field(raw, source_key, dict, where=path)
+    source_path = f"{path}.{source_key}"
+    target = _target(_field(source, "target", dict, where=source_path), f"{source_path}.target")
     if metric_type == hpa.RESOURCE:
-        return hpa.MetricSpec(metric_type, target, resource=_field(source, "name", str))
-    metric = _field(source, "metric", dict)
+        return hpa.MetricSpec(
+            metric_type, target, resource=_field(source, "name", str, where=source_path)
+        )
+    metric = _field(source, "metric", dict, where=source_path)
     described = None
     if metric_type == hpa.OBJECT:
-        raw_object = _field(source, "describedObject", dict)
+        raw_object = _field(source, "describedObject", dict, where=source_path)
+        object_path = f"{source_path}.describedObject"
         described = hpa.ObjectReference(
-            kind=_field(raw_object, "kind", str),
-            name=_field(raw_object, "name", str),
-            api_version=_field(raw_object, "apiVersion", str, required=False) or "",
+            kind=_field(raw_object, "kind", str, where=object_path),
+            name=_field(raw_object, "name", str, where=object_path),
+            api_version=_field(raw_object, "apiVersion", str, required=False, where=object_path)
+            or "",
         )
+    metric_path = f"{source_path}.metric"
     return hpa.MetricSpec(
         metric_type,
         target,
-        metric_name=_field(metric, "name", str),
-        selector=_field(metric, "selector", dict, required=False),
+        metric_name=_field(metric, "name", str, where=metric_path),
+        selector=_field(metric, "selector", dict, required=False, where=metric_path),
         described_object=described,
     )
 
@@ -116,7 +130,7 @@ def parse_hpa(document: Any) -> hpa.HorizontalPodAutoscaler:
             f"{document.get('apiVersion')} {document.get('kind')}"
         )
     spec = _field(document, "spec", dict)
-    target = _field(spec, "scaleTargetRef", dict)
+    target = _field(spec, "scaleTargetRef", dict, where="spec")
     behavior = spec.get("behavior")
     try:
         parsed_behavior = (
@@ -127,24 +141,29 @@ def parse_hpa(document: Any) -> hpa.HorizontalPodAutoscaler:
                 scale_down=_rules(behavior.get("scaleDown")),
             )
         )
-    except (KeyError, TypeError, ValueError) as error:
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
         raise ManifestError(f"spec.behavior is invalid: {error}") from error
     return hpa.HorizontalPodAutoscaler(
         name=_field(document, "metadata.name", str),
         namespace=_field(document, "metadata.namespace", str, required=False) or "default",
         spec=hpa.HpaSpec(
-            max_replicas=_field(spec, "maxReplicas", int),
-            min_replicas=_field(spec, "minReplicas", int, required=False),
+            max_replicas=_field(spec, "maxReplicas", int, where="spec"),
+            min_replicas=_field(spec, "minReplicas", int, required=False, where="spec"),
             metrics=tuple(
                 _metric(m, i)
-                for i, m in enumerate(_field(spec, "metrics", list, required=False) or [])
+                for i, m in enumerate(
+                    _field(spec, "metrics", list, required=False, where="spec") or []
+                )
             ),
             behavior=parsed_behavior,
         ),
         scale_target_ref=hpa.ObjectReference(
-            kind=_field(target, "kind", str),
-            name=_field(target, "name", str),
-            api_version=_field(target, "apiVersion", str, required=False) or "",
+            kind=_field(target, "kind", str, where="spec.scaleTargetRef"),
+            name=_field(target, "name", str, where="spec.scaleTargetRef"),
+            api_version=_field(
+                target, "apiVersion", str, required=False, where="spec.scaleTargetRef"
+            )
+            or "",
         ),
     )
 

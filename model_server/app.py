@@ -89,13 +89,11 @@ class ModelServerState:
         return self.scheduler is not None and not self.draining
 
     def gauges(self) -> dict[str, float]:
-        """The gauges pushed to the adapter."""
+        """The gauges pushed to the adapter: their means over the push interval."""
         if self.scheduler is None:
             return {QUEUE_DEPTH: 0.0, CONCURRENCY: 0.0}
-        return {
-            QUEUE_DEPTH: float(self.scheduler.queue_depth),
-            CONCURRENCY: float(self.scheduler.concurrency),
-        }
+        queue_depth, concurrency = self.scheduler.take_mean_gauges()
+        return {QUEUE_DEPTH: round(queue_depth, 3), CONCURRENCY: round(concurrency, 3)}
 
 
 STATE = web.AppKey("state", ModelServerState)

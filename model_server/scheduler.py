@@ -120,7 +120,34 @@ class Scheduler:
         self._idle.set()
         self._in_slots = 0
         self._idle_slots = 0
+        self._since = self._taken = clock()
+        self._queue_area = self._concurrency_area = 0.0
         self.stats = SchedulerStats()
+
+    def _account(self) -> None:
+        """Add the time since the last change, at the current counts, to the running areas
+        (call before every change of the queue or the slots)."""
+        now = self._clock()
+        elapsed = now - self._since
+        self._queue_area += elapsed * len(self._queue)
+        self._concurrency_area += elapsed * (len(self._queue) + self._in_slots)
+        self._since = now
+
+    def take_mean_gauges(self) -> tuple[float, float]:
+        """Time-averaged (queue depth, concurrency) since the previous call.
+
+        What a pod pushes: an instant snapshot of a Poisson-driven queue is noise that makes the
+        HPA flap, while the mean over the push interval is the load (Little's law: the mean
+        concurrency is the arrival rate times the mean latency).
+        """
+        self._account()
+        span = self._since - self._taken
+        if span <= 0:
+            return float(len(self._queue)), float(self.concurrency)
+        means = self._queue_area / span, self._concurrency_area / span
+        self._queue_area = self._concurrency_area = 0.0
+        self._taken = self._since
+        return means
 
     @property
     def queue_depth(self) -> int:
@@ -146,6 +173,7 @@ class Scheduler:
             self.stats.shed += 1
             raise Shed(f"{waiting} requests are waiting, the limit is {self.max_queue}")
         job = _Job(rows, self._clock(), asyncio.get_running_loop().create_future())
+        self._account()
         self._queue.append(job)
         self._update_idle()
         self._arrival.set()
@@ -159,6 +187,7 @@ class Scheduler:
         """Forget queued requests whose clients are gone (their handler was cancelled), so they
         take no slot; the queue's head is where slots look."""
         while self._queue and self._queue[0].done.done():
+            self._account()
             self._queue.popleft()
         self._update_idle()
 
@@ -172,12 +201,14 @@ class Scheduler:
             finally:
                 self._idle_slots -= 1
             self._drop_abandoned()
+        self._account()
         batch = [self._queue.popleft()]
         self._in_slots += 1
         deadline = batch[0].arrived + self.batch_timeout_seconds
         while len(batch) < self.max_batch_size:
             self._drop_abandoned()
             if self._queue:
+                self._account()
                 batch.append(self._queue.popleft())
                 self._in_slots += 1
                 continue
@@ -200,6 +231,7 @@ class Scheduler:
             return
         finally:
             self.stats.held_seconds += self._clock() - started
+            self._account()
             self._in_slots -= len(batch)
             self.stats.batches += 1
             self.stats.served += len(batch)

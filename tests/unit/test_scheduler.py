@@ -475,3 +475,34 @@ async def test_an_abandoned_queued_request_takes_no_slot() -> None:
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
+
+
+async def test_mean_gauges_integrate_over_time() -> None:
+    now = [0.0]
+    gate = asyncio.Event()
+
+    async def execute(rows: np.ndarray, requests: int) -> np.ndarray:
+        await gate.wait()
+        return rows
+
+    scheduler = Scheduler(execute, max_concurrency=1, max_queue=10, clock=lambda: now[0])
+    runner = asyncio.ensure_future(scheduler.run())
+    try:
+        assert scheduler.take_mean_gauges() == (0.0, 0.0)
+        first = asyncio.ensure_future(scheduler.submit(np.zeros((1, 1))))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the slot takes it: concurrency 1, queue 0
+        now[0] = 1.0
+        second = asyncio.ensure_future(scheduler.submit(np.zeros((1, 1))))
+        await asyncio.sleep(0)  # waits: concurrency 2, queue 1
+        now[0] = 4.0
+        # 0..1 s: queue 0, concurrency 1; 1..4 s: queue 1, concurrency 2.
+        assert scheduler.take_mean_gauges() == (0.75, 1.75)
+        now[0] = 6.0
+        assert scheduler.take_mean_gauges() == (1.0, 2.0)
+        gate.set()
+        await asyncio.gather(first, second)
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner

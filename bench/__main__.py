@@ -2,7 +2,7 @@
 
     python -m bench                  # full run (several minutes)
     python -m bench --quick          # smoke run (well under a minute of measuring)
-    python -m bench --only push      # one group: push, query
+    python -m bench --only push      # one group: push, query, model-server
     python -m bench --profile bench/profiles   # also CPU profiles of the hot paths
 
 Each figure is the median of ``--runs`` runs that alternate ours and the baseline; every ratio is
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import machine, profiles, push, query
+from bench import model_server as model_server_bench
 
 
 def _number(value: Any, unit: str) -> str:
@@ -66,6 +67,17 @@ def markdown(result: dict[str, Any]) -> str:
             f" {push_entry['settings']['server_cpus']}, load to"
             f" {push_entry['settings']['load_cpus']}.",
         ]
+    cpu_entry = next(
+        (e for e in result["results"] if e["name"] == "model server CPU per request"), None
+    )
+    if cpu_entry is not None:
+        lines += [
+            "",
+            f"Model server overhead: {cpu_entry['overhead_us_per_request']:.0f} us CPU per"
+            f" request above the bare aiohttp handler ({cpu_entry['settings']['body_bytes']}-byte"
+            f" requests, {cpu_entry['settings']['answer_bytes']}-byte answers,"
+            f" {cpu_entry['settings']['concurrency']} connections).",
+        ]
     return "\n".join(lines)
 
 
@@ -74,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--runs", type=int, help="runs per figure (default 5; quick 2)")
     parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
-    parser.add_argument("--only", choices=("push", "query"), action="append")
+    parser.add_argument("--only", choices=("push", "query", "model-server"), action="append")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and load")
     parser.add_argument("--profile", type=Path, help="also write CPU profiles to this folder")
     parser.add_argument(
@@ -88,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     runs = args.runs or (2 if args.quick else 5)
     if not 1 <= runs <= 50:
         raise SystemExit("--runs must be between 1 and 50")
-    groups = args.only or ["push", "query"]
+    groups = args.only or ["push", "query", "model-server"]
     pin = not args.no_pin
     result: dict[str, Any] = {
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -126,6 +138,15 @@ def main(argv: list[str] | None = None) -> None:
             pin=pin,
         )
         result["results"] += query.run(settings, log)
+    if "model-server" in groups:
+        log("model server overhead: simulated, 0 ms service time, vs a bare aiohttp process")
+        settings = model_server_bench.ModelServerSettings(
+            runs=runs,
+            duration_seconds=args.push_seconds or (1.0 if args.quick else 5.0),
+            warmup_seconds=0.5 if args.quick else 1.0,
+            pin=pin,
+        )
+        result["results"] += model_server_bench.run(settings, log)
     if args.profile is not None:
         log(f"CPU profiles into {args.profile}")
         result["profiles"] = profiles.run(args.profile)

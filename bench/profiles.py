@@ -2,7 +2,9 @@
 
 - ``push_server``: our adapter process under cProfile (``bench.profiled_adapter``) while
   ``bench.load`` pushes at it for a few seconds;
-- ``query``: the cold in-process selector query for p99 (handler level), 1,000 pods.
+- ``query``: the cold in-process selector query for p99 (handler level), 1,000 pods;
+- ``model_server``: the simulated model server (0 ms service time) under cProfile
+  (``bench.profiled_model_server``) while ``bench.infer_load`` posts at it for a few seconds.
 
 Each writes a ``.prof`` file (open with ``python -m pstats`` or snakeviz) and returns the top
 functions by own and cumulative CPU time as text, for the result file. cProfile adds overhead
@@ -19,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench import model_server as model_server_bench
 from bench import push, query, servers
 
 
@@ -84,7 +87,45 @@ def cold_query(directory: Path, rounds: int = 10) -> str:
     return _top(profiler)
 
 
-def run(directory: Path) -> dict[str, str]:
-    """Both profiles, written under ``directory``."""
+def model_server(directory: Path, seconds: float = 6.0) -> str:
+    """Profile the simulated model server under closed-loop load; returns the top functions."""
     directory.mkdir(parents=True, exist_ok=True)
-    return {"push_server": push_server(directory), "query_cold_p99": cold_query(directory)}
+    out = directory / "model-server.prof"
+    log = directory / "model-server.log"
+    port = servers.free_port()
+    argv = [
+        "-m",
+        "bench.profiled_model_server",
+        str(out),
+        *model_server_bench.model_server_argv(port)[2:],
+    ]
+    server = model_server_bench.start("profiled model server", argv, port, log)
+    server_cpus, load_cpus = push.cpu_plan(True)
+    try:
+        if server_cpus:
+            servers.pin(server.pid, server_cpus)
+        body = model_server_bench.request_body(server)
+        status, answer = model_server_bench.fetch(server.url + model_server_bench.INFER_PATH, body)
+        if status != 200:
+            raise RuntimeError(f"the profiled model server answered {status}")
+        files = {"body": directory / "infer-body.json", "answer": directory / "infer-answer.json"}
+        files["body"].write_bytes(body)
+        files["answer"].write_bytes(answer)
+        settings = model_server_bench.ModelServerSettings(
+            duration_seconds=seconds, warmup_seconds=0.5
+        )
+        model_server_bench.run_load(server, files, settings, load_cpus, seconds)
+    finally:
+        server.stop()
+    log.unlink(missing_ok=True)
+    return _top(str(out))
+
+
+def run(directory: Path) -> dict[str, str]:
+    """Every profile, written under ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return {
+        "push_server": push_server(directory),
+        "query_cold_p99": cold_query(directory),
+        "model_server": model_server(directory),
+    }

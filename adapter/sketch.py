@@ -20,6 +20,7 @@ threads.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -285,11 +286,51 @@ def quantile_per_sketch(sketches: Sequence[LatencySketch], q: float) -> NDArray[
     if not sketches:
         return np.zeros(0)
     indices, counts = np.concatenate([s._bins for s in sketches], axis=1)
+    return _quantile_of_layout(indices, counts, qs[0])
+
+
+def quantile_per_bins(
+    bins: Sequence[Mapping[int, int]], zero_counts: Sequence[int], q: float
+) -> NDArray[np.float64]:
+    """:func:`quantile_per_sketch` straight from bin mappings (index -> count), one per sketch.
+
+    The store keeps each pod's window as such a mapping; reading all of them into one array
+    here, with one sort for all, costs a fraction of building a sketch per pod, which is what
+    makes a 1,000-pod quantile query cheap right after the pods pushed.
+    """
+    qs = _checked_quantiles((q,))
+    if not bins:
+        return np.zeros(0)
+    lengths = np.fromiter(map(len, bins), dtype=np.int64, count=len(bins))
+    total = int(lengths.sum())
+    keys = np.fromiter(itertools.chain.from_iterable(bins), dtype=np.int64, count=total)
+    values = np.fromiter(
+        itertools.chain.from_iterable(b.values() for b in bins), dtype=np.int64, count=total
+    )
+    segments = np.repeat(np.arange(len(bins)), lengths)
+    order = np.lexsort((keys, segments))
+    # Lay the sketches out as quantile_per_sketch does: each begins with its zero bin.
+    starts = np.cumsum(lengths + 1) - (lengths + 1)
+    indices = np.empty(total + len(bins), dtype=np.int64)
+    counts = np.empty(total + len(bins), dtype=np.int64)
+    indices[starts] = _ZERO_INDEX
+    counts[starts] = np.asarray(zero_counts, dtype=np.int64)
+    rest = np.ones(total + len(bins), dtype=bool)
+    rest[starts] = False
+    indices[rest] = keys[order]
+    counts[rest] = values[order]
+    return _quantile_of_layout(indices, counts, qs[0])
+
+
+def _quantile_of_layout(
+    indices: NDArray[np.int64], counts: NDArray[np.int64], q: float
+) -> NDArray[np.float64]:
+    """The q-quantile of each sketch laid end to end, each starting with its zero bin."""
     cumulative = np.cumsum(counts)
     starts = np.flatnonzero(indices == _ZERO_INDEX)  # each sketch begins with its zero bin
     ahead = cumulative[starts] - counts[starts]  # values in the sketches before each one
     n = cumulative[np.append(starts[1:], indices.size) - 1] - ahead
-    below, above, weight = _ranks(n, qs[0])
+    below, above, weight = _ranks(n, q)
     last = indices.size - 1
 
     def values_at(ranks: NDArray[np.int64]) -> NDArray[np.float64]:

@@ -3,6 +3,9 @@
 Subcommands:
   serve         run the adapter (TLS always; certificates generated on first start if not given)
   certs client  issue a client certificate (and optionally a kubeconfig) from the generated CA
+
+``serve`` runs in cluster mode (delegated authentication and authorization, informers) when it
+runs in a pod or gets ``--kubeconfig``, and standalone otherwise; ``--mode`` forces either.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import argparse
 import datetime
 import json
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -20,8 +24,10 @@ from aiohttp import web
 from adapter import certs, durations
 from adapter.app import AdapterState, make_app
 from adapter.config import (
+    DEFAULT_ALWAYS_ALLOW_PATHS,
     DEFAULT_SERVICE_NAME,
     DEFAULT_SERVICE_NAMESPACE,
+    ClusterConfig,
     PushConfig,
     ServerConfig,
     StoreConfig,
@@ -65,6 +71,95 @@ def configure_logging(log_format: str) -> None:
 
 def _path(text: str) -> Path:
     return Path(text)
+
+
+def _list(text: str) -> tuple[str, ...]:
+    """A comma-separated flag value, as Go's ``StringSlice`` reads it (empty parts dropped)."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _add_cluster(serve: argparse.ArgumentParser) -> None:
+    """The flags of cluster mode, named as ``k8s.io/apiserver``'s delegating options."""
+    group = serve.add_argument_group(
+        "cluster mode",
+        "delegated authentication (front proxy, x509, TokenReview) and authorization"
+        " (SubjectAccessReview) through kube-apiserver, and informers for the cluster view",
+    )
+    group.add_argument(
+        "--mode",
+        choices=("auto", "standalone", "in-cluster"),
+        default="auto",
+        help="auto (default): in-cluster when running in a pod or given --kubeconfig",
+    )
+    group.add_argument(
+        "--kubeconfig",
+        type=_path,
+        help="kubeconfig for kube-apiserver (default in a pod: its service account)",
+    )
+    group.add_argument(
+        "--authorization-always-allow-paths",
+        type=_list,
+        default=DEFAULT_ALWAYS_ALLOW_PATHS,
+        help="paths served without authentication or authorization; /x/* is a prefix"
+        f" (default {','.join(DEFAULT_ALWAYS_ALLOW_PATHS)})",
+    )
+    defaults = ClusterConfig()
+    group.add_argument(
+        "--authentication-token-webhook-cache-ttl",
+        type=durations.duration_arg,
+        default=defaults.token_cache_ttl_seconds,
+        help="how long TokenReview answers are cached (default 10s)",
+    )
+    group.add_argument(
+        "--authorization-webhook-cache-authorized-ttl",
+        type=durations.duration_arg,
+        default=defaults.authorized_ttl_seconds,
+        help="how long allowing SubjectAccessReviews are cached (default 10s)",
+    )
+    group.add_argument(
+        "--authorization-webhook-cache-unauthorized-ttl",
+        type=durations.duration_arg,
+        default=defaults.unauthorized_ttl_seconds,
+        help="how long denying SubjectAccessReviews are cached (default 10s)",
+    )
+    group.add_argument(
+        "--requestheader-client-ca-file",
+        type=_path,
+        help="front-proxy CA (default: the ConfigMap's requestheader-client-ca-file)",
+    )
+    for flag, what in (
+        ("--requestheader-allowed-names", "CNs allowed for the front-proxy certificate"),
+        ("--requestheader-username-headers", "headers holding the user name"),
+        ("--requestheader-group-headers", "headers holding the groups"),
+        ("--requestheader-extra-headers-prefix", "prefixes of the extra-attribute headers"),
+    ):
+        group.add_argument(flag, type=_list, help=f"{what}, comma-separated (default: ConfigMap)")
+    group.add_argument(
+        "--push-token-audience",
+        default=defaults.push_token_audience,
+        help="audience of the projected service-account tokens pods push with"
+        " (default %(default)s)",
+    )
+    group.add_argument(
+        "--allow-shared-push-token",
+        action="store_true",
+        help="in-cluster, also accept the shared push token (off: pods push with their own"
+        " service-account token only)",
+    )
+    group.add_argument(
+        "--skip-preflight",
+        action="store_true",
+        help="do not check the adapter's own RBAC permissions at start-up",
+    )
+
+
+def cluster_mode_wanted(args: argparse.Namespace, environ: Mapping[str, str]) -> bool:
+    """In-cluster when asked, given --kubeconfig, or running in a pod (``--mode auto``)."""
+    from adapter.incluster import running_in_pod
+
+    if args.mode != "auto":
+        return bool(args.mode == "in-cluster")
+    return args.kubeconfig is not None or running_in_pod(environ)
 
 
 def _add_serve(subparsers: argparse._SubParsersAction) -> None:
@@ -118,6 +213,7 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="log line format"
     )
+    _add_cluster(serve)
 
 
 def _add_certs(subparsers: argparse._SubParsersAction) -> None:
@@ -173,8 +269,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def server_config(args: argparse.Namespace) -> ServerConfig:
-    """The serve flags as configuration."""
+def server_config(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> ServerConfig:
+    """The serve flags as configuration (``environ`` only tells whether this is a pod)."""
+    cluster = ClusterConfig(
+        enabled=cluster_mode_wanted(args, os.environ if environ is None else environ),
+        kubeconfig=args.kubeconfig,
+        always_allow_paths=tuple(args.authorization_always_allow_paths),
+        token_cache_ttl_seconds=args.authentication_token_webhook_cache_ttl,
+        authorized_ttl_seconds=args.authorization_webhook_cache_authorized_ttl,
+        unauthorized_ttl_seconds=args.authorization_webhook_cache_unauthorized_ttl,
+        requestheader_client_ca_file=args.requestheader_client_ca_file,
+        requestheader_allowed_names=args.requestheader_allowed_names,
+        requestheader_username_headers=args.requestheader_username_headers,
+        requestheader_group_headers=args.requestheader_group_headers,
+        requestheader_extra_headers_prefix=args.requestheader_extra_headers_prefix,
+        push_token_audience=args.push_token_audience,
+        allow_shared_push_token=args.allow_shared_push_token,
+        preflight=not args.skip_preflight,
+    )
     return ServerConfig(
         bind_address=args.bind_address,
         secure_port=args.secure_port,
@@ -189,6 +303,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         ),
         store=StoreConfig(window_seconds=args.window, max_age_seconds=args.max_age),
         push=PushConfig(token_file=args.push_token_file),
+        cluster=cluster,
     )
 
 
@@ -203,6 +318,9 @@ def serve(config: ServerConfig) -> None:
         logger.info("clients trust the serving certificate through the CA %s", files.ca_cert)
     else:
         cert_file, key_file = tls.cert_file, tls.key_file
+    if config.cluster.enabled:
+        serve_cluster(config, cert_file, key_file)
+        return
     if tls.client_ca_file is not None:
         client_ca = tls.client_ca_file
     else:
@@ -231,6 +349,52 @@ def serve(config: ServerConfig) -> None:
         ),
         shutdown_timeout=5,
     )
+
+
+def serve_cluster(config: ServerConfig, cert_file: Path, key_file: Path) -> None:
+    """Cluster mode: preflight, the authentication ConfigMap, informers, then serve."""
+    from adapter import incluster, kube
+
+    serving = ServingTls(cert_file, key_file, None)
+    push_token = None
+    if config.cluster.allow_shared_push_token:
+        token_file = config.push.token_file or ensure_token_file(
+            config.tls.cert_dir / PUSH_TOKEN_FILE
+        )
+        push_token = PushToken.from_file(token_file)
+        logger.info("pushes may also use the shared bearer token in %s", token_file)
+    client = kube.KubeClient.from_kubeconfig(config.cluster.kubeconfig)
+    store = Store(config.store)
+
+    async def build() -> web.Application:
+        mode = await incluster.prepare(config, client, store, serving)
+        state = AdapterState(
+            config=config,
+            store=store,
+            provider=StoreProvider(store, view=mode.view),
+            push_token=push_token,
+            tls=serving,
+            cluster=mode,
+        )
+        return make_app(state)
+
+    try:
+        web.run_app(
+            build(),
+            host=config.bind_address,
+            port=config.secure_port,
+            ssl_context=serving.context,
+            access_log=None,
+            print=lambda text: logger.info(
+                "serving on https://%s:%d (cluster mode)", config.bind_address, config.secure_port
+            ),
+            shutdown_timeout=5,
+        )
+    except incluster.StartupError as error:
+        print(f"inference-adapter: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        client.close()
 
 
 def _kubeconfig(server: str, ca_file: Path, cert_file: Path, key_file: Path, user: str) -> dict:

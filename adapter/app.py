@@ -4,6 +4,14 @@
 credentials, telemetry, clock): tests and ``adapter.__main__`` call the same factory. Handlers
 only translate between HTTP and ``adapter.api`` / ``adapter.push`` / the store; every failure is
 an ``ApiError`` that the error middleware turns into a Kubernetes ``Status``.
+
+Two security modes share the handlers:
+- *standalone* (``state.cluster is None``): queries need a client certificate from the client CA,
+  pushes the shared token.
+- *cluster* (``state.cluster`` set, see ``adapter.incluster``): every request but the always-allowed
+  paths is authenticated by ``adapter.kubeauth`` (front proxy, x509, TokenReview, anonymous) and
+  authorized by a SubjectAccessReview; a push carries the pod's projected service-account token
+  and may only report for that pod, which must exist in the cluster view.
 """
 
 from __future__ import annotations
@@ -14,17 +22,19 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from adapter import api, errors, push, store
+from adapter import api, cluster, errors, kubeauth, push, store
 from adapter.config import ServerConfig
 from adapter.provider import MetricsProvider
+from adapter.report import Report
 from adapter.telemetry import Telemetry
-from adapter.transport import PushToken, ServingTls, User, user_from_peer_cert
+from adapter.transport import PushToken, ServingTls, User, peer_chain_der, user_from_peer_cert
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("adapter.access")
@@ -38,15 +48,34 @@ RETRY_AFTER_SECONDS = 10
 
 
 @dataclass
+class ClusterMode:
+    """What cluster mode adds to an application (``adapter.incluster`` assembles it)."""
+
+    authenticator: kubeauth.Authenticator
+    authorizer: kubeauth.Authorizer
+    view: cluster.PodView | None = None
+    """The cluster's pods; pushes for pods it lacks are refused. None: no such check."""
+    push_audience: str = "inference-metrics-adapter"
+    """The audience a pod's projected push token must be issued for."""
+    allow_shared_push_token: bool = False
+    """Also accept the shared push token (``state.push_token``), as standalone does."""
+    lifetime: Callable[[], AbstractAsyncContextManager[None]] | None = None
+    """Background work for the application's lifetime: the ConfigMap watch, the informers."""
+
+
+@dataclass
 class AdapterState:
     """Everything the handlers share. One per application; no module globals."""
 
     config: ServerConfig
     store: store.Store
     provider: MetricsProvider
-    push_token: PushToken
+    push_token: PushToken | None
+    """The shared push token; None in cluster mode unless it is explicitly allowed."""
     clock: Callable[[], float] = time.time
     tls: ServingTls | None = None
+    cluster: ClusterMode | None = None
+    """None: standalone security. Set: delegated authentication and authorization."""
     telemetry: Telemetry = field(init=False)
 
     def __post_init__(self) -> None:
@@ -143,16 +172,38 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return status_response(errors.internal_error())
 
 
+def credentials(request: web.Request) -> kubeauth.Credentials:
+    """The TLS chain and headers a request presents."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport else None
+    return kubeauth.Credentials(peer_chain_der(ssl_object), list(request.headers.items()))
+
+
 @web.middleware
 async def authentication_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Queries need a verified client certificate; health is open; pushes check their token."""
-    if request.path in OPEN_PATHS or request.path == PUSH_PATH:
+    """Who asks, and may they? Pushes check their own token (``post_push``).
+
+    Standalone: a verified client certificate, health open. Cluster: ``adapter.kubeauth``
+    authenticates, a SubjectAccessReview authorizes; the always-allowed paths skip both.
+    """
+    if request.path == PUSH_PATH:
         return await handler(request)
-    transport = request.transport
-    user = user_from_peer_cert(transport.get_extra_info("peercert") if transport else None)
-    if user is None:
-        raise errors.unauthorized()
+    mode = request.app[STATE].cluster
+    if mode is None:
+        if request.path in OPEN_PATHS:
+            return await handler(request)
+        transport = request.transport
+        user = user_from_peer_cert(transport.get_extra_info("peercert") if transport else None)
+        if user is None:
+            raise errors.unauthorized()
+        request[USER] = user
+        return await handler(request)
+    if mode.authorizer.always_allowed(request.path):
+        return await handler(request)
+    user = await mode.authenticator.authenticate(credentials(request))
     request[USER] = user
+    attributes = kubeauth.request_attributes(request.method, request.path, request.query)
+    await mode.authorizer.authorize(user, attributes)
     return await handler(request)
 
 
@@ -254,18 +305,54 @@ async def _drain(request: web.Request) -> None:
             break
 
 
+async def _push_identity(state: AdapterState, request: web.Request) -> kubeauth.PodBinding | None:
+    """Who pushes: the pod bound to the token (cluster mode), or None for the shared token."""
+    authorization = request.headers.get("Authorization")
+    mode = state.cluster
+    if mode is None or (mode.allow_shared_push_token and state.push_token is not None):
+        if state.push_token is not None and state.push_token.accepts(authorization):
+            return None
+        if mode is None:
+            error = errors.unauthorized("a push needs the bearer token of --push-token-file")
+            error.headers["WWW-Authenticate"] = "Bearer"
+            raise error
+    assert mode is not None
+    return await mode.authenticator.authenticate_pod(credentials(request), mode.push_audience)
+
+
+def _check_pusher(mode: ClusterMode, binding: kubeauth.PodBinding | None, report: Report) -> None:
+    """A pod reports only for itself, and only for a pod that exists (cluster mode)."""
+    pod = report.pod
+    if binding is not None and (
+        pod.namespace != binding.namespace or pod.name != binding.name or report.uid != binding.uid
+    ):
+        raise errors.forbidden(
+            f"pod {binding} (uid {binding.uid}) may push only for itself, not for pod {pod}"
+            f" (uid {report.uid})"
+        )
+    if mode.view is None:
+        return
+    known = mode.view.pod(pod.namespace, pod.name)
+    if known is None:
+        raise errors.forbidden(f"pod {pod} does not exist in the cluster")
+    if known.uid != report.uid:
+        raise errors.forbidden(
+            f"pod {pod} has uid {known.uid} in the cluster, not {report.uid}: a report for a"
+            " pod that no longer exists"
+        )
+
+
 async def post_push(request: web.Request) -> web.Response:
     """``POST /push/v1``: one pod's report (docs/push-protocol.md)."""
     state = request.app[STATE]
     pushes = state.telemetry.pushes
     try:
-        if not state.push_token.accepts(request.headers.get("Authorization")):
-            error = errors.unauthorized("a push needs the bearer token of --push-token-file")
-            error.headers["WWW-Authenticate"] = "Bearer"
-            raise error
+        binding = await _push_identity(state, request)
         push.check_content_type(request.content_type)
         body = await _read_limited(request, state.config.push.max_body_bytes)
         report = push.decode_report(body, state.config.push)
+        if state.cluster is not None:
+            _check_pusher(state.cluster, binding, report)
         now = state.clock()
         try:
             outcome = state.store.apply(report, now)
@@ -341,6 +428,16 @@ async def certificate_reloader_context(app: web.Application) -> AsyncIterator[No
         yield
 
 
+async def cluster_context(app: web.Application) -> AsyncIterator[None]:
+    """Cluster mode's background work (ConfigMap watch, informers) for the app's lifetime."""
+    mode = app[STATE].cluster
+    if mode is None or mode.lifetime is None:
+        yield
+        return
+    async with mode.lifetime():
+        yield
+
+
 def make_app(state: AdapterState) -> web.Application:
     """The adapter's application around ``state``."""
     app = web.Application(
@@ -368,4 +465,5 @@ def make_app(state: AdapterState) -> web.Application:
     router.add_post(PUSH_PATH, post_push, name="push")
     app.cleanup_ctx.append(sweeper_context)
     app.cleanup_ctx.append(certificate_reloader_context)
+    app.cleanup_ctx.append(cluster_context)
     return app

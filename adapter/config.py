@@ -63,6 +63,68 @@ class PushConfig:
     clock_skew_warning_seconds: float = 300.0
 
 
+DEFAULT_ALWAYS_ALLOW_PATHS = ("/healthz", "/readyz", "/livez")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Cluster mode: delegated authentication and authorization, the cluster view.
+
+    Flag names follow ``k8s.io/apiserver``'s delegating options.
+    """
+
+    enabled: bool = False
+    """On when the adapter runs in a pod or gets ``--kubeconfig``; standalone otherwise."""
+    kubeconfig: Path | None = None
+    """The kubeconfig to reach kube-apiserver with; None in a pod: its service account."""
+    always_allow_paths: tuple[str, ...] = DEFAULT_ALWAYS_ALLOW_PATHS
+    """Paths served without authentication or authorization (``/x`` exact, ``/x/*`` prefix)."""
+    token_cache_ttl_seconds: float = 10.0
+    """How long a TokenReview answer (valid or not) is reused."""
+    authorized_ttl_seconds: float = 10.0
+    """How long an allowing SubjectAccessReview is reused."""
+    unauthorized_ttl_seconds: float = 10.0
+    """How long a denying SubjectAccessReview is reused."""
+    requestheader_client_ca_file: Path | None = None
+    """Replaces the ConfigMap's ``requestheader-client-ca-file``."""
+    requestheader_allowed_names: tuple[str, ...] | None = None
+    requestheader_username_headers: tuple[str, ...] | None = None
+    requestheader_group_headers: tuple[str, ...] | None = None
+    requestheader_extra_headers_prefix: tuple[str, ...] | None = None
+    push_token_audience: str = DEFAULT_SERVICE_NAME
+    """The audience of the projected service-account tokens pods push with."""
+    allow_shared_push_token: bool = False
+    """Also accept the shared push token of standalone mode (off: only pod-bound tokens)."""
+    preflight: bool = True
+    """Check the adapter's own RBAC permissions at start-up and exit naming a missing binding."""
+    resync_seconds: float = 300.0
+    """Every informer lists everything again this often."""
+    sync_timeout_seconds: float = 60.0
+    """Start-up fails if the informers have not listed everything within this time."""
+
+    def validate(self) -> list[str]:
+        problems = []
+        for flag, seconds in (
+            ("--authentication-token-webhook-cache-ttl", self.token_cache_ttl_seconds),
+            ("--authorization-webhook-cache-authorized-ttl", self.authorized_ttl_seconds),
+            ("--authorization-webhook-cache-unauthorized-ttl", self.unauthorized_ttl_seconds),
+        ):
+            if seconds < 0:
+                problems.append(f"{flag} must not be negative")
+        for flag, path in (
+            ("--kubeconfig", self.kubeconfig),
+            ("--requestheader-client-ca-file", self.requestheader_client_ca_file),
+        ):
+            if path is not None and not path.is_file():
+                problems.append(f"{flag} {path}: no such file")
+        if not self.push_token_audience:
+            problems.append("--push-token-audience must not be empty")
+        for path in self.always_allow_paths:
+            if not path.startswith("/"):
+                problems.append(f"--authorization-always-allow-paths: {path!r} must start with /")
+        return problems
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """Everything ``make_app`` and the runner need."""
@@ -73,6 +135,7 @@ class ServerConfig:
     tls: TlsConfig = field(default_factory=TlsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     push: PushConfig = field(default_factory=PushConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def validate(self) -> list[str]:
         """Every problem with this configuration, as one line each; empty when usable."""
@@ -95,4 +158,6 @@ class ServerConfig:
         ):
             if path is not None and not path.is_file():
                 problems.append(f"{flag} {path}: no such file")
+        if self.cluster.enabled:
+            problems += self.cluster.validate()
         return problems

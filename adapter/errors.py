@@ -64,6 +64,16 @@ def unauthorized(message: str = "Unauthorized") -> ApiError:
     return ApiError(401, "Unauthorized", message)
 
 
+def forbidden(message: str) -> ApiError:
+    """403: an authenticated caller that may not do this (SubjectAccessReview, push identity)."""
+    return ApiError(403, "Forbidden", message)
+
+
+def service_unavailable(message: str) -> ApiError:
+    """503: a dependency (the Kubernetes API) is out of reach and no cached answer is fresh."""
+    return ApiError(503, "ServiceUnavailable", message)
+
+
 def not_found(message: str) -> ApiError:
     """404: unknown metric, resource or path, or no fresh data to answer with."""
     return ApiError(404, "NotFound", message)

@@ -200,6 +200,21 @@ class Store:
         """
         record._expire(self._oldest_slice(now) - slack_slices)
 
+    def forget(self, pod: PodRef, uid: str | None = None) -> bool:
+        """Drop ``pod`` at once (it was deleted); with ``uid``, only that incarnation.
+        Returns whether anything was dropped."""
+        pods = self._pods.get(pod.namespace)
+        if pods is None:
+            return False
+        record = pods.get(pod.name)
+        if record is None or (uid is not None and record.uid != uid):
+            return False
+        del pods[pod.name]
+        if not pods:
+            del self._pods[pod.namespace]
+        self._count -= 1
+        return True
+
     def sweep(self, now: float) -> int:
         """Forget pods silent for longer than ``forget_after_seconds``; returns how many."""
         horizon = now - self.config.forget_after_seconds

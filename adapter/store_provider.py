@@ -7,15 +7,20 @@ left is a 404 that says how many objects matched and how many had fresh data.
 
 Series labels (what ``metricLabelSelector`` and external ``labelSelector`` pick from) are
 ``{"deployment": <owner>}`` for pods owned by a Deployment and ``{}`` otherwise.
+
+With a cluster view (``adapter.cluster.PodView``, cluster mode) the pods that exist decide:
+selectors match the pods' real labels, a ``deployments.apps`` or ``services`` object is the pods
+its selector picks, the owning Deployment comes from the pod's ReplicaSet, and data of a pod the
+cluster does not have (or of an older incarnation) is never served.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from adapter import catalog, errors, resources, selectors, sketch
+from adapter import catalog, cluster, errors, resources, selectors, sketch
 from adapter.provider import CustomMetricInfo, ExternalMetricValue, MetricValue, ObjectReference
 from adapter.report import PodRef
 from adapter.store import PodRecord, Store
@@ -45,15 +50,22 @@ class _Aggregate:
 class StoreProvider:
     """Custom and external metrics provider over a ``Store``."""
 
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        view: cluster.PodView | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.view = view
         config = store.config
         self._window = round(config.window_seconds)
         self._max_age_text = seconds_text(config.max_age_seconds)
+        self._served = SERVED_RESOURCES if view is None else (*SERVED_RESOURCES, resources.SERVICES)
         self._metrics = [
             CustomMetricInfo(r.group_resource, r.namespaced, m)
-            for r in SERVED_RESOURCES
+            for r in self._served
             for m in catalog.NAMES
         ]
 
@@ -74,22 +86,20 @@ class StoreProvider:
     ) -> MetricValue:
         metric = self._metric(info)
         now = self.clock()
+        if self.view is not None:
+            return self._cluster_value(
+                self.view, metric, info, namespace, name, metric_selector, now
+            )
         if info.group_resource == resources.PODS.group_resource:
             assert namespace is not None
-            record = self.store.get(PodRef(namespace, name))
-            if record is None:
-                raise errors.not_found(f"pod {namespace}/{name} has never pushed metrics")
-            if not self.store.is_fresh(record, now):
-                raise errors.not_found(
-                    f"pod {namespace}/{name} last pushed {seconds_text(now - record.last_seen)}"
-                    f" ago, more than the max age of {self._max_age_text}"
-                )
-            values = self._per_pod(metric, [record], metric_selector, now)
-            if not values:
-                raise errors.not_found(
-                    self._no_series_message(metric, f"pod {namespace}/{name}", metric_selector)
-                )
-            return values[0]
+            return self._pod_value(
+                metric,
+                namespace,
+                name,
+                self.store.get(PodRef(namespace, name)),
+                metric_selector,
+                now,
+            )
         if info.group_resource == resources.DEPLOYMENTS.group_resource:
             assert namespace is not None
             members = [
@@ -106,6 +116,29 @@ class StoreProvider:
             reference = ObjectReference("Namespace", "v1", name)
         return self._object_value(metric, members, what, reference, metric_selector, now)
 
+    def _pod_value(
+        self,
+        metric: catalog.Metric,
+        namespace: str,
+        name: str,
+        record: PodRecord | None,
+        metric_selector: selectors.Selector,
+        now: float,
+    ) -> MetricValue:
+        if record is None:
+            raise errors.not_found(f"pod {namespace}/{name} has never pushed metrics")
+        if not self.store.is_fresh(record, now):
+            raise errors.not_found(
+                f"pod {namespace}/{name} last pushed {seconds_text(now - record.last_seen)}"
+                f" ago, more than the max age of {self._max_age_text}"
+            )
+        values = self._per_pod(metric, [record], metric_selector, now)
+        if not values:
+            raise errors.not_found(
+                self._no_series_message(metric, f"pod {namespace}/{name}", metric_selector)
+            )
+        return values[0]
+
     async def get_metric_by_selector(
         self,
         info: CustomMetricInfo,
@@ -115,6 +148,10 @@ class StoreProvider:
     ) -> list[MetricValue]:
         metric = self._metric(info)
         now = self.clock()
+        if self.view is not None:
+            return self._cluster_values(
+                self.view, metric, info, namespace, selector, metric_selector, now
+            )
         if info.group_resource == resources.PODS.group_resource:
             tracked = list(self.store.pods(namespace))
             matched = [r for r in tracked if selector.matches(r.labels)]
@@ -135,6 +172,17 @@ class StoreProvider:
         # Deployments and namespaces carry no labels the adapter knows of in standalone mode,
         # so a selector picks all of them or none.
         groups = self._groups(info.group_resource, namespace) if selector.matches({}) else {}
+        return self._group_values(info, metric, groups, selector, metric_selector, now)
+
+    def _group_values(
+        self,
+        info: CustomMetricInfo,
+        metric: catalog.Metric,
+        groups: dict[ObjectReference, list[PodRecord]],
+        selector: selectors.Selector,
+        metric_selector: selectors.Selector,
+        now: float,
+    ) -> list[MetricValue]:
         values = []
         for reference, members in groups.items():
             aggregate = self._aggregate(metric, self._fresh(members, metric_selector, now), now)
@@ -167,8 +215,8 @@ class StoreProvider:
             )
         now = self.clock()
         series: dict[str, list[PodRecord]] = {}
-        for record in self.store.pods(namespace):
-            labels = series_labels(record)
+        for record in self._tracked(namespace):
+            labels = self._series_labels(record)
             if labels and metric_selector.matches(labels):
                 series.setdefault(labels[SERIES_LABEL], []).append(record)
         values = []
@@ -195,11 +243,119 @@ class StoreProvider:
             )
         return values
 
+    # -- cluster mode: the view decides which pods exist and what they belong to ---------------
+
+    def _series_labels(self, record: PodRecord) -> dict[str, str]:
+        if self.view is None:
+            return series_labels(record)
+        pod = self.view.pod(record.pod.namespace, record.pod.name)
+        deployment = self.view.deployment_of(pod) if pod is not None else None
+        return {SERIES_LABEL: deployment} if deployment else {}
+
+    def _record(self, pod: cluster.ClusterPod) -> PodRecord | None:
+        """The data of this incarnation of ``pod``, if it pushed any."""
+        record = self.store.get(PodRef(pod.namespace, pod.name))
+        if record is None or record.uid != pod.uid:
+            return None
+        return record
+
+    def _records(self, pods: Iterable[cluster.ClusterPod]) -> list[PodRecord]:
+        return [r for r in map(self._record, pods) if r is not None]
+
+    def _tracked(self, namespace: str | None) -> list[PodRecord]:
+        """The records that count: every one standalone, those of existing pods in a cluster."""
+        if self.view is None:
+            return list(self.store.pods(namespace))
+        return self._records(self.view.pods(namespace))
+
+    def _cluster_value(
+        self,
+        view: cluster.PodView,
+        metric: catalog.Metric,
+        info: CustomMetricInfo,
+        namespace: str | None,
+        name: str,
+        metric_selector: selectors.Selector,
+        now: float,
+    ) -> MetricValue:
+        group_resource = info.group_resource
+        if group_resource == resources.NAMESPACES.group_resource:
+            members = self._tracked(name)
+            reference = ObjectReference("Namespace", "v1", name)
+            return self._object_value(
+                metric, members, f"namespace {name}", reference, metric_selector, now
+            )
+        assert namespace is not None
+        if group_resource == resources.PODS.group_resource:
+            pod = view.pod(namespace, name)
+            if pod is None:
+                raise errors.not_found(f"pod {namespace}/{name} does not exist in the cluster")
+            return self._pod_value(metric, namespace, name, self._record(pod), metric_selector, now)
+        resource = resources.lookup(group_resource)
+        assert resource is not None
+        singular = resource.kind.lower()
+        workload = view.workload(group_resource, namespace, name)
+        if workload is None:
+            raise errors.not_found(f"{singular} {namespace}/{name} does not exist in the cluster")
+        members = self._records(p for p in view.pods(namespace) if workload.selects(p))
+        reference = ObjectReference(resource.kind, resource.api_version, name, namespace)
+        return self._object_value(
+            metric, members, f"{singular} {namespace}/{name}", reference, metric_selector, now
+        )
+
+    def _cluster_values(
+        self,
+        view: cluster.PodView,
+        metric: catalog.Metric,
+        info: CustomMetricInfo,
+        namespace: str | None,
+        selector: selectors.Selector,
+        metric_selector: selectors.Selector,
+        now: float,
+    ) -> list[MetricValue]:
+        group_resource = info.group_resource
+        if group_resource == resources.PODS.group_resource:
+            pods = list(view.pods(namespace))
+            matched = [p for p in pods if selector.matches(p.labels)]
+            fresh = [r for r in self._records(matched) if self.store.is_fresh(r, now)]
+            values = self._per_pod(metric, fresh, metric_selector, now)
+            if values:
+                return values
+            raise errors.not_found(
+                f"selector {str(selector) or '(everything)'!r} matched {len(matched)} of"
+                f" {len(pods)} pods in namespace {namespace}; {len(fresh)} pushed within the max"
+                f" age of {self._max_age_text}"
+                + (
+                    ""
+                    if not fresh
+                    else f", {self._no_series_message(metric, 'but they', metric_selector)}"
+                )
+            )
+        groups: dict[ObjectReference, list[PodRecord]] = {}
+        if group_resource == resources.NAMESPACES.group_resource:
+            if selector.matches({}):  # no namespace informer: namespaces carry no known labels
+                for record in self._tracked(None):
+                    reference = ObjectReference("Namespace", "v1", record.pod.namespace)
+                    groups.setdefault(reference, []).append(record)
+        else:
+            resource = resources.lookup(group_resource)
+            assert resource is not None
+            for workload in view.workloads(group_resource, namespace):
+                if not selector.matches(workload.labels):
+                    continue
+                reference = ObjectReference(
+                    resource.kind, resource.api_version, workload.name, workload.namespace
+                )
+                groups[reference] = self._records(
+                    p for p in view.pods(workload.namespace) if workload.selects(p)
+                )
+        return self._group_values(info, metric, groups, selector, metric_selector, now)
+
     # -- computing values ------------------------------------------------------------------
 
     def _metric(self, info: CustomMetricInfo) -> catalog.Metric:
-        served = {r.group_resource for r in SERVED_RESOURCES}
-        if info.group_resource == resources.SERVICES.group_resource:
+        served = {r.group_resource for r in self._served}
+        if info.group_resource == resources.SERVICES.group_resource and self.view is None:
             raise errors.not_found(
                 f"the server could not find the metric {info.metric} for services: services"
                 " need the cluster view (in-cluster mode) to know their pods; standalone, use"
@@ -230,7 +386,9 @@ class StoreProvider:
     ) -> list[PodRecord]:
         fresh = []
         for record in records:
-            if self.store.is_fresh(record, now) and metric_selector.matches(series_labels(record)):
+            if self.store.is_fresh(record, now) and metric_selector.matches(
+                self._series_labels(record)
+            ):
                 fresh.append(record)
         return fresh
 
@@ -323,7 +481,7 @@ class StoreProvider:
         now: float,
     ) -> list[MetricValue]:
         """One value per pod, for the pods (already fresh) that have ``metric``."""
-        records = [r for r in records if metric_selector.matches(series_labels(r))]
+        records = [r for r in records if metric_selector.matches(self._series_labels(r))]
         self._refresh_windows(metric, records, now)
         if metric.kind is catalog.Kind.GAUGE:
             records = [r for r in records if metric.name in r.gauges]

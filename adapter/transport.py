@@ -7,17 +7,29 @@
 - ``user_from_peer_cert`` turns a verified client certificate into a Kubernetes user (CN is the
   name, each O a group), as kube-apiserver's x509 authenticator does.
 - ``PushToken`` checks the shared push bearer token in constant time.
+- ``peer_chain_der`` reads the certificates a client presented, for ``adapter.kubeauth`` to judge
+  in cluster mode.
+
+CA rotation (cluster mode): Python's ``ssl`` cannot request a client certificate without
+verifying it during the handshake, so the server context must trust every CA that may sign one.
+``ServingTls.trust_client_cas`` adds CAs to the live context's verify store (new handshakes accept
+them at once; nothing restarts). The store only grows; that is safe because the handshake is not
+the decision: ``adapter.kubeauth`` verifies the presented certificate against the *current* CA set
+and refuses one from a CA that was rotated out.
 
 No aiohttp import: the middlewares in ``adapter.app`` call these.
 """
 
 from __future__ import annotations
 
+import _ssl
+import hashlib
 import hmac
 import logging
 import secrets
 import ssl
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +40,12 @@ AUTHENTICATED_GROUP = "system:authenticated"
 
 @dataclass(frozen=True)
 class User:
-    """An authenticated caller."""
+    """An authenticated caller (``user.Info``)."""
 
     name: str
     groups: tuple[str, ...] = ()
+    uid: str = ""
+    extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
 
 
 def user_from_peer_cert(peer_cert: dict[str, Any] | None) -> User | None:
@@ -59,19 +73,67 @@ def _mtimes(paths: tuple[Path, ...]) -> tuple[float, ...]:
     return tuple(path.stat().st_mtime_ns for path in paths)
 
 
-class ServingTls:
-    """The server's TLS context, with the serving certificate re-read when its files change."""
+_ENCODING_DER = getattr(ssl, "ENCODING_DER", getattr(_ssl, "ENCODING_DER", 2))
+"""``_ssl.Certificate.public_bytes`` format for DER (public in ``ssl`` only from 3.13)."""
 
-    def __init__(self, cert_file: Path, key_file: Path, client_ca_file: Path) -> None:
+
+def peer_chain_der(ssl_object: ssl.SSLObject | None) -> list[bytes]:
+    """The certificates the client presented, leaf first (DER); empty without one.
+
+    The leaf comes from ``getpeercert(binary_form=True)``; the intermediates the client sent come
+    from the unverified chain where this Python offers it (3.13 publicly, earlier privately), so
+    a chain through an intermediate CA can be verified too.
+    """
+    if ssl_object is None:
+        return []
+    leaf = ssl_object.getpeercert(binary_form=True)
+    if not leaf:
+        return []
+    chain = [leaf]
+    native = getattr(ssl_object, "_sslobj", ssl_object)
+    get_chain = getattr(native, "get_unverified_chain", None)
+    if get_chain is not None:
+        try:
+            presented = [c.public_bytes(_ENCODING_DER) for c in get_chain() or []]
+            # Server side, OpenSSL may or may not list the leaf itself (3.13 adds it).
+            chain += [der for der in presented if der != leaf]
+        except (ssl.SSLError, AttributeError, ValueError):
+            pass
+    return chain
+
+
+class ServingTls:
+    """The server's TLS context, with the serving certificate re-read when its files change.
+
+    ``client_ca_file`` may be None in cluster mode, where the CAs come from the ConfigMap through
+    ``trust_client_cas``.
+    """
+
+    def __init__(self, cert_file: Path, key_file: Path, client_ca_file: Path | None) -> None:
         self.cert_file = cert_file
         self.key_file = key_file
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
         self.context.set_alpn_protocols(["http/1.1"])
         self.context.verify_mode = ssl.CERT_OPTIONAL
-        self.context.load_verify_locations(cafile=str(client_ca_file))
+        self._trusted: set[str] = set()
+        if client_ca_file is not None:
+            self.context.load_verify_locations(cafile=str(client_ca_file))
         self.context.load_cert_chain(str(cert_file), str(key_file))
         self._loaded = _mtimes((cert_file, key_file))
+
+    def trust_client_cas(self, pem_bundles: Iterable[bytes]) -> int:
+        """Accept client certificates from these CAs in new handshakes; returns how many
+        bundles were new. Bundles already loaded are skipped (see the module docstring)."""
+        added = 0
+        for pem in pem_bundles:
+            digest = hashlib.sha256(pem).hexdigest()
+            if digest in self._trusted:
+                continue
+            self.context.load_verify_locations(cadata=pem.decode())
+            self._trusted.add(digest)
+            added += 1
+        return added
 
     def reload_if_changed(self) -> bool:
         """Load the certificate files again if they changed; True when a new pair is in use.

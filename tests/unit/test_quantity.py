@@ -10,7 +10,7 @@ from decimal import ROUND_UP, Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from kubernetes.utils import parse_quantity as client_parse_quantity
 
@@ -454,7 +454,10 @@ def test_parse_agrees_with_the_official_client_on_nano_exact_strings(
     if not integer and not fraction:
         integer = "0"
     text = f"{sign}{integer}.{fraction}{suffix}" if fraction else f"{sign}{integer}{suffix}"
-    assert quantity.parse_quantity(text) == client_parse_quantity(text)
+    expected = client_parse_quantity(text)
+    # Go caps binary-suffixed values at the int64 maximum (8200Pi); the client does not.
+    assume(abs(expected) <= 2**63 - 1)
+    assert quantity.parse_quantity(text) == expected
 
 
 @settings(max_examples=2000)

@@ -1,0 +1,113 @@
+"""Real TLS handshakes: the aggregator's front-proxy certificate, chains, and CA rotation
+through the ConfigMap without a restart."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.cluster.conftest import CUSTOM, ClusterAdapter, client_context, eventually
+from tests.cluster.pki import Issued, issue, make_ca
+
+
+async def get_as(
+    cluster: ClusterAdapter, context: ssl.SSLContext, user: str = "alice"
+) -> tuple[int, dict]:
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session,
+        session.get(f"{cluster.url}{CUSTOM}", headers={"X-Remote-User": user}) as response,
+    ):
+        return response.status, await response.json(content_type=None)
+
+
+def presenting(cluster: ClusterAdapter, cert: Issued, chain_file: Path | None = None):
+    context = client_context(cluster.pki)
+    context.load_cert_chain(str(chain_file or cert.cert_file), str(cert.key_file))
+    return context
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+async def test_aggregator_style_front_proxy_certificate(
+    cluster: ClusterAdapter, version: ssl.TLSVersion
+) -> None:
+    """RSA-2048 front-proxy-client certificate with clientAuth, as kubeadm issues it."""
+    cluster.kubeapi.grant("alice")
+    context = presenting(cluster, cluster.cluster_pki.front_proxy)
+    context.minimum_version = context.maximum_version = version
+    status, body = await get_as(cluster, context)
+    assert status == 200, body
+    assert cluster.kubeapi.access_reviews[-1]["user"] == "alice"
+
+
+async def test_a_chain_through_an_intermediate_ca_is_verified(
+    cluster: ClusterAdapter, tmp_path: Path
+) -> None:
+    root = cluster.cluster_pki.front_proxy_ca
+    intermediate = issue(root, tmp_path, "intermediate", "front-proxy-intermediate", is_ca=True)
+    leaf = issue(intermediate, tmp_path, "leaf", "front-proxy-client")
+    chain = tmp_path / "chain.crt"
+    chain.write_bytes(leaf.pem + intermediate.pem)
+    cluster.kubeapi.grant("alice")
+    status, body = await get_as(cluster, presenting(cluster, leaf, chain))
+    assert status == 200, body["message"]
+
+
+async def test_a_certificate_for_servers_only_is_not_a_proxy(
+    cluster: ClusterAdapter, tmp_path: Path
+) -> None:
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    root = cluster.cluster_pki.front_proxy_ca
+    server_only = issue(
+        root, tmp_path, "srv", "front-proxy-client", usage=ExtendedKeyUsageOID.SERVER_AUTH
+    )
+    with pytest.raises(aiohttp.ClientError):  # OpenSSL already refuses it in the handshake
+        await get_as(cluster, presenting(cluster, server_only))
+
+
+async def test_a_rotated_front_proxy_ca_is_accepted_without_restart(
+    cluster: ClusterAdapter, tmp_path: Path
+) -> None:
+    api, cluster_pki = cluster.kubeapi, cluster.cluster_pki
+    api.grant("alice")
+    new_ca = make_ca(tmp_path, "front-proxy-ca-2", "front-proxy-ca-2", rsa_key=True)
+    new_proxy = issue(new_ca, tmp_path, "fp2", "front-proxy-client", rsa_key=True)
+    with pytest.raises(aiohttp.ClientError):  # not trusted yet: the handshake fails
+        await get_as(cluster, presenting(cluster, new_proxy))
+
+    authenticator = cluster.mode.authenticator
+    api.set_configmap(
+        cluster_pki.configmap(**{"requestheader-client-ca-file": new_ca.pem.decode()})
+    )
+    await eventually(
+        lambda: (
+            authenticator.source.request_header is not None
+            and authenticator.source.request_header.ca_pem == new_ca.pem
+        )
+    )
+    status, body = await get_as(cluster, presenting(cluster, new_proxy))
+    assert status == 200, body
+    # The old CA still passes the handshake (the verify store only grows), but the adapter
+    # no longer trusts what it signs.
+    status, body = await get_as(cluster, presenting(cluster, cluster_pki.front_proxy))
+    assert status == 401, body
+    assert "not signed by a trusted CA" in body["message"]
+
+
+async def test_allowed_names_follow_the_configmap(cluster: ClusterAdapter) -> None:
+    api, cluster_pki = cluster.kubeapi, cluster.cluster_pki
+    api.grant("alice")
+    rogue = presenting(cluster, cluster_pki.rogue_proxy)
+    assert (await get_as(cluster, rogue))[0] == 401
+    api.set_configmap(cluster_pki.configmap(**{"requestheader-allowed-names": "[]"}))
+    await eventually(
+        lambda: (
+            cluster.mode.authenticator.source.request_header is not None
+            and cluster.mode.authenticator.source.request_header.allowed_names == ()
+        )
+    )
+    status, body = await get_as(cluster, presenting(cluster, cluster_pki.rogue_proxy))
+    assert status == 200, body

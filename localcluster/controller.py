@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from localcluster import hpa
 from localcluster import replica_calculator as rc
-from localcluster.metrics_client import ApiFailure, MetricsClient
+from localcluster.metrics_client import ApiFailure, MetricsClient, fetch_error
 from localcluster.supervisor import Deployment
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class HpaController:
             await self.client.discover()
             discovery_error = None
         except ApiFailure as failure:
-            discovery_error = rc.FetchError(str(failure))
+            discovery_error = fetch_error("custom metrics API", failure)
         observations: list[hpa.Observation] = []
         for spec in self.metric_specs:
             if discovery_error is not None and spec.type in (hpa.PODS, hpa.OBJECT):

@@ -9,10 +9,12 @@ URLs, selectors and ``metricLabelSelector`` the controller sends (reference sect
   ``.../namespaces/{ns}/metrics/{metric}`` for a Namespace
 - External: ``/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/{metric}?labelSelector=...``
 
-Answers become the math's observations; failures become ``FetchError`` with the message client-go
-would report (the ``Status`` message, or its generic text when the body is not a ``Status``), so
-the emulated HPA shows the same conditions and events as the real one. Resource (CPU) metrics come
-from a callable, as the resource metrics API would serve them.
+Answers become the math's observations; failures become ``FetchError`` with the message the HPA's
+metrics client reports: ``unable to fetch metrics from <API>: `` and what client-go reports (the
+``Status`` message, or its generic text when the body is not a ``Status``), or, for an empty
+answer, ``no metrics returned from <API>``; so the emulated HPA shows the same conditions and events
+as the real one. Resource (CPU) metrics come from a callable, as the resource metrics API would
+serve them.
 """
 
 from __future__ import annotations
@@ -40,6 +42,17 @@ KNOWN_VERSIONS = ("v1beta2", "v1beta1")
 
 class ApiFailure(Exception):
     """A request that did not give a usable answer; ``str()`` is client-go's wording."""
+
+
+class NoMetrics(ApiFailure):
+    """An answer with no items; ``str()`` is the HPA metrics client's own (unwrapped) error."""
+
+
+def fetch_error(api: str, failure: ApiFailure) -> rc.FetchError:
+    """The HPA metrics client's error for a failed request to ``api`` (``custom metrics API``)."""
+    if isinstance(failure, NoMetrics):
+        return rc.FetchError(str(failure))
+    return rc.FetchError(f"unable to fetch metrics from {api}: {failure}")
 
 
 def _timestamp(text: str | None) -> float:
@@ -165,7 +178,7 @@ class MetricsClient:
         document = await self._get(f"{path}?{urlencode(query)}", f"pods.{CUSTOM_GROUP} *")
         items = document.get("items") or []
         if not items:
-            raise ApiFailure("no metrics returned from custom metrics API")
+            raise NoMetrics("no metrics returned from custom metrics API")
         return rc.PodMetrics(
             tuple(
                 rc.PodMetricSample(
@@ -215,7 +228,7 @@ class MetricsClient:
             "items"
         ) or []
         if not items:
-            raise ApiFailure("no metrics returned from external metrics API")
+            raise NoMetrics("no metrics returned from external metrics API")
         return rc.ExternalMetricValues(
             tuple(_milli(item["value"]) for item in items),
             max(_timestamp(item.get("timestamp")) for item in items),
@@ -235,8 +248,9 @@ class MetricsClient:
             if spec.type == hpa.RESOURCE and spec.resource == rc.CPU and self._cpu_usage:
                 metrics = self._cpu_usage()
                 if not metrics.samples:
-                    raise ApiFailure("no metrics returned from resource metrics API")
+                    raise NoMetrics("no metrics returned from resource metrics API")
                 return metrics
             raise ApiFailure(f"metric type {spec.type} {spec.resource or ''} is not available here")
         except ApiFailure as failure:
-            return rc.FetchError(str(failure))
+            api = {hpa.EXTERNAL: "external metrics API", hpa.RESOURCE: "resource metrics API"}
+            return fetch_error(api.get(spec.type, "custom metrics API"), failure)

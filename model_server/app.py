@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = "1"
 FINAL_PUSH_SECONDS = 3.0
 """Part of the drain timeout kept for the last push."""
+SHUTDOWN_SECONDS = 1.0
+"""Part of the drain timeout for closing the server; requests still running then are cut."""
 
 
 @dataclass(frozen=True)
@@ -325,7 +327,9 @@ async def drain(state: ModelServerState, timeout_seconds: float) -> bool:
 async def serve(config: ModelServerConfig) -> None:
     """Serve until SIGTERM/SIGINT, then drain and push one last time."""
     state = ModelServerState(config)
-    runner = web.AppRunner(make_app(state), handle_signals=False, access_log=None)
+    runner = web.AppRunner(
+        make_app(state), handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS
+    )
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
@@ -343,7 +347,8 @@ async def serve(config: ModelServerConfig) -> None:
     await stop.wait()
     started = time.monotonic()
     logger.info("draining: readiness is false, new requests get 503")
-    drained = await drain(state, max(0.0, config.drain_timeout_seconds - FINAL_PUSH_SECONDS))
+    budget = config.drain_timeout_seconds - FINAL_PUSH_SECONDS - SHUTDOWN_SECONDS
+    drained = await drain(state, max(0.0, budget))
     if not drained:
         logger.warning(
             "drain timeout: %d requests were still queued or running", state.active_requests

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import time
@@ -288,3 +289,33 @@ async def test_simulated_slots_are_held_for_the_drawn_time(tmp_path: Path) -> No
     finally:
         stop_process(server.process)
     assert held == pytest.approx(drawn, rel=0.01)
+
+
+async def test_the_drain_timeout_bounds_the_exit_even_with_requests_running(
+    tmp_path: Path,
+) -> None:
+    server = start_model_server(
+        tmp_path,
+        "--model-name",
+        MODEL,
+        "--max-concurrency",
+        "1",
+        "--service-time",
+        "constant:20s",
+        "--drain-timeout",
+        "5s",
+    )
+    await asyncio.to_thread(wait_until_ready, server)
+    async with aiohttp.ClientSession() as session:
+        stuck = asyncio.ensure_future(infer(session, server.url))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(server.process.wait, 15)
+        took = time.monotonic() - started
+        stuck.cancel()
+        with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError):
+            await stuck
+    assert code == 0
+    assert took <= 5.5, f"exited {took:.1f}s after SIGTERM with a 5s drain timeout"
+    assert "drain timeout" in server.log()

@@ -122,6 +122,16 @@ class PodRecord:
             )
         return self._sketch
 
+    @property
+    def window_bins(self) -> Mapping[int, int]:
+        """The window's latency bins (index -> count); read-only, changes with pushes."""
+        return self._window_bins
+
+    @property
+    def window_zero_count(self) -> int:
+        """The window's latencies below the smallest bin."""
+        return self._window_zero_count
+
     def completed_requests(self) -> int:
         """Requests completed within the window."""
         return self._window_zero_count + sum(self._window_bins.values())

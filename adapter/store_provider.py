@@ -489,11 +489,11 @@ class StoreProvider:
         elif metric.kind is catalog.Kind.RATE:
             numbers = [self._rate(r, now) for r in records]
         else:
-            numbers = (
-                sketch.quantile_per_sketch([r.latency() for r in records], metric.quantile).tolist()
-                if records
-                else []
-            )
+            numbers = sketch.quantile_per_bins(
+                [r.window_bins for r in records],
+                [r.window_zero_count for r in records],
+                metric.quantile,
+            ).tolist()
         window = self._window if metric.windowed else None
         return [
             MetricValue(

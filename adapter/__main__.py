@@ -217,8 +217,29 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_certs(subparsers: argparse._SubParsersAction) -> None:
-    certs_parser = subparsers.add_parser("certs", help="certificates for standalone mode")
+    certs_parser = subparsers.add_parser(
+        "certs", help="certificates: a client certificate, or the serving material for a cluster"
+    )
     certs_commands = certs_parser.add_subparsers(dest="certs_command", required=True)
+    serving = certs_commands.add_parser(
+        "serving",
+        help="the CA and serving certificate for <service>.<namespace>.svc, written into a"
+        " kustomize overlay with the APIService caBundle patch",
+    )
+    serving.add_argument(
+        "--overlay-dir",
+        type=_path,
+        required=True,
+        help="the overlay to write tls/ and cabundle-patch.yaml into",
+    )
+    serving.add_argument(
+        "--cert-dir",
+        type=_path,
+        default=TlsConfig.cert_dir,
+        help="where the CA and its key live, made on first use (default %(default)s)",
+    )
+    serving.add_argument("--service-name", default=DEFAULT_SERVICE_NAME)
+    serving.add_argument("--service-namespace", default=DEFAULT_SERVICE_NAMESPACE)
     client = certs_commands.add_parser(
         "client", help="issue a client certificate signed by the CA in --cert-dir"
     )
@@ -423,6 +444,17 @@ def _kubeconfig(server: str, ca_file: Path, cert_file: Path, key_file: Path, use
     }
 
 
+def issue_serving(args: argparse.Namespace) -> None:
+    """``certs serving``: the serving material and caBundle patch for a kustomize overlay."""
+    if not args.overlay_dir.is_dir():
+        raise SystemExit(f"inference-adapter: --overlay-dir {args.overlay_dir}: no such directory")
+    now = datetime.datetime.now(datetime.UTC)
+    hostnames = certs.serving_hostnames(args.service_name, args.service_namespace)
+    files = certs.ensure_serving_files(args.cert_dir, hostnames, now)
+    for written in certs.write_overlay_files(files, args.overlay_dir):
+        print(f"wrote {written}")
+
+
 def issue_client(args: argparse.Namespace) -> None:
     """``certs client``: write NAME.crt / NAME.key (and a kubeconfig when asked)."""
     if "/" in args.name or not args.name.strip():
@@ -444,7 +476,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "certs":
         configure_logging("text")
-        issue_client(args)
+        if args.certs_command == "serving":
+            issue_serving(args)
+        else:
+            issue_client(args)
         return
     if args.command == "demo":
         from localcluster import demo

@@ -10,6 +10,7 @@ The ``make_*`` functions are pure (PEM in, PEM out); ``ensure_serving_files`` an
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import logging
@@ -246,3 +247,22 @@ def write_client_files(
     _write_private(key_path, pair.key_pem)
     _write_private(cert_path, pair.cert_pem)
     return cert_path, key_path
+
+
+def write_overlay_files(files: ServingFiles, overlay_dir: Path) -> list[Path]:
+    """Copy the serving material into a kustomize overlay: ``tls/{ca.crt,tls.crt,tls.key}`` for
+    the Secret generator and ``cabundle-patch.yaml``, a JSON patch setting every APIService's
+    ``caBundle`` to the CA. The CA key stays where it is."""
+    tls = overlay_dir / "tls"
+    tls.mkdir(parents=True, exist_ok=True)
+    ca_pem = files.ca_cert.read_bytes()
+    (tls / "ca.crt").write_bytes(ca_pem)
+    (tls / "tls.crt").write_bytes(files.cert.read_bytes())
+    _write_private(tls / "tls.key", files.key.read_bytes())
+    bundle = base64.b64encode(ca_pem).decode()
+    patch = overlay_dir / "cabundle-patch.yaml"
+    patch.write_text(
+        "# Written by `inference-adapter certs serving`: the CA of the serving certificate.\n"
+        f'- op: add\n  path: /spec/caBundle\n  value: "{bundle}"\n'
+    )
+    return [tls / "ca.crt", tls / "tls.crt", tls / "tls.key", patch]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime
 import re
 import shutil
 import subprocess
@@ -29,7 +28,7 @@ from cryptography import x509
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from adapter import catalog, certs
+from adapter import catalog
 from adapter.__main__ import build_parser as adapter_parser
 from model_server.__main__ import build_parser as model_server_parser
 from model_server.loadgen import build_parser as loadgen_parser
@@ -88,16 +87,22 @@ def write_certificate_step(overlay: Path, cert_dir: Path) -> None:
     """What ``inference-adapter certs serving --overlay-dir OVERLAY`` writes: the CA and the serving
     certificate for ``<service>.<namespace>.svc`` under ``tls/``, and a JSON patch adding the CA as
     every APIService's ``caBundle``. The CA key stays in ``cert_dir``."""
-    now = datetime.datetime.now(datetime.UTC)
-    files = certs.ensure_serving_files(cert_dir, certs.serving_hostnames(SERVICE, NAMESPACE), now)
-    tls = overlay / "tls"
-    tls.mkdir()
-    shutil.copyfile(files.ca_cert, tls / "ca.crt")
-    shutil.copyfile(files.cert, tls / "tls.crt")
-    shutil.copyfile(files.key, tls / "tls.key")
-    bundle = base64.b64encode(files.ca_cert.read_bytes()).decode()
-    patch = [{"op": "add", "path": "/spec/caBundle", "value": bundle}]
-    (overlay / "cabundle-patch.yaml").write_text(yaml.safe_dump(patch))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "adapter",
+            "certs",
+            "serving",
+            f"--overlay-dir={overlay}",
+            f"--cert-dir={cert_dir}",
+            f"--service-name={SERVICE}",
+            f"--service-namespace={NAMESPACE}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def kustomize(directory: Path) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ Pure: no aiohttp, no clock.
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -180,10 +181,18 @@ def parse_selector_param(text: str | None, parameter: str) -> selectors.Selector
         raise errors.bad_request(f"invalid {parameter} {text!r}: {error}") from error
 
 
-def format_timestamp(unix_seconds: float) -> str:
-    """RFC 3339 in UTC with seconds precision, as Go's ``metav1.Time`` marshals."""
-    moment = datetime.datetime.fromtimestamp(int(unix_seconds), tz=datetime.UTC)
+@functools.lru_cache(maxsize=256)
+def _format_second(second: int) -> str:
+    moment = datetime.datetime.fromtimestamp(second, tz=datetime.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_timestamp(unix_seconds: float) -> str:
+    """RFC 3339 in UTC with seconds precision, as Go's ``metav1.Time`` marshals.
+
+    Cached by second: a 1,000-pod answer holds a handful of distinct seconds.
+    """
+    return _format_second(int(unix_seconds))
 
 
 def _described(value: MetricValue) -> dict[str, str]:
@@ -198,8 +207,9 @@ def _described(value: MetricValue) -> dict[str, str]:
     return described
 
 
-def _custom_item(version: str, value: MetricValue) -> dict[str, Any]:
-    selector = value.metric_selector.to_label_selector()
+def _custom_item(
+    version: str, value: MetricValue, selector: selectors.LabelSelector | None
+) -> dict[str, Any]:
     item: dict[str, Any] = {"describedObject": _described(value)}
     if version == "v1beta1":
         item["metricName"] = value.metric
@@ -214,13 +224,24 @@ def _custom_item(version: str, value: MetricValue) -> dict[str, Any]:
     return item
 
 
+def _echoed(
+    value: MetricValue, seen: dict[selectors.Selector, selectors.LabelSelector | None]
+) -> selectors.LabelSelector | None:
+    """The metric selector echoed in an item, built once per answer (they all share it)."""
+    selector = value.metric_selector
+    if selector not in seen:
+        seen[selector] = selector.to_label_selector()
+    return seen[selector]
+
+
 def custom_value_list(version: str, values: Sequence[MetricValue]) -> dict[str, Any]:
     """A ``MetricValueList`` in the wire shape of ``version``."""
+    selectors_seen: dict[selectors.Selector, selectors.LabelSelector | None] = {}
     return {
         "kind": "MetricValueList",
         "apiVersion": f"{CUSTOM_GROUP}/{version}",
         "metadata": {},
-        "items": [_custom_item(version, value) for value in values],
+        "items": [_custom_item(version, value, _echoed(value, selectors_seen)) for value in values],
     }
 
 

@@ -10,8 +10,9 @@ plain values otherwise.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import NamedTuple, Protocol
 
 from adapter import selectors
 
@@ -28,9 +29,12 @@ class CustomMetricInfo:
         return f"{self.group_resource}/{self.metric}"
 
 
-@dataclass(frozen=True)
-class ObjectReference:
-    """The described object of a metric value (a core ``ObjectReference``)."""
+class ObjectReference(NamedTuple):
+    """The described object of a metric value (a core ``ObjectReference``).
+
+    The value types of answers are NamedTuples: a 1,000-pod answer makes 2,000 of them, and a
+    NamedTuple is several times cheaper to build than a frozen dataclass.
+    """
 
     kind: str
     api_version: str
@@ -38,8 +42,7 @@ class ObjectReference:
     namespace: str | None = None
 
 
-@dataclass(frozen=True)
-class MetricValue:
+class MetricValue(NamedTuple):
     """One custom metric value for one object."""
 
     described_object: ObjectReference
@@ -52,14 +55,13 @@ class MetricValue:
     metric_selector: selectors.Selector = selectors.EVERYTHING
 
 
-@dataclass(frozen=True)
-class ExternalMetricValue:
+class ExternalMetricValue(NamedTuple):
     """One series of an external metric."""
 
     metric: str
     value: float
     timestamp: float
-    labels: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = MappingProxyType({})
     window_seconds: int | None = None
 
 

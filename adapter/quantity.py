@@ -101,6 +101,8 @@ def format_quantity(value: float | int | Decimal) -> str:
     ``TypeError`` for ``bool`` and non-numbers (``True`` as a metric value is a bug, not ``1``).
     """
     if type(value) is float and math.isfinite(value) and abs(value) < _FLOAT_FAST_PATH_BOUND:
+        if value.is_integer():
+            return _format_integer(int(value))
         return _format_float(value)
     exact = _to_decimal(value)
     if not exact.is_finite():
@@ -223,6 +225,17 @@ def _exact_context(value: Decimal, extra_digits: int = 12) -> Context:
 
 _FLOAT_FAST_PATH_BOUND: Final = 9.2e15
 """Below this every float is within ``MAX_MAGNITUDE`` even after rounding up to the nano."""
+
+
+def _format_integer(value: int) -> str:
+    """The canonical form of a whole number (gauges mostly are): zeros folded into k, M, G..."""
+    if value == 0:
+        return "0"
+    magnitude, exponent = abs(value), 0
+    while magnitude % 1000 == 0 and exponent < _MAX_DECIMAL_EXPONENT:
+        magnitude //= 1000
+        exponent += 3
+    return ("-" if value < 0 else "") + str(magnitude) + _SUFFIX_BY_EXPONENT[exponent]
 
 
 def _format_float(value: float) -> str:

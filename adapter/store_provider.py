@@ -481,7 +481,8 @@ class StoreProvider:
         now: float,
     ) -> list[MetricValue]:
         """One value per pod, for the pods (already fresh) that have ``metric``."""
-        records = [r for r in records if metric_selector.matches(self._series_labels(r))]
+        if not metric_selector.is_empty():
+            records = [r for r in records if metric_selector.matches(self._series_labels(r))]
         self._refresh_windows(metric, records, now)
         if metric.kind is catalog.Kind.GAUGE:
             records = [r for r in records if metric.name in r.gauges]

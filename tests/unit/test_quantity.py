@@ -469,3 +469,9 @@ def test_parse_agrees_with_the_official_client_on_nano_exact_strings(
 def test_float_fast_path_equals_the_decimal_path(value):
     exact = Decimal(repr(value)).quantize(Decimal("1e-9"), rounding=ROUND_UP)
     assert quantity._format_float(value) == quantity._canonical(exact)
+
+
+@settings(max_examples=1000)
+@given(st.integers(min_value=-(10**15), max_value=10**15))
+def test_whole_float_fast_path_equals_the_decimal_path(n):
+    assert quantity.format_quantity(float(n)) == quantity._canonical(Decimal(n))

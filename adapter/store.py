@@ -1,13 +1,15 @@
 """Per-pod state fed by pushes: identity, labels, owner, gauges and time-sliced latency bins.
 
-An ordinary class, not a service: reports go in with ``apply(report, now)``, queries come out with
-``fresh_pods(namespace, now)``, and memory is reclaimed by ``sweep(now)``. Time is always an
-argument (the adapter's wall clock in Unix seconds), so tests move it by hand.
+An ordinary class, not a service: reports go in with ``apply(report, now)``, queries read
+``pods(namespace)`` (with ``is_fresh`` and ``refresh_window``), and memory is reclaimed by
+``sweep(now)``. Time is always an argument (the adapter's wall clock in Unix seconds), so tests move
+it by hand.
 
 Window bookkeeping: each pod keeps one slice per ``slice_seconds`` of receipt time, and a running
 bin-wise sum of the slices still inside the window. A push adds to both; a slice that leaves the
-window is subtracted from the sum. A query therefore never merges slices, and the latency sketch of
-a pod is rebuilt only when its sum changed.
+window is subtracted from the sum. A query therefore never merges slices: per-pod quantiles read the
+sums directly, and a pod's sketch (for merged, object-level quantiles) is rebuilt only when its sum
+changed.
 
 Must not import aiohttp or read the clock.
 """

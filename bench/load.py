@@ -1,37 +1,30 @@
 """The push load generator, run as its own process: ``python -m bench.load ...``.
 
-An aiohttp client with keep-alive and ``--concurrency`` connections posts reports of ``--pods``
-pods round-robin, each with a ``seq`` one above that pod's previous one (starting at
-``--seq-start``), so every push is new to the adapter. It runs ``--warmup`` seconds unmeasured,
-then ``--duration`` seconds measured, and prints one JSON object: requests, statuses, answers that
-were not the expected one, transport errors, latency percentiles, its own CPU time and the
-server's (``--server-pid``) over the measured span, and the next unused ``seq``.
+An aiohttp client with keep-alive and ``--concurrency`` connections (over TLS, trusting
+``--ca-file``, with the bearer token of ``--token-file``) posts reports of ``--pods`` pods
+round-robin, each with a ``seq`` one above that pod's previous one (starting at ``--seq-start``),
+so every push is new to the adapter. It runs ``--warmup`` seconds unmeasured, then ``--duration``
+seconds measured, and prints one JSON object: requests, statuses, answers that were not the
+expected one, transport errors, latency percentiles, its own CPU time and the server's
+(``--server-pid``) over the measured span, and the next unused ``seq``. The loop itself is
+``bench.closed_loop``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import os
 import ssl
-import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import numpy as np
 
-from bench import servers, stats, workload
-
-MAX_REQUESTS = 5_000_000
-"""A bound on any one run, whatever the duration."""
+from bench import closed_loop, workload
 
 
-class Load:
-    """Shared state of the workers of one run."""
+class PushSource:
+    """Per-pod push bodies with increasing ``seq``, to ``URL/push/v1`` with a bearer token."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         rng = np.random.default_rng(7)
@@ -46,13 +39,7 @@ class Load:
             "Authorization": f"Bearer {args.token_file.read_text().strip()}",
         }
         self.url = f"{args.url}/push/v1"
-        self.statuses: Counter[int] = Counter()
-        self.unexpected = 0
-        self.errors: Counter[str] = Counter()
-        self.latencies: list[float] = []
-        self.started = 0
-        self.measure_from = 0.0
-        self.stop_at = 0.0
+        self.ssl = ssl.create_default_context(cafile=str(args.ca_file))
 
     def next_body(self) -> bytes:
         pod = self.next_pod
@@ -61,72 +48,8 @@ class Load:
         head, tail = self.templates[pod]
         return head + str(self.seqs[pod]).encode() + tail
 
-
-async def worker(load: Load, session: aiohttp.ClientSession) -> None:
-    while load.started < MAX_REQUESTS:
-        begun = time.perf_counter()
-        if begun >= load.stop_at:
-            return
-        load.started += 1
-        body = load.next_body()
-        try:
-            async with session.post(load.url, data=body, headers=load.headers) as response:
-                answer = await response.read()
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError) as error:
-            if begun >= load.measure_from:
-                load.errors[type(error).__name__] += 1
-            continue
-        ended = time.perf_counter()
-        if begun < load.measure_from or ended > load.stop_at:
-            continue
-        load.statuses[status] += 1
-        load.latencies.append(ended - begun)
-        if status != 200 or (load.expect is not None and answer != load.expect):
-            load.unexpected += 1
-            if load.unexpected <= 3:
-                print(f"unexpected answer {status}: {answer[:200]!r}", file=sys.stderr)
-
-
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    load = Load(args)
-    context = ssl.create_default_context(cafile=str(args.ca_file))
-    connector = aiohttp.TCPConnector(ssl=context, limit=args.concurrency)
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        start = time.perf_counter()
-        load.measure_from = start + args.warmup
-        load.stop_at = load.measure_from + args.duration
-        server_cpu: dict[str, float] = {}
-        own_cpu: dict[str, float] = {}
-
-        async def sample_cpu() -> None:
-            await asyncio.sleep(args.warmup)
-            server_cpu["start"] = servers.cpu_seconds(args.server_pid) if args.server_pid else 0
-            own_cpu["start"] = time.process_time()
-            await asyncio.sleep(args.duration)
-            server_cpu["end"] = servers.cpu_seconds(args.server_pid) if args.server_pid else 0
-            own_cpu["end"] = time.process_time()
-
-        await asyncio.gather(
-            sample_cpu(), *(worker(load, session) for _ in range(args.concurrency))
-        )
-    completed = sum(load.statuses.values())
-    server_cpu_seconds = server_cpu["end"] - server_cpu["start"]
-    return {
-        "requests": completed,
-        "seconds": args.duration,
-        "requests_per_second": completed / args.duration,
-        "statuses": {str(k): v for k, v in sorted(load.statuses.items())},
-        "unexpected_answers": load.unexpected,
-        "transport_errors": dict(load.errors),
-        "latency": stats.summary_ms(load.latencies),
-        "server_cpu_seconds": server_cpu_seconds,
-        "server_cpu_us_per_request": server_cpu_seconds / completed * 1e6 if completed else None,
-        "server_cpu_utilisation": server_cpu_seconds / args.duration,
-        "client_cpu_utilisation": (own_cpu["end"] - own_cpu["start"]) / args.duration,
-        "next_seq": max(load.seqs) + 1,
-    }
+    def report(self) -> dict[str, Any]:
+        return {"next_seq": max(self.seqs) + 1}
 
 
 def main() -> None:
@@ -134,23 +57,13 @@ def main() -> None:
     parser.add_argument("--url", required=True, help="https://127.0.0.1:PORT")
     parser.add_argument("--ca-file", type=Path, required=True)
     parser.add_argument("--token-file", type=Path, required=True)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--duration", type=float, default=5.0)
-    parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--pods", type=int, default=1000)
     parser.add_argument("--namespace", default="bench-push")
     parser.add_argument("--seq-start", type=int, default=0)
     parser.add_argument("--expect", help="the exact answer body every push must get")
-    parser.add_argument("--server-pid", type=int)
-    parser.add_argument("--cpu", type=int, action="append", help="pin this process to CPU(s)")
-    args = parser.parse_args()
-    if not args.url.startswith("https://127.0.0.1:"):
-        parser.error("load targets https://127.0.0.1 only")
-    if args.duration <= 0 or args.duration > 600:
-        parser.error("--duration must be in (0, 600]")
-    if args.cpu:
-        os.sched_setaffinity(0, set(args.cpu))
-    print(json.dumps(asyncio.run(run(args))))
+    closed_loop.add_run_arguments(parser)
+    args = closed_loop.parse_args(parser, "https://127.0.0.1:")
+    closed_loop.execute(args, PushSource)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ own overhead: v2 validation, the scheduler's queue and slot hand-off, the (zero)
 projection, encoding the answer, latency recording and Prometheus metrics. The baseline is
 ``bench.infer_baseline``: read the same body, ``json.loads`` it, answer the model server's own
 answer bytes. Both are plain HTTP with keep-alive, separate processes pinned to one CPU; the load is
-``bench.infer_load`` (closed loop, ``concurrency`` connections) in another process on another
-CPU. The body is what ``model_server loadgen`` sends (``loadgen.infer_body`` from the model's
-metadata). Runs alternate ours/baseline; each is a warm-up then ``duration`` measured seconds.
+``bench.infer_load`` (closed loop on ``bench.closed_loop``, ``concurrency`` connections) in another
+process on another CPU. The body is what ``model_server loadgen`` sends (``loadgen.infer_body``
+from the model's metadata). Runs alternate ours/baseline; each is a warm-up then ``duration``
+measured seconds.
 
 Figures: server CPU per request (/proc utime+stime over the measured span / requests answered)
 and requests/s, medians over runs, ratio ours/baseline. A run counts only if every answer was a
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import push, servers, stats
+from bench import closed_loop, push, servers, stats
 from model_server import loadgen
 
 MODEL = "model"
@@ -128,39 +129,14 @@ def run_load(
     duration: float,
 ) -> dict[str, Any]:
     argv = [
-        sys.executable,
-        "-m",
-        "bench.infer_load",
         "--url",
         server.url + INFER_PATH,
         "--body-file",
         str(files["body"]),
         "--expect-file",
         str(files["answer"]),
-        "--concurrency",
-        str(settings.concurrency),
-        "--duration",
-        str(duration),
-        "--warmup",
-        str(settings.warmup_seconds),
-        "--server-pid",
-        str(server.pid),
     ]
-    for cpu in sorted(load_cpus or ()):
-        argv += ["--cpu", str(cpu)]
-    limit = settings.warmup_seconds + duration + 120
-    done = subprocess.run(argv, capture_output=True, timeout=limit, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"bench.infer_load failed: {done.stderr.decode()[-2000:]}")
-    result = json.loads(done.stdout)
-    result["stderr"] = done.stderr.decode()[-1000:]
-    result["valid"] = (
-        result["requests"] > 0
-        and set(result["statuses"]) == {"200"}
-        and result["unexpected_answers"] == 0
-        and not result["transport_errors"]
-    )
-    return result
+    return closed_loop.spawn("bench.infer_load", argv, server, settings, load_cpus, duration)
 
 
 def run(settings: ModelServerSettings, log=print) -> list[dict[str, Any]]:
@@ -191,25 +167,13 @@ def run(settings: ModelServerSettings, log=print) -> list[dict[str, Any]]:
             if server_cpus:
                 servers.pin(ours.pid, server_cpus)
                 servers.pin(baseline.pid, server_cpus)
-            for server in (ours, baseline):  # unrecorded: imports, connections, allocator
-                run_load(server, files, settings, load_cpus, 1.0)
-            runs: dict[str, list[dict[str, Any]]] = {"ours": [], "baseline": []}
-            for index in range(settings.runs):
-                order = [("ours", ours), ("baseline", baseline)]
-                if index % 2:
-                    order.reverse()  # alternate who goes first, so drift hits both
-                for name, server in order:
-                    result = run_load(server, files, settings, load_cpus, settings.duration_seconds)
-                    runs[name].append(result)
-                    log(
-                        f"  model-server run {index + 1}/{settings.runs} {name:8s}"
-                        f" {result['requests_per_second']:8.0f} req/s"
-                        f"  server CPU {result['server_cpu_utilisation']:.0%}"
-                        f" ({result['server_cpu_us_per_request'] or 0:.0f} us/req)"
-                        f"  client CPU {result['client_cpu_utilisation']:.0%}"
-                        f"  statuses {result['statuses']}"
-                        + ("" if result["valid"] else "  INVALID")
-                    )
+
+            def loader(server: servers.Server):
+                return lambda duration: run_load(server, files, settings, load_cpus, duration)
+
+            runs = closed_loop.alternate(
+                "model-server", settings, loader(ours), loader(baseline), log
+            )
         finally:
             ours.stop()
             if baseline is not None:

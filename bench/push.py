@@ -1,8 +1,9 @@
 """Push throughput: our adapter against a bare aiohttp server, same TLS, same JSON, same load.
 
 Both servers run as real processes (pinned to one CPU when the machine has two or more); the load
-comes from ``bench.load`` in a separate process pinned to another CPU. Runs alternate
-ours/baseline so that noise hits both; each run is ``duration`` measured seconds after a warm-up.
+comes from ``bench.load`` (on ``bench.closed_loop``) in a separate process pinned to another CPU.
+Runs alternate ours/baseline so that noise hits both; each run is ``duration`` measured seconds
+after a warm-up.
 The figure is the median over runs of requests/s, and ours/baseline of the medians (target
 >= 0.8). A run counts only if every answer was a 200, and for ours ``{"accepted":true}``.
 """
@@ -11,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from adapter import certs
 from adapter import push as adapter_push
 from adapter.config import ServerConfig
 from adapter.store import Applied, Store
-from bench import servers, stats, workload
+from bench import closed_loop, servers, stats, workload
 
 TARGET_RATIO = 0.8
 ACCEPTED = '{"accepted":true}'
@@ -59,49 +58,20 @@ def _load(
     duration: float,
 ) -> dict[str, Any]:
     argv = [
-        sys.executable,
-        "-m",
-        "bench.load",
         "--url",
         server.url,
         "--ca-file",
         str(cert_dir / certs.CA_CERT_FILE),
         "--token-file",
         str(cert_dir / "push-token"),
-        "--concurrency",
-        str(settings.concurrency),
-        "--duration",
-        str(duration),
-        "--warmup",
-        str(settings.warmup_seconds),
         "--pods",
         str(settings.pods),
         "--seq-start",
         str(seq_start),
-        "--server-pid",
-        str(server.pid),
     ]
     if expect is not None:
         argv += ["--expect", expect]
-    for cpu in sorted(load_cpus or ()):
-        argv += ["--cpu", str(cpu)]
-    limit = settings.warmup_seconds + duration + 120
-    done = subprocess.run(argv, capture_output=True, timeout=limit, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"bench.load failed: {done.stderr.decode()[-2000:]}")
-    result = json.loads(done.stdout)
-    result["stderr"] = done.stderr.decode()[-1000:]
-    return result
-
-
-def _valid(result: dict[str, Any]) -> bool:
-    statuses = result["statuses"]
-    return (
-        result["requests"] > 0
-        and set(statuses) == {"200"}
-        and result["unexpected_answers"] == 0
-        and not result["transport_errors"]
-    )
+    return closed_loop.spawn("bench.load", argv, server, settings, load_cpus, duration)
 
 
 def run(settings: PushSettings, log=print) -> dict[str, Any]:
@@ -117,38 +87,20 @@ def run(settings: PushSettings, log=print) -> dict[str, Any]:
             if server_cpus:
                 servers.pin(ours.pid, server_cpus)
                 servers.pin(baseline.pid, server_cpus)
-            seq = 0
-            # One unrecorded warm-up run each: imports, first handshakes, allocator growth.
-            for server, expect in ((ours, ACCEPTED), (baseline, None)):
-                warm = _load(server, cert_dir, settings, seq, expect, load_cpus, 1.0)
-                seq = max(seq, warm["next_seq"])
-            runs: dict[str, list[dict[str, Any]]] = {"ours": [], "baseline": []}
-            for index in range(settings.runs):
-                order = [("ours", ours, ACCEPTED), ("baseline", baseline, None)]
-                if index % 2:
-                    order.reverse()  # alternate who goes first, so drift hits both
-                for name, server, expect in order:
-                    result = _load(
-                        server,
-                        cert_dir,
-                        settings,
-                        seq,
-                        expect,
-                        load_cpus,
-                        settings.duration_seconds,
-                    )
+            seq = 0  # every push, across all runs, carries a seq new to the adapter
+
+            def pusher(server: servers.Server, expect: str | None):
+                def one_run(duration: float) -> dict[str, Any]:
+                    nonlocal seq
+                    result = _load(server, cert_dir, settings, seq, expect, load_cpus, duration)
                     seq = max(seq, result["next_seq"])
-                    result["valid"] = _valid(result)
-                    runs[name].append(result)
-                    log(
-                        f"  push run {index + 1}/{settings.runs} {name:8s}"
-                        f" {result['requests_per_second']:8.0f} req/s"
-                        f"  server CPU {result['server_cpu_utilisation']:.0%}"
-                        f" ({result['server_cpu_us_per_request'] or 0:.0f} us/req)"
-                        f"  client CPU {result['client_cpu_utilisation']:.0%}"
-                        f"  statuses {result['statuses']}"
-                        + ("" if result["valid"] else "  INVALID")
-                    )
+                    return result
+
+                return one_run
+
+            runs = closed_loop.alternate(
+                "push", settings, pusher(ours, ACCEPTED), pusher(baseline, None), log
+            )
         finally:
             ours.stop()
             if baseline is not None:

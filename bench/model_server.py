@@ -23,7 +23,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -97,19 +96,8 @@ def start(name: str, argv: list[str], port: int, log_file: Path) -> servers.Serv
         env=env,
     )
     server = servers.Server(name, process, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + servers.STARTUP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            server.stop()
-            raise RuntimeError(f"{name} exited with {process.returncode}; see {log_file}")
-        try:
-            if fetch(f"{server.url}/v2/health/ready", timeout=2)[0] == 200:
-                return server
-        except OSError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"{name} was not ready within {servers.STARTUP_TIMEOUT_SECONDS}s")
+    servers.wait_until_answering(server, "/v2/health/ready")
+    return server
 
 
 def request_body(server: servers.Server) -> bytes:

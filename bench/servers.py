@@ -12,27 +12,19 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-import socket
 import ssl
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from adapter import certs
+from localcluster import processes
+from localcluster.ports import free_port
 
 STARTUP_TIMEOUT_SECONDS = 60.0
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def prepare_certs(cert_dir: Path, client_name: str = "bench") -> tuple[Path, Path]:
@@ -68,32 +60,22 @@ class Server:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 10 s; this process only."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        processes.stop(self.process)
         self.log.close()
 
 
-def _wait_healthy(server: Server, context: ssl.SSLContext) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"{server.name} exited with {server.process.returncode}")
-        try:
-            with urllib.request.urlopen(  # only https://127.0.0.1
-                f"{server.url}/healthz", context=context, timeout=2
-            ) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"{server.name} did not answer /healthz within {STARTUP_TIMEOUT_SECONDS}s")
+def wait_until_answering(server: Server, path: str, ca_file: Path | None = None) -> None:
+    """Until ``path`` answers 2xx; the server is stopped if it never does."""
+    try:
+        processes.wait_until_answering(
+            server.url + path,
+            server.process,
+            ca_file=ca_file,
+            timeout_seconds=STARTUP_TIMEOUT_SECONDS,
+        )
+    except (RuntimeError, TimeoutError) as error:
+        server.stop()
+        raise RuntimeError(f"{server.name}: {error}; see its log") from error
 
 
 def _start(name: str, argv: list[str], port: int, cert_dir: Path, log_file: Path) -> Server:
@@ -103,7 +85,7 @@ def _start(name: str, argv: list[str], port: int, cert_dir: Path, log_file: Path
         argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
     )
     server = Server(name, process, f"https://127.0.0.1:{port}", log)
-    _wait_healthy(server, client_context(cert_dir))
+    wait_until_answering(server, "/healthz", cert_dir / certs.CA_CERT_FILE)
     return server
 
 

@@ -16,28 +16,25 @@ import datetime
 import json
 import logging
 import os
-import signal
 import ssl
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from aiohttp import web
 
-from adapter import certs
+from adapter import background, certs
 from adapter.config import DEFAULT_SERVICE_NAME, DEFAULT_SERVICE_NAMESPACE
-from localcluster import hpa, manifests
+from localcluster import hpa, manifests, processes
 from localcluster import replica_calculator as rc
 from localcluster.balancer import Balancer
 from localcluster.controller import HpaController, SyncRecord
 from localcluster.cpu import CpuMeter
 from localcluster.metrics_client import ApiFailure, MetricsClient
 from localcluster.ports import free_port
-from localcluster.processes import die_with_parent
 from localcluster.supervisor import Deployment, DeploymentSpec
 
 logger = logging.getLogger(__name__)
@@ -92,29 +89,6 @@ class LoopResult:
     """The HPA as read from its manifest (for its targets)."""
 
 
-def _wait_for(url: str, context: ssl.SSLContext | None, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the process for {url} exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, context=context, timeout=1):  # noqa: S310 - https
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer in time")
-
-
-def _stop(process: subprocess.Popen, grace_seconds: float = 10) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=grace_seconds)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 class ClosedLoop:
     """The running system; use ``async with ClosedLoop(config) as loop: await loop.run(...)``."""
 
@@ -158,20 +132,18 @@ class ClosedLoop:
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             start_new_session=True,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - called from the event loop's thread
+            preexec_fn=processes.die_with_parent,  # noqa: PLW1509 - called from the event loop's thread
         )
         log.close()
         return process
 
     def _wait_for_adapter(self, cert_dir: Path, process: subprocess.Popen) -> None:
         try:
-            _wait_for(
-                f"{self.adapter_url}/healthz",
-                ssl.create_default_context(cafile=str(cert_dir / certs.CA_CERT_FILE)),
-                process,
+            processes.wait_until_answering(
+                f"{self.adapter_url}/healthz", process, ca_file=cert_dir / certs.CA_CERT_FILE
             )
         except BaseException:
-            _stop(process)
+            processes.stop(process)
             raise
 
     def _controller_tls(self, cert_dir: Path) -> ssl.SSLContext:
@@ -236,7 +208,7 @@ class ClosedLoop:
         cert_dir = work / "certs"
         try:
             adapter = self._start_adapter(cert_dir)
-            self._stack.callback(_stop, adapter)
+            self._stack.callback(processes.stop, adapter)
             await asyncio.to_thread(self._wait_for_adapter, cert_dir, adapter)
             self.deployment = await self._stack.enter_async_context(
                 Deployment(self._deployment_spec(cert_dir), work / "pods", self.clock)
@@ -357,18 +329,13 @@ class ClosedLoop:
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
         )
-        tasks = [
-            asyncio.ensure_future(self._sample_forever(samples)),
-            asyncio.ensure_future(self.controller.run(record)),
-        ]
         try:
-            stdout, stderr = await load.communicate()
+            async with (
+                background.running(self._sample_forever(samples)),
+                background.running(self.controller.run(record)),
+            ):
+                stdout, stderr = await load.communicate()
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             if load.returncode is None:
                 load.kill()
                 await load.wait()

@@ -15,10 +15,11 @@ from adapter import incluster
 from adapter.config import ClusterConfig, ServerConfig
 from adapter.kube import KubeClient
 from adapter.store import Store
+from localcluster import processes
 from tests.cluster.conftest import CUSTOM, ClusterPki
 from tests.cluster.pki import Issued
 from tests.conftest import free_port
-from tests.integration.conftest import stop_process, wait_until_healthy
+from tests.integration.conftest import stop_process
 from tests.kubeapi import KubeApiDouble
 
 pytestmark = pytest.mark.integration
@@ -115,7 +116,7 @@ def test_kubectl_get_raw_with_a_client_certificate(
     kubeconfig = kubeapi.write_kubeconfig(tmp_path / "adapter-kubeconfig")
     process, url, cert_dir = _start(tmp_path, kubeconfig)
     try:
-        wait_until_healthy(url, cert_dir / "ca.crt", process)
+        processes.wait_until_answering(f"{url}/healthz", process, ca_file=cert_dir / "ca.crt")
         config = _kubectl_config(
             tmp_path / "kubectl-config", url, cert_dir / "ca.crt", cluster_pki.carol
         )

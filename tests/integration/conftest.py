@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from localcluster import processes
 from tests.conftest import free_port
 
 START_TIMEOUT_SECONDS = 20
@@ -40,23 +39,6 @@ class AdapterProcess:
 
     def log(self) -> str:
         return self.log_file.read_text()
-
-
-def wait_until_healthy(url: str, ca_file: Path, process: subprocess.Popen) -> None:
-    """Poll ``/healthz`` until the server answers, or fail with its log."""
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the adapter exited with {process.returncode}")
-        try:
-            context = ssl.create_default_context(cafile=str(ca_file)) if ca_file.exists() else None
-            if context is not None:
-                with urllib.request.urlopen(f"{url}/healthz", context=context, timeout=1):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"the adapter at {url} did not become healthy")
 
 
 def start_adapter(tmp_path: Path, *extra: str, cert_dir: Path | None = None) -> AdapterProcess:
@@ -85,7 +67,12 @@ def start_adapter(tmp_path: Path, *extra: str, cert_dir: Path | None = None) -> 
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     try:
-        wait_until_healthy(url, cert_dir / "ca.crt", process)
+        processes.wait_until_answering(
+            f"{url}/healthz",
+            process,
+            ca_file=cert_dir / "ca.crt",
+            timeout_seconds=START_TIMEOUT_SECONDS,
+        )
     except BaseException:
         process.kill()
         process.wait()
@@ -141,20 +128,6 @@ class ModelServerProcess:
         return self.log_file.read_text()
 
 
-def wait_until_live(url: str, process: subprocess.Popen) -> None:
-    """Poll ``/v2/health/live`` until the server answers, or fail."""
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the model server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/v2/health/live", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"the model server at {url} did not come up")
-
-
 def start_model_server(tmp_path: Path, *flags: str, port: int | None = None) -> ModelServerProcess:
     """Start ``python -m model_server`` on 127.0.0.1 and wait until it is live (not ready)."""
     port = port or free_port()
@@ -179,7 +152,12 @@ def start_model_server(tmp_path: Path, *flags: str, port: int | None = None) -> 
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     try:
-        wait_until_live(url, process)
+        processes.wait_until_answering(
+            f"{url}/v2/health/live",
+            process,
+            timeout_seconds=START_TIMEOUT_SECONDS,
+            poll_seconds=0.05,
+        )
     except BaseException:
         process.kill()
         process.wait()
@@ -188,25 +166,18 @@ def start_model_server(tmp_path: Path, *flags: str, port: int | None = None) -> 
 
 
 def wait_until_ready(server: ModelServerProcess) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{server.url}/v2/health/ready", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"the model server at {server.url} never became ready")
+    """Until the model is loaded (readiness answers 200)."""
+    processes.wait_until_answering(
+        f"{server.url}/v2/health/ready",
+        server.process,
+        timeout_seconds=START_TIMEOUT_SECONDS,
+        poll_seconds=0.05,
+    )
 
 
 def stop_process(process: subprocess.Popen) -> int:
-    """SIGTERM, then SIGKILL if it lingers; returns the exit code."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    return process.wait()
+    """SIGTERM, then SIGKILL if it lingers (a drain may take its 30 s); the exit code."""
+    return processes.stop(process, grace_seconds=40)
 
 
 def metric_value(url: str, name: str) -> float:

@@ -17,7 +17,6 @@ Two security modes share the handlers:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -29,7 +28,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from adapter import api, cluster, errors, kubeauth, push, store
+from adapter import api, background, cluster, errors, kubeauth, push, store
 from adapter.config import ServerConfig
 from adapter.provider import MetricsProvider
 from adapter.report import Report
@@ -388,17 +387,6 @@ async def _every(seconds: float, job: Callable[[], object]) -> None:
         job()
 
 
-@contextlib.asynccontextmanager
-async def _background(coroutine: Awaitable[None]) -> AsyncIterator[None]:
-    task = asyncio.ensure_future(coroutine)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def sweeper_context(app: web.Application) -> AsyncIterator[None]:
     """Forget silent pods periodically, so memory stays bounded under pod churn."""
     state = app[STATE]
@@ -412,7 +400,7 @@ async def sweeper_context(app: web.Application) -> AsyncIterator[None]:
                 state.config.store.forget_after_seconds,
             )
 
-    async with _background(_every(SWEEP_INTERVAL_SECONDS, sweep)):
+    async with background.running(_every(SWEEP_INTERVAL_SECONDS, sweep)):
         yield
 
 
@@ -422,7 +410,7 @@ async def certificate_reloader_context(app: web.Application) -> AsyncIterator[No
     if state.tls is None:
         yield
         return
-    async with _background(
+    async with background.running(
         _every(state.config.tls.reload_interval_seconds, state.tls.reload_if_changed)
     ):
         yield

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import json
 import logging
 import signal
@@ -23,6 +22,7 @@ import numpy as np
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from adapter import background
 from adapter.client import LatencyRecorder, PodIdentity, PushClient, Pusher, Token
 from adapter.report import CONCURRENCY, QUEUE_DEPTH
 from model_server import protocol
@@ -261,13 +261,8 @@ async def model_context(app: web.Application) -> AsyncIterator[None]:
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
 
-    task = asyncio.ensure_future(load_and_run())
-    try:
+    async with background.running(load_and_run()):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def push_context(app: web.Application) -> AsyncIterator[None]:
@@ -288,13 +283,10 @@ async def push_context(app: web.Application) -> AsyncIterator[None]:
     )
     async with client:
         state.push_client = client
-        task = asyncio.ensure_future(client.run())
         try:
-            yield
+            async with background.running(client.run()):
+                yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             try:
                 await asyncio.wait_for(client.push_now(force=True), FINAL_PUSH_SECONDS)
             except TimeoutError:

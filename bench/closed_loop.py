@@ -23,6 +23,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
@@ -134,6 +135,13 @@ async def run(source: Source, args: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- the command line of a load process ------------------------------------------------------
+
+
+def add_adapter_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where a pushing process sends its reports: the adapter's URL, its CA, the push token."""
+    parser.add_argument("--url", required=True, help="https://127.0.0.1:PORT")
+    parser.add_argument("--ca-file", type=Path, required=True)
+    parser.add_argument("--token-file", type=Path, required=True)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import ssl
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,9 +53,7 @@ class PushSource:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.load")
-    parser.add_argument("--url", required=True, help="https://127.0.0.1:PORT")
-    parser.add_argument("--ca-file", type=Path, required=True)
-    parser.add_argument("--token-file", type=Path, required=True)
+    closed_loop.add_adapter_arguments(parser)
     parser.add_argument("--pods", type=int, default=1000)
     parser.add_argument("--namespace", default="bench-push")
     parser.add_argument("--seq-start", type=int, default=0)

@@ -1,12 +1,13 @@
 """``python -m bench``: every benchmark with its baseline, a JSON result file and a Markdown table.
 
-    python -m bench                  # full run (several minutes)
-    python -m bench --quick          # smoke run (well under a minute of measuring)
-    python -m bench --only push      # one group: push, query, model-server
+    python -m bench                  # full run (about 12 minutes)
+    python -m bench --quick          # smoke run (a few minutes; no 10,000-pod query)
+    python -m bench --only memory    # one group (repeatable): see GROUPS
     python -m bench --profile bench/profiles   # also CPU profiles of the hot paths
 
 Each figure is the median of ``--runs`` runs that alternate ours and the baseline; every ratio is
-ours/baseline measured in the same run on the same machine.
+against a baseline measured in the same run on the same machine (ours/baseline unless the entry
+says otherwise, e.g. baseline/ours for "our throughput as a fraction of the baseline's").
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import machine, profiles, push, query
+from bench import accuracy, freshness, machine, memory, profiles, push, query
 from bench import model_server as model_server_bench
+
+GROUPS = ("push", "query", "model-server", "memory", "freshness", "accuracy")
 
 
 def _number(value: Any, unit: str) -> str:
@@ -46,8 +49,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"Mode: {result['mode']}, {result['runs']} runs per figure, alternating ours/baseline.",
         "",
         "| figure | unit | ours (median) | ours p90 | ours CPU (median) | baseline (median)"
-        " | ratio ours/baseline | target | met |",
-        "|---|---|---:|---:|---:|---:|---:|---|---|",
+        " | ratio | ratio is | target | met |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for entry in result["results"]:
         unit = entry["unit"]
@@ -55,8 +58,12 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {entry['name']} | {unit} | {_number(entry['ours'], unit)}"
             f" | {_number(entry.get('ours_p90'), unit)} | {_number(entry.get('ours_cpu'), unit)}"
             f" | {_number(entry['baseline'], unit)} | {_number(entry['ratio'], 'ratio')}"
+            f" | {entry.get('ratio_is', 'ours/baseline') if entry['ratio'] is not None else '-'}"
             f" | {entry['target']} | {_met(entry['met'])} |"
         )
+    for entry in result["results"]:  # tables and notes of single entries
+        if entry.get("markdown"):
+            lines += ["", f"{entry['name']}:", "", *entry["markdown"]]
     push_entry = next((e for e in result["results"] if e["name"] == "push throughput"), None)
     if push_entry is not None:
         cpu = push_entry["server_cpu_us_per_request"]
@@ -86,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--runs", type=int, help="runs per figure (default 5; quick 2)")
     parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
-    parser.add_argument("--only", choices=("push", "query", "model-server"), action="append")
+    parser.add_argument("--only", choices=GROUPS, action="append", help="repeatable")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and load")
     parser.add_argument("--profile", type=Path, help="also write CPU profiles to this folder")
     parser.add_argument(
@@ -100,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     runs = args.runs or (2 if args.quick else 5)
     if not 1 <= runs <= 50:
         raise SystemExit("--runs must be between 1 and 50")
-    groups = args.only or ["push", "query", "model-server"]
+    groups = args.only or list(GROUPS)
     pin = not args.no_pin
     result: dict[str, Any] = {
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -127,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         log("push pipeline in process: decode_report + Store.apply vs json.loads")
         result["results"].append(push.pipeline(runs))
     if "query" in groups:
-        log("selector query latency, 1,000 pods: in process, then over HTTPS")
+        log("selector query: 1,000 pods in process; 10 to 10,000 pods and a Deployment over HTTPS")
         settings = query.QuerySettings(
             runs=runs,
             fill_slices=5 if args.quick else 30,
@@ -135,6 +142,8 @@ def main(argv: list[str] | None = None) -> None:
             warm_iterations=3 if args.quick else 10,
             http_rounds=1 if args.quick else 4,
             http_warm=5 if args.quick else 25,
+            http_min_warm=2 if args.quick else 3,
+            http_sizes=(10, 100, 1000) if args.quick else (10, 100, 1000, 10000),
             pin=pin,
         )
         result["results"] += query.run(settings, log)
@@ -147,6 +156,27 @@ def main(argv: list[str] | None = None) -> None:
             pin=pin,
         )
         result["results"] += model_server_bench.run(settings, log)
+    if "memory" in groups:
+        log("memory per tracked pod: a store filled in a fresh process, RSS growth / pods")
+        settings = memory.MemorySettings(
+            runs=min(runs, 3),
+            pods=2_000 if args.quick else 10_000,
+            cpus=query.cpu_plan(pin)[0],
+        )
+        result["results"].append(memory.run(settings, log))
+    if "freshness" in groups:
+        log("freshness: latency step in a pod to the changed p99 through the API")
+        settings = freshness.FreshnessSettings(
+            pods=4 if args.quick else 10,
+            steady_seconds=6.0 if args.quick else 32.0,
+            step_spread=2.0 if args.quick else 3.0,
+            pin=pin,
+        )
+        result["results"].append(freshness.run(settings, log))
+    if "accuracy" in groups:
+        log("quantile accuracy: sketch against numpy.quantile on the raw samples")
+        settings = accuracy.AccuracySettings(runs=max(runs, 5), samples=100_000)
+        result["results"].append(accuracy.run(settings, log))
     if args.profile is not None:
         log(f"CPU profiles into {args.profile}")
         result["profiles"] = profiles.run(args.profile)

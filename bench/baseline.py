@@ -1,12 +1,13 @@
 """The baseline server: a bare aiohttp app over the adapter's own TLS context.
 
 ``POST /push/v1`` reads the body, ``json.loads`` it and answers a small JSON body;
-``GET /static`` answers a pre-built body read from ``--body-file`` at start. No middlewares, no
+``GET /static/{name}`` answers the pre-built body that ``--body name=FILE`` read at start (one per
+query the adapter is compared on, so one baseline process serves them all). No middlewares, no
 validation, no store and no logging: what the same work costs with nothing of ours around it.
 The TLS context is ``adapter.transport.ServingTls`` over the same certificate, key and client CA,
 so the handshake and record layer are the same as the adapter's.
 
-Run: ``python -m bench.baseline --port P --cert-dir DIR [--body-file F]``.
+Run: ``python -m bench.baseline --port P --cert-dir DIR [--body NAME=FILE ...]``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from adapter import certs
 from adapter.transport import ServingTls
 
 ACCEPTED = b'{"accepted":true}'
-STATIC_BODY = web.AppKey("static_body", bytes)
+STATIC_BODIES = web.AppKey("static_bodies", dict[str, bytes])
 
 
 async def health(request: web.Request) -> web.Response:
@@ -36,32 +37,44 @@ async def push(request: web.Request) -> web.Response:
 
 
 async def static(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[STATIC_BODY], content_type="application/json")
+    body = request.app[STATIC_BODIES].get(request.match_info["name"])
+    if body is None:
+        raise web.HTTPNotFound()
+    return web.Response(body=body, content_type="application/json")
 
 
-def make_app(static_body: bytes) -> web.Application:
+def make_app(static_bodies: dict[str, bytes]) -> web.Application:
+    """The bare app: health, push (parse only) and the pre-built bodies by name."""
     app = web.Application(client_max_size=256 * 1024)
-    app[STATIC_BODY] = static_body
+    app[STATIC_BODIES] = static_bodies
     app.router.add_get("/healthz", health)
     app.router.add_post("/push/v1", push)
-    app.router.add_get("/static", static)
+    app.router.add_get("/static/{name}", static)
     return app
+
+
+def _named_file(text: str) -> tuple[str, Path]:
+    name, _, path = text.partition("=")
+    if not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=FILE, not {text!r}")
+    return name, Path(path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.baseline")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cert-dir", type=Path, required=True)
-    parser.add_argument("--body-file", type=Path)
+    parser.add_argument(
+        "--body", type=_named_file, action="append", default=[], help="NAME=FILE, repeatable"
+    )
     args = parser.parse_args()
     tls = ServingTls(
         args.cert_dir / certs.SERVING_CERT_FILE,
         args.cert_dir / certs.SERVING_KEY_FILE,
         args.cert_dir / certs.CA_CERT_FILE,
     )
-    static_body = args.body_file.read_bytes() if args.body_file else b"{}"
     web.run_app(
-        make_app(static_body),
+        make_app({name: path.read_bytes() for name, path in args.body}),
         host="127.0.0.1",
         port=args.port,
         ssl_context=tls.context,

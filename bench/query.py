@@ -7,7 +7,8 @@ Then, for ``pods`` with selector ``app=model`` in one namespace, three levels ar
 wall time (``perf_counter``) and CPU time (``process_time``):
 
 - ``provider``: ``await StoreProvider.get_metric_by_selector(...)``;
-- ``serialized``: that plus ``adapter.api.custom_value_list`` and ``json.dumps`` (the body);
+- ``serialized``: that plus ``adapter.api.custom_value_list`` (and ``json.dumps`` where it returns
+  a document rather than the body's bytes);
 - ``handler``: the real ``adapter.app.get_custom_metric`` on a mocked request (path and selector
   parsing, provider, served-age telemetry, serialization; no middlewares, no socket).
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import tempfile
@@ -49,6 +51,12 @@ from adapter.transport import PushToken
 from bench import servers, stats, workload
 
 TARGET_MS = 5.0
+TARGET_FRACTION = 0.5
+"""Over HTTPS at ``TARGET_FRACTION_PODS`` pods, ours at least half the baseline's throughput."""
+TARGET_FRACTION_PODS = 1000
+LINEAR_EXPONENT_LIMIT = 1.1
+"""The cold query's cost may grow at most like ``pods**1.1`` from the second-largest size to the
+largest (``n log n`` over a tenfold step is about 1.13; linear is 1)."""
 SELECTOR = "app=model"
 QUEUE_DEPTH = "inference_queue_depth"
 P99 = "inference_latency_p99_seconds"
@@ -66,9 +74,22 @@ class QuerySettings:
     """Per run and case: each is one push round of every pod, then one timed query."""
     warm_iterations: int = 10
     """Per cold iteration and case: the same query again, caches warm."""
+    http_sizes: tuple[int, ...] = (10, 100, 1000, 10000)
+    """Pods behind the selector in each HTTPS list scenario (each in its own namespace)."""
+    object_pods: int = 1000
+    """Pods of the Deployment whose pooled p99 is the HTTPS object scenario (0: none)."""
+    http_fill_rounds: int = 1
+    """Push rounds of every scenario before the first GET."""
     http_rounds: int = 4
-    """Per run: push every pod over HTTPS, one cold GET, then ``http_warm`` warm GETs."""
+    """Per run and scenario, at most: push every pod over HTTPS, one cold GET, warm GETs."""
+    http_pushes_per_run: int = 4000
+    """Fewer rounds for large scenarios: ``rounds = http_pushes_per_run // pods``, at least 1."""
     http_warm: int = 25
+    """Warm GETs of ours and of the baseline per round, at most ..."""
+    http_warm_pods: int = 50_000
+    """... and at most ``http_warm_pods // pods`` ..."""
+    http_min_warm: int = 3
+    """... but at least this many."""
     http_push_concurrency: int = 32
     pin: bool = True
 
@@ -130,6 +151,15 @@ def _info(metric: str) -> CustomMetricInfo:
 Operation = Callable[[], Awaitable[int]]
 
 
+def answer_bytes(values: list[Any]) -> bytes:
+    """The response body of ``values``: ``api.custom_value_list`` returned a document to be
+    ``json.dumps``-ed, and may now return the bytes themselves (adapter work in progress)."""
+    answer = api.custom_value_list(VERSION, values)
+    if isinstance(answer, bytes):
+        return answer
+    return json.dumps(answer, separators=(",", ":")).encode()
+
+
 def query_levels(fleet: Fleet, metric: str) -> dict[str, Callable[[], Operation]]:
     """For each level, a factory that prepares (untimed) one operation to time; an operation
     returns how many items it produced."""
@@ -145,7 +175,7 @@ def query_levels(fleet: Fleet, metric: str) -> dict[str, Callable[[], Operation]
         values = await fleet.provider.get_metric_by_selector(
             info, workload.NAMESPACE, selector, selectors.EVERYTHING
         )
-        body = json.dumps(api.custom_value_list(VERSION, values), separators=(",", ":")).encode()
+        body = answer_bytes(values)
         return len(values) if body else 0
 
     def handler() -> Operation:
@@ -195,7 +225,7 @@ async def _in_process_run(fleet: Fleet, settings: QuerySettings, samples: dict) 
         values = await fleet.provider.get_metric_by_selector(
             _info(metric), workload.NAMESPACE, selectors.parse(SELECTOR), selectors.EVERYTHING
         )
-        documents[metric] = api.custom_value_list(VERSION, values)
+        documents[metric] = json.loads(answer_bytes(values))
     for _ in range(settings.cold_iterations):
         for metric, level in CASES:
             fleet.push_round()  # every pod pushed again: caches invalid
@@ -217,7 +247,7 @@ async def _in_process_run(fleet: Fleet, settings: QuerySettings, samples: dict) 
 
 
 @contextlib.contextmanager
-def _pinned(cpus: set[int] | None) -> Iterator[None]:
+def pinned(cpus: set[int] | None) -> Iterator[None]:
     before = os.sched_getaffinity(0)
     if cpus:
         os.sched_setaffinity(0, cpus)
@@ -237,7 +267,7 @@ def _summary(pairs: list[tuple[float, float]]) -> dict[str, Any]:
 
 def in_process(settings: QuerySettings, cpus: set[int] | None, log=print) -> dict[str, Any]:
     """The in-process selector queries; per case median/p90 of wall and CPU time."""
-    with _pinned(cpus):
+    with pinned(cpus):
         fleet = Fleet(settings.pods)
         for _ in range(settings.fill_slices):
             fleet.push_round()
@@ -271,7 +301,70 @@ def _window_bins(fleet: Fleet) -> float:
     return stats.median([len(r.latency().indices) for r in fleet.store.pods(workload.NAMESPACE)])
 
 
-# -- over HTTPS --------------------------------------------------------------------------------
+# -- over HTTPS: scenarios against the baseline answering the same bytes ------------------------
+
+HTTP_MAX_AGE_SECONDS = 300
+"""``--max-age`` of the adapter process of the HTTPS comparison. One adapter process here takes
+about 1,500 pushes/s, so a push round of 10,000 pods lasts several seconds and the pods pushed
+first would pass the default 10 s before the GETs end. Freshness changes no query work: every pod
+of a scenario pushed within its last round either way."""
+
+
+@dataclass(frozen=True)
+class HttpScenario:
+    """One GET of ours, compared with the baseline answering its bytes pre-built."""
+
+    name: str
+    pods: int
+    """Pods pushed in the scenario's own namespace, again before every cold GET."""
+    path: str
+    items: int
+    """``describedObject``s the answer holds."""
+    rounds: int
+    """Per run: push every pod, one cold GET, then ``warm`` GETs of ours and of the baseline."""
+    warm: int
+
+
+def _namespace(name: str) -> str:
+    return f"bench-{name}"
+
+
+def _clamp(value: int, low: int, high: int) -> int:
+    return max(low, min(high, value))
+
+
+def http_scenarios(settings: QuerySettings) -> list[HttpScenario]:
+    """The p99 pod list by selector at each size, then the Deployment's pooled p99 over
+    ``object_pods`` pods (1,000 sketches merged per query)."""
+    base = f"/apis/custom.metrics.k8s.io/{VERSION}/namespaces"
+
+    def shape(pods: int) -> tuple[int, int]:
+        rounds = _clamp(settings.http_pushes_per_run // pods, 1, settings.http_rounds)
+        warm = _clamp(settings.http_warm_pods // pods, settings.http_min_warm, settings.http_warm)
+        return rounds, warm
+
+    scenarios = [
+        HttpScenario(
+            f"pods-{pods}",
+            pods,
+            f"{base}/{_namespace(f'pods-{pods}')}/pods/*/{P99}?labelSelector={SELECTOR}",
+            pods,
+            *shape(pods),
+        )
+        for pods in settings.http_sizes
+    ]
+    if settings.object_pods:
+        name = f"deployment-{settings.object_pods}"
+        scenarios.append(
+            HttpScenario(
+                name,
+                settings.object_pods,
+                f"{base}/{_namespace(name)}/deployments.apps/{workload.DEPLOYMENT}/{P99}",
+                1,
+                *shape(settings.object_pods),
+            )
+        )
+    return scenarios
 
 
 async def _push_all(
@@ -299,105 +392,177 @@ async def _push_all(
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def _get(session: aiohttp.ClientSession, url: str) -> tuple[float, bytes]:
+async def _get(session: aiohttp.ClientSession, url: str, items: int) -> tuple[float, bytes]:
+    """One GET, timed to the last byte; it must answer 200 with ``items`` objects."""
     started = time.perf_counter()
     async with session.get(url) as response:
         body = await response.read()
-        if response.status != 200:
-            raise RuntimeError(f"GET {url} answered {response.status}: {body[:300]!r}")
-    return time.perf_counter() - started, body
+    seconds = time.perf_counter() - started
+    if response.status != 200:
+        raise RuntimeError(f"GET {url} answered {response.status}: {body[:300]!r}")
+    if body.count(b'"describedObject"') != items:
+        raise RuntimeError(f"GET {url} answered {len(body)} bytes without {items} items")
+    return seconds, body
 
 
-async def _http(settings: QuerySettings, tmp: Path, server_cpus, log) -> dict[str, Any]:
+class _HttpRig:
+    """Our adapter and the baseline, the session to both, and a seq that only grows."""
+
+    def __init__(self, session, ours, baseline, token: str, concurrency: int) -> None:
+        self.session = session
+        self.ours: servers.Server = ours
+        self.baseline: servers.Server | None = baseline
+        self.token = token
+        self.concurrency = concurrency
+        self.seq = 0
+
+    async def push(self, templates: list[tuple[bytes, bytes]]) -> float:
+        """Every pod of ``templates`` reports once; the seconds it took."""
+        self.seq += 1
+        started = time.perf_counter()
+        await _push_all(
+            self.session, self.ours.url, self.token, templates, self.seq, self.concurrency
+        )
+        return time.perf_counter() - started
+
+    async def timed_gets(self, server: servers.Server, path: str, items: int, count: int):
+        """``count`` sequential GETs: their wall seconds and the server's CPU per GET."""
+        before = servers.cpu_seconds(server.pid)
+        walls = [(await _get(self.session, server.url + path, items))[0] for _ in range(count)]
+        return walls, (servers.cpu_seconds(server.pid) - before) / count
+
+
+_TEMPERATURES = ("cold", "warm", "baseline")
+
+
+async def _scenario_run(
+    rig: _HttpRig, scenario: HttpScenario, templates, index: int, found: dict[str, Any]
+) -> None:
+    """One run of a scenario: ``rounds`` x (push all, cold GET, warm GETs alternating)."""
+    run: dict[str, list[float]] = {name: [] for name in _TEMPERATURES}
+    assert rig.baseline is not None
+    for round_ in range(scenario.rounds):
+        found["push_seconds"].append(await rig.push(templates))
+        walls, cpu = await rig.timed_gets(rig.ours, scenario.path, scenario.items, 1)
+        run["cold"] += walls
+        found["cpu"]["cold"].append(cpu)
+        order = [
+            ("warm", rig.ours, scenario.path),
+            ("baseline", rig.baseline, f"/static/{scenario.name}"),
+        ]
+        if (index + round_) % 2:
+            order.reverse()  # alternate who goes first, so drift hits both
+        for name, server, path in order:
+            walls, cpu = await rig.timed_gets(server, path, scenario.items, scenario.warm)
+            run[name] += walls
+            found["cpu"][name].append(cpu)
+    for name, values in run.items():
+        found["samples"][name] += values
+        found["run_medians_ms"][name].append(stats.median(values) * 1000)
+
+
+async def _http(
+    settings: QuerySettings, scenarios: list[HttpScenario], tmp: Path, server_cpus, log
+) -> dict[str, Any]:
     cert_dir = tmp / "certs"
     client_cert = servers.prepare_certs(cert_dir)
-    ours = servers.start_adapter(cert_dir, tmp / "adapter.log")
-    baseline = None
+    extra = ["--max-age", f"{HTTP_MAX_AGE_SECONDS}s"]
+    ours = servers.start_adapter(cert_dir, tmp / "adapter.log", extra)
+    rig = None
     try:
         if server_cpus:
             servers.pin(ours.pid, server_cpus)
+        rss = {"started": servers.rss_bytes(ours.pid)}
         token = (cert_dir / "push-token").read_text().strip()
         rng = np.random.default_rng(5)
         now = time.time()
-        templates = [
-            workload.body_template(rng, pod, now)
-            for pod in workload.pod_loads(settings.pods, workload.NAMESPACE)
-        ]
-        query = f"{_path(P99)}?labelSelector={SELECTOR}"
+        templates = {
+            s.name: [
+                workload.body_template(rng, pod, now)
+                for pod in workload.pod_loads(s.pods, _namespace(s.name))
+            ]
+            for s in scenarios
+        }
         context = servers.client_context(cert_dir, client_cert)
         connector = aiohttp.TCPConnector(ssl=context, limit=settings.http_push_concurrency)
-        timeout = aiohttp.ClientTimeout(total=60)
+        timeout = aiohttp.ClientTimeout(total=120)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            seq = 0
-            for _ in range(3):  # a few slices of history
-                seq += 1
-                await _push_all(
-                    session, ours.url, token, templates, seq, settings.http_push_concurrency
-                )
-                await asyncio.sleep(0.3)
-            _, body = await _get(session, f"{ours.url}{query}")
-            items = len(json.loads(body)["items"])
-            if items != settings.pods:
-                raise RuntimeError(f"our answer has {items} items, not {settings.pods}")
-            (tmp / "body.json").write_bytes(body)
-            baseline = servers.start_baseline(cert_dir, tmp / "baseline.log", tmp / "body.json")
+            rig = _HttpRig(session, ours, None, token, settings.http_push_concurrency)
+            for _ in range(settings.http_fill_rounds):
+                for scenario in scenarios:
+                    await rig.push(templates[scenario.name])
+            rss["filled"] = servers.rss_bytes(ours.pid)
+            bodies, body_bytes = {}, {}
+            for scenario in scenarios:  # the bytes the baseline will answer, pre-built
+                _, body = await _get(session, ours.url + scenario.path, scenario.items)
+                bodies[scenario.name] = tmp / f"{scenario.name}.json"
+                bodies[scenario.name].write_bytes(body)
+                body_bytes[scenario.name] = len(body)
+            rig.baseline = servers.start_baseline(cert_dir, tmp / "baseline.log", bodies)
             if server_cpus:
-                servers.pin(baseline.pid, server_cpus)
-            samples: dict[str, list[float]] = {"cold": [], "warm": [], "baseline": []}
-            cpu: dict[str, list[float]] = {"warm": [], "baseline": []}
-            run_medians: dict[str, list[float]] = {"cold": [], "warm": [], "baseline": []}
+                servers.pin(rig.baseline.pid, server_cpus)
+            found = {
+                s.name: {
+                    "samples": {name: [] for name in _TEMPERATURES},
+                    "run_medians_ms": {name: [] for name in _TEMPERATURES},
+                    "cpu": {name: [] for name in _TEMPERATURES},
+                    "push_seconds": [],
+                }
+                for s in scenarios
+            }
             for index in range(settings.runs):
-                run: dict[str, list[float]] = {"cold": [], "warm": [], "baseline": []}
-                for round_ in range(settings.http_rounds):
-                    seq += 1
-                    await _push_all(
-                        session, ours.url, token, templates, seq, settings.http_push_concurrency
+                for scenario in scenarios:
+                    one = found[scenario.name]
+                    await _scenario_run(rig, scenario, templates[scenario.name], index, one)
+                    medians = {k: v[-1] for k, v in one["run_medians_ms"].items()}
+                    log(
+                        f"  https run {index + 1}/{settings.runs} {scenario.name:16s} cold"
+                        f" {medians['cold']:7.1f} ms, warm {medians['warm']:7.1f} ms, baseline"
+                        f" {medians['baseline']:6.1f} ms (wall, medians; push round"
+                        f" {one['push_seconds'][-1]:.1f} s)"
                     )
-                    seconds, body = await _get(session, f"{ours.url}{query}")
-                    run["cold"].append(seconds)
-                    order = [("warm", ours, query), ("baseline", baseline, "/static")]
-                    if (index + round_) % 2:
-                        order.reverse()
-                    for name, server, path in order:
-                        before = servers.cpu_seconds(server.pid)
-                        for _ in range(settings.http_warm):
-                            seconds, answer = await _get(session, f"{server.url}{path}")
-                            run[name].append(seconds)
-                        cpu[name].append(
-                            (servers.cpu_seconds(server.pid) - before) / settings.http_warm
-                        )
-                        if len(answer) < len(body) // 2:
-                            raise RuntimeError(f"{name} answered only {len(answer)} bytes")
-                for name, values in run.items():
-                    samples[name] += values
-                    run_medians[name].append(stats.median(values) * 1000)
-                log(
-                    f"  http run {index + 1}/{settings.runs}: cold"
-                    f" {run_medians['cold'][-1]:.1f} ms, warm {run_medians['warm'][-1]:.1f} ms,"
-                    f" baseline {run_medians['baseline'][-1]:.1f} ms (wall, medians)"
-                )
+            rss["end"] = servers.rss_bytes(ours.pid)
     finally:
         ours.stop()
-        if baseline is not None:
-            baseline.stop()
+        if rig is not None and rig.baseline is not None:
+            rig.baseline.stop()
     return {
-        "body_bytes": len(body),
-        "cases": {
-            name: {**stats.summary_ms(values), "run_medians_ms": run_medians[name]}
-            for name, values in samples.items()
+        "scenarios": {
+            s.name: {
+                "pods": s.pods,
+                "items": s.items,
+                "path": s.path,
+                "rounds_per_run": s.rounds,
+                "warm_per_round": s.warm,
+                "body_bytes": body_bytes[s.name],
+                "cases": {
+                    name: {
+                        **stats.summary_ms(values),
+                        "run_medians_ms": found[s.name]["run_medians_ms"][name],
+                    }
+                    for name, values in found[s.name]["samples"].items()
+                },
+                "server_cpu_ms_per_request": {
+                    name: stats.median(values) * 1000
+                    for name, values in found[s.name]["cpu"].items()
+                },
+                "push_round_seconds": stats.median(found[s.name]["push_seconds"]),
+            }
+            for s in scenarios
         },
-        "server_cpu_ms_per_request": {
-            name: stats.median(values) * 1000 for name, values in cpu.items()
-        },
+        "adapter_rss_bytes": rss,
+        "pods_tracked": sum(s.pods for s in scenarios),
+        "adapter_flags": extra,
     }
 
 
 def over_http(
     settings: QuerySettings, server_cpus: set[int] | None, client_cpus: set[int] | None, log=print
 ) -> dict[str, Any]:
-    """Our adapter process against the baseline process answering the same bytes."""
-    with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp, _pinned(client_cpus):
-        return asyncio.run(_http(settings, Path(tmp), server_cpus, log))
+    """Our adapter process against the baseline process answering the same bytes, for every
+    scenario of :func:`http_scenarios`."""
+    with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp, pinned(client_cpus):
+        return asyncio.run(_http(settings, http_scenarios(settings), Path(tmp), server_cpus, log))
 
 
 def cpu_plan(pin: bool) -> tuple[set[int] | None, set[int] | None]:
@@ -416,7 +581,7 @@ def run(settings: QuerySettings, log=print) -> list[dict[str, Any]]:
     return summarize(settings, local, http, server_cpus, client_cpus)
 
 
-def summarize(settings, local, http, server_cpus, client_cpus) -> list[dict[str, Any]]:
+def _in_process_entries(local: dict[str, Any]) -> list[dict[str, Any]]:
     entries = []
     cases = local["cases"]
     for metric in (P99, QUEUE_DEPTH):
@@ -442,29 +607,124 @@ def summarize(settings, local, http, server_cpus, client_cpus) -> list[dict[str,
                         "baseline_details": base,
                     }
                 )
-    http_cases = http["cases"]
-    for temperature in ("cold", "warm"):
-        ours = http_cases[temperature]
-        base = http_cases["baseline"]
-        entries.append(
-            {
-                "name": f"query {P99} over HTTPS {temperature}",
-                "unit": "ms",
-                "ours": ours["median_ms"],
-                "ours_p90": ours["p90_ms"],
-                "baseline": base["median_ms"],
-                "baseline_p90": base["p90_ms"],
-                "ratio": stats.ratio(ours["median_ms"], base["median_ms"]),
-                "target": "none (reported)",
-                "met": None,
-                "details": {
-                    "ours": ours,
-                    "baseline": base,
-                    "body_bytes": http["body_bytes"],
-                    "server_cpu_ms_per_request": http["server_cpu_ms_per_request"],
-                },
+    return entries
+
+
+def _http_entries(http: dict[str, Any]) -> list[dict[str, Any]]:
+    entries = []
+    for name, scenario in http["scenarios"].items():
+        base = scenario["cases"]["baseline"]
+        for temperature in ("cold", "warm"):
+            ours = scenario["cases"][temperature]
+            fraction = stats.ratio(base["median_ms"], ours["median_ms"])
+            judged = scenario["pods"] == TARGET_FRACTION_PODS and temperature == "cold"
+            entries.append(
+                {
+                    "name": f"query {name} over HTTPS {temperature}",
+                    "unit": "ms",
+                    "ours": ours["median_ms"],
+                    "ours_p90": ours["p90_ms"],
+                    "baseline": base["median_ms"],
+                    "baseline_p90": base["p90_ms"],
+                    "ratio": fraction,
+                    "ratio_is": "baseline/ours",
+                    "ratio_per_run": [
+                        stats.ratio(b, o)
+                        for o, b in zip(ours["run_medians_ms"], base["run_medians_ms"], strict=True)
+                    ],
+                    "target": f">= {TARGET_FRACTION:g}" if judged else "none (reported)",
+                    "met": fraction >= TARGET_FRACTION if judged else None,
+                    "details": scenario,
+                }
+            )
+    entries.append(scaling_entry(http))
+    return entries
+
+
+def scaling_entry(http: dict[str, Any]) -> dict[str, Any]:
+    """How the p99 pod list's cost grows with pods: per-pod cost at each size, the marginal cost
+    between sizes, a least-squares line and the growth exponent between the two largest sizes."""
+    lists = sorted(
+        (s for s in http["scenarios"].values() if s["items"] == s["pods"]),
+        key=lambda s: s["pods"],
+    )
+    rows = []
+    for scenario in lists:
+        pods, cases = scenario["pods"], scenario["cases"]
+        row = {"pods": pods, "body_bytes": scenario["body_bytes"]}
+        for name in _TEMPERATURES:
+            row[f"{name}_ms"] = cases[name]["median_ms"]
+            row[f"{name}_us_per_pod"] = cases[name]["median_ms"] / pods * 1000
+        row["server_cpu_ms_per_request"] = scenario["server_cpu_ms_per_request"]
+        rows.append(row)
+    for before, row in itertools.pairwise(rows):
+        for name in _TEMPERATURES:
+            row[f"{name}_marginal_us_per_pod"] = (
+                (row[f"{name}_ms"] - before[f"{name}_ms"]) / (row["pods"] - before["pods"]) * 1000
+            )
+    growth: dict[str, Any] = {}
+    if len(rows) >= 2:
+        small, large = rows[-2], rows[-1]
+        for name in _TEMPERATURES:
+            slope, intercept = stats.linear_fit(
+                [r["pods"] for r in rows], [r[f"{name}_ms"] for r in rows]
+            )
+            growth[name] = {
+                "fit_us_per_pod": slope * 1000,
+                "fit_fixed_ms": intercept,
+                "exponent": stats.growth_exponent(
+                    small["pods"], small[f"{name}_ms"], large["pods"], large[f"{name}_ms"]
+                ),
             }
+    exponent = growth.get("cold", {}).get("exponent", float("nan"))
+    return {
+        "name": "query p99 pod list over HTTPS, growth with pods (cold)",
+        "unit": "exponent",
+        "ours": exponent,
+        "baseline": growth.get("baseline", {}).get("exponent"),
+        "ratio": None,
+        "target": f"<= {LINEAR_EXPONENT_LIMIT:g} (linear: 1)",
+        "met": exponent <= LINEAR_EXPONENT_LIMIT if rows else None,
+        "rows": rows,
+        "growth": growth,
+        "adapter_rss_bytes": http["adapter_rss_bytes"],
+        "pods_tracked": http["pods_tracked"],
+        "markdown": scaling_markdown(rows, growth),
+    }
+
+
+def scaling_markdown(rows: list[dict[str, Any]], growth: dict[str, Any]) -> list[str]:
+    """The scaling table printed under the main one."""
+    lines = [
+        "| pods | body bytes | ours cold ms | ours warm ms | baseline ms | fraction cold"
+        " | fraction warm | cold us/pod | marginal cold us/pod | warm us/pod"
+        " | marginal warm us/pod |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        marginal_cold, marginal_warm = (
+            f"{row[key]:.1f}" if key in row else "-"
+            for key in ("cold_marginal_us_per_pod", "warm_marginal_us_per_pod")
         )
+        lines.append(
+            f"| {row['pods']:,} | {row['body_bytes']:,} | {row['cold_ms']:.1f}"
+            f" | {row['warm_ms']:.1f} | {row['baseline_ms']:.1f}"
+            f" | {stats.ratio(row['baseline_ms'], row['cold_ms']):.2f}"
+            f" | {stats.ratio(row['baseline_ms'], row['warm_ms']):.2f}"
+            f" | {row['cold_us_per_pod']:.1f} | {marginal_cold}"
+            f" | {row['warm_us_per_pod']:.1f} | {marginal_warm} |"
+        )
+    for name, fit in growth.items():
+        lines.append(
+            f"{name}: least-squares {fit['fit_us_per_pod']:.1f} us/pod + {fit['fit_fixed_ms']:.1f}"
+            f" ms; growth exponent between the two largest sizes {fit['exponent']:.2f}"
+        )
+    return lines
+
+
+def summarize(settings, local, http, server_cpus, client_cpus) -> list[dict[str, Any]]:
+    """The result entries: in-process levels, every HTTPS scenario, and the scaling figure."""
+    entries = _in_process_entries(local) + _http_entries(http)
     for entry in entries:
         entry["settings"] = {
             **settings.__dict__,

@@ -4,7 +4,7 @@
 push token generated in the cert dir on first start); ``start_baseline`` runs
 ``python -m bench.baseline`` over the same certificate. Both wait for ``/healthz``, bounded in
 time. ``pin`` sets the CPU affinity of every thread of a process; ``cpu_seconds`` reads its user
-plus system CPU time from /proc.
+plus system CPU time and ``rss_bytes`` its resident memory from /proc.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import ssl
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -108,8 +109,11 @@ def start_adapter(cert_dir: Path, log_file: Path, extra: list[str] | None = None
     return _start("adapter", argv, port, cert_dir, log_file)
 
 
-def start_baseline(cert_dir: Path, log_file: Path, body_file: Path | None = None) -> Server:
-    """``python -m bench.baseline`` on a free port, same certificate as the adapter."""
+def start_baseline(
+    cert_dir: Path, log_file: Path, bodies: Mapping[str, Path] | None = None
+) -> Server:
+    """``python -m bench.baseline`` on a free port, same certificate as the adapter, serving
+    each of ``bodies`` at ``/static/{name}``."""
     port = free_port()
     argv = [
         sys.executable,
@@ -120,8 +124,8 @@ def start_baseline(cert_dir: Path, log_file: Path, body_file: Path | None = None
         "--cert-dir",
         str(cert_dir),
     ]
-    if body_file is not None:
-        argv += ["--body-file", str(body_file)]
+    for name, path in (bodies or {}).items():
+        argv += ["--body", f"{name}={path}"]
     return _start("baseline", argv, port, cert_dir, log_file)
 
 
@@ -130,6 +134,14 @@ def pin(pid: int, cpus: set[int]) -> None:
     for tid in os.listdir(f"/proc/{pid}/task"):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.sched_setaffinity(int(tid), cpus)
+
+
+def rss_bytes(pid: int | str = "self") -> int:
+    """Resident set size of process ``pid`` (default: this one), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 def cpu_seconds(pid: int) -> float:

@@ -1,7 +1,8 @@
-"""Small statistics for benchmark samples: medians, percentiles, ratios of run medians."""
+"""Small statistics for benchmark samples: medians, percentiles, ratios, growth with size."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,3 +31,20 @@ def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
 def ratio(ours: float, baseline: float) -> float:
     """``ours / baseline``; NaN when the baseline is zero or missing."""
     return ours / baseline if baseline else float("nan")
+
+
+def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
+    """Least-squares ``(slope, intercept)`` of ``y = slope * x + intercept``: a cost's part that
+    grows with size and its fixed part."""
+    if len(xs) != len(ys) or len(xs) < 2:
+        raise ValueError("a line needs two or more (x, y) pairs")
+    slope, intercept = np.polyfit(np.asarray(xs, float), np.asarray(ys, float), 1)
+    return float(slope), float(intercept)
+
+
+def growth_exponent(x1: float, y1: float, x2: float, y2: float) -> float:
+    """``k`` in ``y ~ x**k`` between two sizes: 1 for a linear cost, about 1.1 for ``n log n``
+    over a tenfold step, 2 for quadratic; NaN for a non-positive value."""
+    if min(x1, y1, x2, y2) <= 0 or x1 == x2:
+        return float("nan")
+    return math.log(y2 / y1) / math.log(x2 / x1)

@@ -103,7 +103,10 @@ def run(settings: AccuracySettings, log: Callable[[str], Any] = print) -> dict[s
     return summarize(settings, table)
 
 
-def summarize(settings: AccuracySettings, table: dict[str, dict[str, list[float]]]) -> dict:
+def summarize(
+    settings: AccuracySettings, table: dict[str, dict[str, list[float]]]
+) -> dict[str, Any]:
+    """The figure (the worst cell of single and merged) and the table as Markdown."""
     worst = max(max(cells["single"] + cells["merged"]) for cells in table.values())
     header = " | ".join(f"p{q * 100:g}" for q in QUANTILES)
     lines = [

@@ -71,7 +71,11 @@ class _Crossings:
 
 
 async def _poll(
-    session: aiohttp.ClientSession, url: str, every: float, crossings: _Crossings, done
+    session: aiohttp.ClientSession,
+    url: str,
+    every: float,
+    crossings: _Crossings,
+    done: asyncio.Event,
 ) -> None:
     while not done.is_set():
         async with session.get(url) as response:
@@ -84,7 +88,12 @@ async def _poll(
         await asyncio.sleep(every)
 
 
-async def _observe(settings: FreshnessSettings, ours: servers.Server, cert_dir: Path, client_cert):
+async def _observe(
+    settings: FreshnessSettings,
+    ours: servers.Server,
+    cert_dir: Path,
+    client_cert: tuple[Path, Path],
+) -> tuple[list[dict[str, Any]], _Crossings]:
     base = f"{ours.url}/apis/custom.metrics.k8s.io/v1beta2/namespaces/{stepping_pods.NAMESPACE}"
     selector = ",".join(f"{k}={v}" for k, v in stepping_pods.LABELS.items())
     url = f"{base}/pods/*/inference_latency_p99_seconds?labelSelector={selector}"
@@ -181,6 +190,7 @@ def run(settings: FreshnessSettings, log: Callable[[str], Any] = print) -> dict[
 def summarize(
     settings: FreshnessSettings, trials: list[dict[str, Any]], crossings: _Crossings
 ) -> dict[str, Any]:
+    """The figure (median delay) with p90, max, the median parts and every trial."""
     valid = [t for t in trials if t["valid"]]
     delays = [t["delay_seconds"] for t in valid]
 

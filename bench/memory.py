@@ -80,6 +80,7 @@ def run(settings: MemorySettings, log: Callable[[str], Any] = print) -> dict[str
 
 
 def summarize(settings: MemorySettings, reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figure (KiB per pod after the queries) with every stage's median and the floor."""
     stages = [k for k in reports[0]["rss_bytes"] if k != "empty"]
     per_stage = {stage: stats.median([per_pod_kib(r, stage) for r in reports]) for stage in stages}
     slices = min(settings.seconds, settings.window_seconds)

@@ -408,10 +408,17 @@ async def _get(session: aiohttp.ClientSession, url: str, items: int) -> tuple[fl
 class _HttpRig:
     """Our adapter and the baseline, the session to both, and a seq that only grows."""
 
-    def __init__(self, session, ours, baseline, token: str, concurrency: int) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        ours: servers.Server,
+        baseline: servers.Server | None,
+        token: str,
+        concurrency: int,
+    ) -> None:
         self.session = session
-        self.ours: servers.Server = ours
-        self.baseline: servers.Server | None = baseline
+        self.ours = ours
+        self.baseline = baseline
         self.token = token
         self.concurrency = concurrency
         self.seq = 0
@@ -425,7 +432,9 @@ class _HttpRig:
         )
         return time.perf_counter() - started
 
-    async def timed_gets(self, server: servers.Server, path: str, items: int, count: int):
+    async def timed_gets(
+        self, server: servers.Server, path: str, items: int, count: int
+    ) -> tuple[list[float], float]:
         """``count`` sequential GETs: their wall seconds and the server's CPU per GET."""
         before = servers.cpu_seconds(server.pid)
         walls = [(await _get(self.session, server.url + path, items))[0] for _ in range(count)]
@@ -436,7 +445,11 @@ _TEMPERATURES = ("cold", "warm", "baseline")
 
 
 async def _scenario_run(
-    rig: _HttpRig, scenario: HttpScenario, templates, index: int, found: dict[str, Any]
+    rig: _HttpRig,
+    scenario: HttpScenario,
+    templates: list[tuple[bytes, bytes]],
+    index: int,
+    found: dict[str, Any],
 ) -> None:
     """One run of a scenario: ``rounds`` x (push all, cold GET, warm GETs alternating)."""
     run: dict[str, list[float]] = {name: [] for name in _TEMPERATURES}
@@ -462,7 +475,11 @@ async def _scenario_run(
 
 
 async def _http(
-    settings: QuerySettings, scenarios: list[HttpScenario], tmp: Path, server_cpus, log
+    settings: QuerySettings,
+    scenarios: list[HttpScenario],
+    tmp: Path,
+    server_cpus: set[int] | None,
+    log: Callable[[str], Any],
 ) -> dict[str, Any]:
     cert_dir = tmp / "certs"
     client_cert = servers.prepare_certs(cert_dir)
@@ -722,7 +739,13 @@ def scaling_markdown(rows: list[dict[str, Any]], growth: dict[str, Any]) -> list
     return lines
 
 
-def summarize(settings, local, http, server_cpus, client_cpus) -> list[dict[str, Any]]:
+def summarize(
+    settings: QuerySettings,
+    local: dict[str, Any],
+    http: dict[str, Any],
+    server_cpus: set[int] | None,
+    client_cpus: set[int] | None,
+) -> list[dict[str, Any]]:
     """The result entries: in-process levels, every HTTPS scenario, and the scaling figure."""
     entries = _in_process_entries(local) + _http_entries(http)
     for entry in entries:

@@ -46,6 +46,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), Python {m['python']},"
         f" aiohttp {m['aiohttp']}, numpy {m['numpy']}; load average at start"
         f" {m['load_average_at_start']}, at end {m.get('load_average_at_end')}.",
+        f"Code: {m.get('code', {}).get('commit')}, uncommitted:"
+        f" {', '.join(m.get('code', {}).get('uncommitted', [])) or 'none'}.",
         f"Mode: {result['mode']}, {result['runs']} runs per figure, alternating ours/baseline.",
         "",
         "| figure | unit | ours (median) | ours p90 | ours CPU (median) | baseline (median)"

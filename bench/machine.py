@@ -1,10 +1,12 @@
-"""What machine a benchmark ran on: cores, CPU model, Python, aiohttp, load at the time."""
+"""What a benchmark ran on: cores, CPU model, Python, aiohttp, load at the time, and which code
+(the commit, and the files that differed from it: others may be editing the same tree)."""
 
 from __future__ import annotations
 
 import os
 import platform
 import ssl
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,23 @@ def load_average() -> list[float]:
         return []
 
 
+def code() -> dict[str, Any]:
+    """The git commit of the working tree and the tracked files changed from it, if git knows."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    return {"commit": commit, "uncommitted": [line[3:] for line in status.splitlines()]}
+
+
 def describe() -> dict[str, Any]:
     """The machine and software versions, as recorded in the result file."""
     return {
@@ -45,4 +64,5 @@ def describe() -> dict[str, Any]:
         "openssl": ssl.OPENSSL_VERSION,
         "platform": platform.platform(),
         "load_average_at_start": load_average(),
+        "code": code(),
     }

@@ -22,7 +22,9 @@ from adapter.config import PushConfig
 from adapter.report import GAUGE_NAMES, Owner, PodRef, Report
 
 MAX_SEQ = 2**63 - 1
-MAX_BIN_COUNT = 10**12
+MAX_BIN_COUNT = 2**32 - 1
+"""A bin's count in one push: the store keeps it in 32 bits."""
+MAX_ZERO_COUNT = 10**12
 MAX_UID_LENGTH = 128
 _KIND = re.compile(r"[A-Z][A-Za-z0-9]{0,62}")
 _UID = re.compile(r"[A-Za-z0-9][-A-Za-z0-9_.:]*")
@@ -149,7 +151,7 @@ def _latency(value: Any, limits: PushConfig) -> tuple[dict[int, int], int]:
             f"latency.relative_accuracy must be {sketch.RELATIVE_ACCURACY}",
             "latency.relative_accuracy",
         )
-    zero_count = _integer(latency.get("zero_count", 0), "latency.zero_count", 0, MAX_BIN_COUNT)
+    zero_count = _integer(latency.get("zero_count", 0), "latency.zero_count", 0, MAX_ZERO_COUNT)
     raw_bins = _object(latency.get("bins", {}), "latency.bins")
     if len(raw_bins) > limits.max_bins:
         raise errors.invalid_field(

@@ -20,8 +20,8 @@ threads.
 
 from __future__ import annotations
 
-import itertools
 import math
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -37,6 +37,7 @@ __all__ = [
     "LatencySketch",
     "bin_index",
     "bin_value",
+    "quantile_per_band",
     "quantile_per_sketch",
 ]
 
@@ -53,6 +54,9 @@ MAX_BINNED_VALUE: float = 1e6
 """The largest latency in seconds a bin may represent; larger ones are clamped into the top bin."""
 
 _LOG_GAMMA = math.log(GAMMA)
+
+Int64Buffer = array | NDArray[np.int64]
+"""Native int64 counts, as an ``array("q")`` or an ndarray."""
 
 _ZERO_INDEX = np.iinfo(np.int64).min
 """The index of the zero bin, which holds ``zero_count``, sorts first and stands for 0.0."""
@@ -184,6 +188,14 @@ class LatencySketch:
             indices, counts = indices[order], counts[order]
         return cls._trusted(_with_zero_bin(indices, counts, int(zero_count)))
 
+    @classmethod
+    def from_sorted_bins(
+        cls, indices: NDArray[np.int64], counts: NDArray[np.int64], zero_count: int
+    ) -> LatencySketch:
+        """Return the sketch of ascending unique ``indices`` with positive ``counts``, trusted
+        as the store's window bands are (no checks, one copy)."""
+        return cls._trusted(_with_zero_bin(indices, counts, int(zero_count)))
+
     @staticmethod
     def merge_all(sketches: Iterable[LatencySketch]) -> LatencySketch:
         """Return the bin-wise sum of the sketches (the empty sketch for none).
@@ -289,36 +301,34 @@ def quantile_per_sketch(sketches: Sequence[LatencySketch], q: float) -> NDArray[
     return _quantile_of_layout(indices, counts, qs[0])
 
 
-def quantile_per_bins(
-    bins: Sequence[Mapping[int, int]], zero_counts: Sequence[int], q: float
+def quantile_per_band(
+    bands: Sequence[tuple[int, Int64Buffer]], zero_counts: Sequence[int], q: float
 ) -> NDArray[np.float64]:
-    """:func:`quantile_per_sketch` straight from bin mappings (index -> count), one per sketch.
+    """:func:`quantile_per_sketch` straight from dense bands of counts, one per sketch.
 
-    The store keeps each pod's window as such a mapping; reading all of them into one array
-    here, with one sort for all, costs a fraction of building a sketch per pod, which is what
-    makes a 1,000-pod quantile query cheap right after the pods pushed.
+    A band ``(low, counts)`` counts bin ``low + i`` in ``counts[i]`` (zeros allowed), as the
+    store keeps each pod's window; ``counts`` is any buffer of native int64 (an ``array("q")``
+    or an int64 ndarray). One join lays all of them out end to end, each behind its zero bin,
+    so a 1,000-pod quantile query right after every pod pushed builds nothing per pod.
     """
     qs = _checked_quantiles((q,))
-    if not bins:
+    if not bands:
         return np.zeros(0)
-    lengths = np.fromiter(map(len, bins), dtype=np.int64, count=len(bins))
-    total = int(lengths.sum())
-    keys = np.fromiter(itertools.chain.from_iterable(bins), dtype=np.int64, count=total)
-    values = np.fromiter(
-        itertools.chain.from_iterable(b.values() for b in bins), dtype=np.int64, count=total
-    )
-    segments = np.repeat(np.arange(len(bins)), lengths)
-    order = np.lexsort((keys, segments))
-    # Lay the sketches out as quantile_per_sketch does: each begins with its zero bin.
-    starts = np.cumsum(lengths + 1) - (lengths + 1)
-    indices = np.empty(total + len(bins), dtype=np.int64)
-    counts = np.empty(total + len(bins), dtype=np.int64)
-    indices[starts] = _ZERO_INDEX
-    counts[starts] = np.asarray(zero_counts, dtype=np.int64)
-    rest = np.ones(total + len(bins), dtype=bool)
+    lengths = np.fromiter((len(b) for _, b in bands), dtype=np.int64, count=len(bands))
+    lows = np.fromiter((low for low, _ in bands), dtype=np.int64, count=len(bands))
+    flat = np.frombuffer(b"".join(b for _, b in bands), dtype=np.int64)
+    sizes = lengths + 1  # each band behind its zero bin
+    starts = np.cumsum(sizes) - sizes
+    counts = np.empty(flat.size + len(bands), dtype=np.int64)
+    indices = np.empty_like(counts)
+    rest = np.ones(counts.size, dtype=bool)
     rest[starts] = False
-    indices[rest] = keys[order]
-    counts[rest] = values[order]
+    counts[starts] = np.asarray(zero_counts, dtype=np.int64)
+    counts[rest] = flat
+    indices[starts] = _ZERO_INDEX
+    # bin low + i sits at flat position offset + i: its index is position + (low - offset)
+    offsets = np.cumsum(lengths) - lengths
+    indices[rest] = np.arange(flat.size) + np.repeat(lows - offsets, lengths)
     return _quantile_of_layout(indices, counts, qs[0])
 
 

@@ -1,14 +1,16 @@
 """Per-pod state fed by pushes: identity, labels, owner, gauges and time-sliced latency bins.
 
 An ordinary class, not a service: reports go in with ``apply(report, now)``, queries read
-``pods(namespace)`` (with ``is_fresh`` and ``refresh_window``), and memory is reclaimed by
+``pods(namespace)`` (with ``is_fresh`` and ``refresh_windows``), and memory is reclaimed by
 ``sweep(now)``. Time is always an argument (the adapter's wall clock in Unix seconds), so tests move
 it by hand.
 
-Window bookkeeping: each pod keeps one slice per ``slice_seconds`` of receipt time, and a running
-bin-wise sum of the slices still inside the window. A push adds to both; a slice that leaves the
-window is subtracted from the sum. A query therefore never merges slices: per-pod quantiles read the
-sums directly, and a pod's sketch (for merged, object-level quantiles) is rebuilt only when its sum
+Window bookkeeping: each pod keeps one slice per ``slice_seconds`` of receipt time (the bins of
+its pushes packed in 6 bytes each: a pod with a full 30 s window of 50-bin pushes takes about
+12 KiB), and a running bin-wise sum of the slices still inside the window, as a dense band of
+counts over the pod's latency range. A push adds to both; a slice that leaves the window is
+subtracted from the sum. A query therefore never merges slices: per-pod quantiles read the bands
+directly, and a pod's sketch (for merged, object-level quantiles) is rebuilt only when its sum
 changed.
 
 Must not import aiohttp or read the clock.
@@ -18,9 +20,10 @@ from __future__ import annotations
 
 import enum
 import math
-from collections import deque
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from array import array
+from collections.abc import Iterable, Iterator, Mapping
+
+import numpy as np
 
 from adapter import sketch
 from adapter.config import StoreConfig
@@ -39,29 +42,35 @@ class StoreFull(Exception):
     """The store tracks its maximum number of pods; a report for a new pod was refused."""
 
 
-@dataclass
-class _Slice:
-    index: int
-    bins: dict[int, int] = field(default_factory=dict)
-    zero_count: int = 0
+_BAND_MARGIN = 8
+"""Spare bins allocated on each side when a pod's window band grows, so it rarely regrows."""
 
 
-def _subtract_bins(from_: dict[int, int], bins: Mapping[int, int]) -> None:
-    for index, count in bins.items():
-        left = from_[index] - count
-        if left:
-            from_[index] = left
-        else:
-            del from_[index]
+def _zeros(size: int) -> array[int]:
+    return array("q", bytes(8 * size))
 
 
 class PodRecord:
-    """What the store knows of one pod incarnation. Read-only outside this module."""
+    """What the store knows of one pod incarnation. Read-only outside this module.
+
+    Latencies are kept compact, because a pod pushes ~50 bins a second and the window holds 30
+    seconds of them: the bins of every push still in the window sit end to end in two flat
+    arrays (``_bin_indices`` int16, ``_bin_counts`` uint32: 6 bytes a bin), with one entry per
+    slice in ``_slice_index``/``_slice_end``/``_slice_zero_count``. The window's sum is a dense
+    band of int64 counts, ``_band[i]`` counting bin ``_band_low + i``: a push adds its bins in,
+    an expired slice takes its bins out, and a query reads the band as it is.
+    """
 
     __slots__ = (
+        "_band",
+        "_band_low",
+        "_bin_counts",
+        "_bin_indices",
         "_sketch",
-        "_slices",
-        "_window_bins",
+        "_slice_end",
+        "_slice_index",
+        "_slice_zero_count",
+        "_window_total",
         "_window_zero_count",
         "first_seen",
         "gauges",
@@ -82,9 +91,15 @@ class PodRecord:
         self.labels: Mapping[str, str] = {}
         self.owner: Owner | None = None
         self.gauges: Mapping[str, float] = {}
-        self._slices: deque[_Slice] = deque()
-        self._window_bins: dict[int, int] = {}
+        self._bin_indices = array("h")
+        self._bin_counts = array("I")
+        self._slice_index = array("q")
+        self._slice_end = array("q")
+        self._slice_zero_count = array("q")
+        self._band = _zeros(0)
+        self._band_low = 0
         self._window_zero_count = 0
+        self._window_total = 0
         self._sketch: sketch.LatencySketch | None = None
 
     def _apply(self, report: Report, slice_index: int, now: float) -> None:
@@ -93,41 +108,86 @@ class PodRecord:
         self.labels = report.labels
         self.owner = report.owner
         self.gauges = report.gauges
-        if not report.latency_bins and not report.latency_zero_count:
+        bins, zero_count = report.latency_bins, report.latency_zero_count
+        if not bins and not zero_count:
             return
-        if self._slices and self._slices[-1].index >= slice_index:
-            # Same slice, or the clock stepped back: keep slices in order so expiry stays exact.
-            slice_index = self._slices[-1].index
-        else:
-            self._slices.append(_Slice(slice_index))
-        current = self._slices[-1]
-        slice_bins, window_bins = current.bins, self._window_bins
-        for index, count in report.latency_bins.items():  # one pass: the push hot path
-            slice_bins[index] = slice_bins.get(index, 0) + count
-            window_bins[index] = window_bins.get(index, 0) + count
-        current.zero_count += report.latency_zero_count
-        self._window_zero_count += report.latency_zero_count
+        if not self._slice_index or self._slice_index[-1] < slice_index:
+            self._slice_index.append(slice_index)
+            self._slice_end.append(len(self._bin_indices))
+            self._slice_zero_count.append(0)
+        # else the same slice, or the clock stepped back: keep slices in order so expiry is exact
+        if bins:
+            self._cover(min(bins), max(bins))
+            band, offset = self._band, -self._band_low
+            for index, count in bins.items():  # one pass, no temporaries: the push hot path
+                band[index + offset] += count
+            self._bin_indices.extend(bins)
+            self._bin_counts.extend(bins.values())
+            self._window_total += sum(bins.values())
+            self._slice_end[-1] = len(self._bin_indices)
+        self._slice_zero_count[-1] += zero_count
+        self._window_zero_count += zero_count
+        self._window_total += zero_count
         self._sketch = None
 
+    def _cover(self, low: int, high: int) -> None:
+        """Grow the band to cover bins ``low`` to ``high``."""
+        size = len(self._band)
+        band_high = self._band_low + size - 1
+        if size and low >= self._band_low and high <= band_high:
+            return
+        if size:
+            low, high = min(low, self._band_low), max(high, band_high)
+        low = max(sketch.MIN_INDEX, low - _BAND_MARGIN)
+        high = min(sketch.MAX_INDEX, high + _BAND_MARGIN)
+        band = _zeros(high - low + 1)
+        offset = self._band_low - low
+        band[offset : offset + size] = self._band
+        self._band, self._band_low = band, low
+
     def _expire(self, oldest_slice: int) -> None:
-        while self._slices and self._slices[0].index < oldest_slice:
-            gone = self._slices.popleft()
-            _subtract_bins(self._window_bins, gone.bins)
-            self._window_zero_count -= gone.zero_count
-            self._sketch = None
+        if not self._slice_index or self._slice_index[0] >= oldest_slice:
+            return  # nothing left the window: the common case, kept cheap for queries
+        expired = 0
+        while expired < len(self._slice_index) and self._slice_index[expired] < oldest_slice:
+            expired += 1
+        if not expired:
+            return
+        end = self._slice_end[expired - 1]
+        band, offset = self._band, -self._band_low
+        for index, count in zip(self._bin_indices[:end], self._bin_counts[:end], strict=True):
+            band[index + offset] -= count
+        gone_zero = sum(self._slice_zero_count[:expired])
+        self._window_total -= sum(self._bin_counts[:end]) + gone_zero
+        self._window_zero_count -= gone_zero
+        del self._bin_indices[:end], self._bin_counts[:end]
+        del self._slice_index[:expired], self._slice_zero_count[:expired]
+        self._slice_end = array("q", [e - end for e in self._slice_end[expired:]])
+        if not self._slice_index:
+            self._band = _zeros(0)
+        self._sketch = None
 
     def latency(self) -> sketch.LatencySketch:
         """The latencies of requests completed within the window, as one sketch."""
         if self._sketch is None:
-            self._sketch = sketch.LatencySketch.from_bins(
-                self._window_bins, self._window_zero_count
+            band = np.frombuffer(self._band, dtype=np.int64)
+            nonzero = np.flatnonzero(band)
+            self._sketch = sketch.LatencySketch.from_sorted_bins(
+                nonzero + self._band_low, band[nonzero], self._window_zero_count
             )
         return self._sketch
 
     @property
+    def window_band(self) -> tuple[int, array[int]]:
+        """The window's latency counts as (lowest bin index, dense int64 counts from it on).
+        The store's own band, not a copy: read it, never change it."""
+        return self._band_low, self._band
+
+    @property
     def window_bins(self) -> Mapping[int, int]:
-        """The window's latency bins (index -> count); read-only, changes with pushes."""
-        return self._window_bins
+        """The window's non-empty latency bins (index -> count)."""
+        low = self._band_low
+        return {low + i: count for i, count in enumerate(self._band) if count}
 
     @property
     def window_zero_count(self) -> int:
@@ -136,7 +196,7 @@ class PodRecord:
 
     def completed_requests(self) -> int:
         """Requests completed within the window."""
-        return self._window_zero_count + sum(self._window_bins.values())
+        return self._window_total
 
     def covered_seconds(self, now: float, window_seconds: float, slice_seconds: float) -> float:
         """How much of the window this incarnation has reported on (its first report covers a
@@ -191,6 +251,11 @@ class Store:
         """Whether ``record`` is recent enough to be served."""
         return now - record.last_seen <= self.config.max_age_seconds
 
+    def fresh(self, records: Iterable[PodRecord], now: float) -> list[PodRecord]:
+        """Those of ``records`` recent enough to be served (``is_fresh``, for many at once)."""
+        max_age = self.config.max_age_seconds
+        return [r for r in records if now - r.last_seen <= max_age]
+
     def namespaces(self) -> list[str]:
         """Namespaces with at least one tracked pod."""
         return sorted(self._pods)
@@ -203,14 +268,18 @@ class Store:
         for pods in self._pods.values():
             yield from pods.values()
 
-    def refresh_window(self, record: PodRecord, now: float, slack_slices: int = 0) -> None:
-        """Drop the slices of ``record`` that left the window by ``now``.
+    def refresh_windows(
+        self, records: Iterable[PodRecord], now: float, slack_slices: int = 0
+    ) -> None:
+        """Drop the slices of ``records`` that left the window by ``now``.
 
         With ``slack_slices`` the window may keep that many slices more. Queries pass 1: every
         push already expires the pod's window, so a query within a slice of the last push then
         has nothing to subtract, and a 1,000-pod query does no per-bin work.
         """
-        record._expire(self._oldest_slice(now) - slack_slices)
+        oldest = self._oldest_slice(now) - slack_slices
+        for record in records:
+            record._expire(oldest)
 
     def forget(self, pod: PodRef, uid: str | None = None) -> bool:
         """Drop ``pod`` at once (it was deleted); with ``uid``, only that incarnation.

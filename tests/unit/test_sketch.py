@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapter import sketch
-from adapter.sketch import LatencySketch, quantile_per_bins, quantile_per_sketch
+from adapter.sketch import LatencySketch, quantile_per_band, quantile_per_sketch
 
 TOLERANCE = sketch.RELATIVE_ACCURACY * (1 + 1e-9)  # the accuracy bound plus float noise only
 QS = (0.5, 0.9, 0.95, 0.99, 0.999)
@@ -460,21 +460,24 @@ def test_quantile_per_sketch_edge_cases(sketches, q):
     assert all(r == 0.0 for s, r in zip(sketches, expected, strict=True) if not s.indices.size)
 
 
-def test_quantile_per_bins_equals_quantile_per_sketch() -> None:
+def test_quantile_per_band_equals_quantile_per_sketch() -> None:
     rng = np.random.default_rng(42)
     sketches = [LatencySketch.empty(), LatencySketch.from_bins({}, zero_count=3)]
     sketches += [
         LatencySketch.from_values(rng.lognormal(np.log(median), 0.6, rng.integers(1, 400)))
         for median in rng.uniform(0.001, 2.0, 60)
     ]
-    # Bins in any order, as a dict built by pushes holds them.
-    shuffled = []
+    sketches.append(LatencySketch.from_bins({sketch.MIN_INDEX: 2, sketch.MAX_INDEX: 1}, 1))
+    # Dense bands as the store keeps them: a margin of empty bins on either side, zeros inside.
+    bands = []
     for s in sketches:
-        items = list(zip(s.indices.tolist(), s.counts.tolist(), strict=True))
-        rng.shuffle(items)
-        shuffled.append(dict(items))
+        low = max(sketch.MIN_INDEX, int(s.indices[0]) - 3) if s.indices.size else 0
+        high = min(sketch.MAX_INDEX, int(s.indices[-1]) + 5) if s.indices.size else -1
+        band = np.zeros(high - low + 1, dtype=np.int64)
+        band[s.indices - low] = s.counts
+        bands.append((low, band))
     zero_counts = [s.zero_count for s in sketches]
     for q in (0.0, 0.5, 0.9, 0.99, 1.0):
         expected = quantile_per_sketch(sketches, q)
-        assert np.array_equal(quantile_per_bins(shuffled, zero_counts, q), expected)
-    assert quantile_per_bins([], [], 0.5).size == 0
+        assert np.array_equal(quantile_per_band(bands, zero_counts, q), expected)
+    assert quantile_per_band([], [], 0.5).size == 0

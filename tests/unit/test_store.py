@@ -3,11 +3,13 @@
 Time is a plain float passed as ``now``; nothing here sleeps or reads a clock.
 """
 
+import tracemalloc
 from collections.abc import Mapping
 
 import numpy as np
 import pytest
 
+from adapter import sketch
 from adapter.config import StoreConfig
 from adapter.report import CONCURRENCY, QUEUE_DEPTH, Owner, PodRef, Report
 from adapter.sketch import LatencySketch
@@ -44,7 +46,7 @@ def window_of(store: Store, now: float, pod: PodRef = POD) -> LatencySketch:
     """The latencies of ``pod`` that the store would serve at ``now``."""
     record = store.get(pod)
     assert record is not None
-    store.refresh_window(record, now)
+    store.refresh_windows([record], now)
     return record.latency()
 
 
@@ -233,7 +235,7 @@ def test_window_bounds_for_random_arrivals(config):
     record = store.get(POD)
     end = float(arrivals[-1])
     for now in np.linspace(end, end + config.window_seconds + 1.0, 97):
-        store.refresh_window(record, float(now))
+        store.refresh_windows([record], float(now))
         present = {int(i) for i in record.latency().indices}
         ages = {seq: float(now) - float(a) for seq, a in enumerate(arrivals, start=1)}
         young = {
@@ -395,3 +397,58 @@ def test_a_clock_stepping_back_keeps_slices_in_order(store):
     assert window_of(store, now=129.99).count == 7
     assert window_of(store, now=130.0).count == 4
     assert window_of(store, now=131.0).count == 0
+
+
+def test_window_equals_the_sum_of_the_reports_still_in_it():
+    """Bins anywhere in the index range, several pushes per slice (a bin repeated within a
+    slice), the band growing both ways: the window is always the exact sum of what is left."""
+    rng = np.random.default_rng(7)
+    store = Store(CONFIG)
+    sent: list[tuple[float, dict[int, int], int]] = []
+    now = 5000.0
+    for seq in range(1, 400):
+        now += float(rng.choice([0.0, 0.1, 0.4, 1.0, 3.0]))
+        centre = int(rng.integers(sketch.MIN_INDEX, sketch.MAX_INDEX + 1))
+        indices = np.clip(
+            centre + rng.integers(-40, 40, size=int(rng.integers(0, 30))),
+            sketch.MIN_INDEX,
+            sketch.MAX_INDEX,
+        )
+        bins = {int(i): int(rng.integers(1, 2**32)) for i in indices}
+        zero = int(rng.integers(0, 3))
+        store.apply(report(seq, bins=bins, zero_count=zero), now)
+        sent.append((now, bins, zero))
+        record = store.get(POD)
+        store.refresh_windows([record], now)
+        oldest = np.floor((now - CONFIG.window_seconds) / CONFIG.slice_seconds) + 1
+        expected: dict[int, int] = {}
+        expected_zero = 0
+        for arrival, sent_bins, sent_zero in sent:
+            if np.floor(arrival / CONFIG.slice_seconds) >= oldest:
+                for index, count in sent_bins.items():
+                    expected[index] = expected.get(index, 0) + count
+                expected_zero += sent_zero
+        assert record.window_bins == expected
+        assert record.window_zero_count == expected_zero
+        assert record.completed_requests() == sum(expected.values()) + expected_zero
+        assert record.latency() == LatencySketch.from_bins(expected, expected_zero)
+
+
+def test_a_full_window_costs_under_16_kib_per_pod():
+    """200 pods, one 50-bin report a second for 35 s: the window keeps 30 s of them compactly."""
+    rng = np.random.default_rng(3)
+    store = Store(CONFIG)
+    pods = [PodRef("ns", f"model-{i}") for i in range(200)]
+    centres = rng.integers(-250, -50, size=len(pods))
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for second in range(35):
+        for pod, centre in zip(pods, centres, strict=True):
+            indices = centre + np.sort(rng.choice(70, 50, replace=False))
+            bins = dict(zip(indices.tolist(), rng.integers(1, 20, 50).tolist(), strict=True))
+            store.apply(report(second + 1, pod=pod, bins=bins), 9000.0 + second)
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    per_pod = used / len(pods)
+    assert store.get(pods[0]).completed_requests() > 0
+    assert per_pod < 16 * 1024, f"{per_pod:.0f} bytes per pod"

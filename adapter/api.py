@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import datetime
 import functools
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from adapter import errors, names, quantity, resources, selectors
-from adapter.provider import CustomMetricInfo, ExternalMetricValue, MetricValue
+from adapter.provider import CustomMetricInfo, ExternalMetricValue, MetricValue, ObjectReference
 
 CUSTOM_GROUP = "custom.metrics.k8s.io"
 EXTERNAL_GROUP = "external.metrics.k8s.io"
@@ -195,8 +196,13 @@ def format_timestamp(unix_seconds: float) -> str:
     return _format_second(int(unix_seconds))
 
 
-def _described(value: MetricValue) -> dict[str, str]:
-    reference = value.described_object
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _described_json(reference: ObjectReference) -> str:
+    """The ``describedObject`` JSON of one object, kept: the same pods answer every query."""
     described = {
         "kind": reference.kind,
         "name": reference.name,
@@ -204,45 +210,55 @@ def _described(value: MetricValue) -> dict[str, str]:
     }
     if reference.namespace is not None:
         described["namespace"] = reference.namespace
-    return described
+    return _json(described)
 
 
-def _custom_item(
-    version: str, value: MetricValue, selector: selectors.LabelSelector | None
-) -> dict[str, Any]:
-    item: dict[str, Any] = {"describedObject": _described(value)}
+@functools.lru_cache(maxsize=256)
+def _metric_json(version: str, metric: str, selector: selectors.Selector) -> tuple[str, str]:
+    """The item text naming the metric (after ``describedObject``) and the text closing the
+    item (after ``value``), for ``version``."""
+    echoed = _json(selector.to_label_selector())
     if version == "v1beta1":
-        item["metricName"] = value.metric
-    else:
-        item["metric"] = {"name": value.metric, "selector": selector}
-    item["timestamp"] = format_timestamp(value.timestamp)
-    if value.window_seconds is not None:
-        item["window" if version == "v1beta1" else "windowSeconds"] = value.window_seconds
-    item["value"] = quantity.format_quantity(value.value)
-    if version == "v1beta1":
-        item["selector"] = selector
-    return item
+        return f',"metricName":{_json(metric)}', f',"selector":{echoed}}}'
+    return f',"metric":{{"name":{_json(metric)},"selector":{echoed}}}', "}"
 
 
-def _echoed(
-    value: MetricValue, seen: dict[selectors.Selector, selectors.LabelSelector | None]
-) -> selectors.LabelSelector | None:
-    """The metric selector echoed in an item, built once per answer (they all share it)."""
-    selector = value.metric_selector
-    if selector not in seen:
-        seen[selector] = selector.to_label_selector()
-    return seen[selector]
+def _window_json(version: str, window_seconds: int | None) -> str:
+    if window_seconds is None:
+        return ""
+    return f',"{"window" if version == "v1beta1" else "windowSeconds"}":{window_seconds}'
 
 
-def custom_value_list(version: str, values: Sequence[MetricValue]) -> dict[str, Any]:
-    """A ``MetricValueList`` in the wire shape of ``version``."""
-    selectors_seen: dict[selectors.Selector, selectors.LabelSelector | None] = {}
-    return {
-        "kind": "MetricValueList",
-        "apiVersion": f"{CUSTOM_GROUP}/{version}",
-        "metadata": {},
-        "items": [_custom_item(version, value, _echoed(value, selectors_seen)) for value in values],
-    }
+_format_value = functools.lru_cache(maxsize=4096, typed=True)(quantity.format_quantity)
+"""Quantities repeat across pods and queries (small gauges, bins' representative latencies)."""
+
+
+def custom_value_list(version: str, values: Iterable[MetricValue]) -> bytes:
+    """A ``MetricValueList`` in the wire shape of ``version``, as the response body.
+
+    Items are written from text templates rather than through ``json.dumps`` of a document:
+    a 1,000-pod answer is about 250 KB, and building and encoding it as dicts cost three times
+    what the provider spends computing the values. Every piece that comes from data (names, the
+    metric, the selector echo) is JSON-encoded; timestamps and Quantities are plain ASCII.
+    """
+    items = []
+    key: tuple[str, selectors.Selector, int | None] | None = None
+    head = tail = window = ""
+    for value in values:
+        if key is None or value.metric is not key[0] or value.metric_selector is not key[1]:
+            head, tail = _metric_json(version, value.metric, value.metric_selector)
+        if key is None or value.window_seconds != key[2]:
+            window = _window_json(version, value.window_seconds)
+        key = (value.metric, value.metric_selector, value.window_seconds)
+        items.append(
+            f'{{"describedObject":{_described_json(value.described_object)}{head}'
+            f',"timestamp":"{format_timestamp(value.timestamp)}"{window}'
+            f',"value":"{_format_value(value.value)}"{tail}'
+        )
+    return (
+        f'{{"kind":"MetricValueList","apiVersion":"{CUSTOM_GROUP}/{version}","metadata":{{}}'
+        f',"items":[{",".join(items)}]}}'
+    ).encode()
 
 
 def external_value_list(values: Sequence[ExternalMetricValue]) -> dict[str, Any]:

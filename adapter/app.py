@@ -257,7 +257,9 @@ async def get_custom_metric(request: web.Request) -> web.Response:
             )
         ]
     _observe_age(state, [v.timestamp for v in values])
-    return json_response(api.custom_value_list(version, values))
+    return web.Response(
+        body=api.custom_value_list(version, values), content_type="application/json"
+    )
 
 
 async def get_external_metric(request: web.Request) -> web.Response:

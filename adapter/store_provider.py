@@ -16,6 +16,7 @@ cluster does not have (or of an older incarnation) is never served.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,12 @@ SERIES_LABEL = "deployment"
 def seconds_text(seconds: float) -> str:
     """A duration for a message: ``12.3s``."""
     return f"{seconds:.3g}s"
+
+
+@functools.lru_cache(maxsize=65_536)
+def pod_reference(pod: PodRef) -> ObjectReference:
+    """The described object of a pod's values; kept, as the same pods answer every query."""
+    return ObjectReference("Pod", "v1", pod.name, pod.namespace)
 
 
 def series_labels(record: PodRecord) -> dict[str, str]:
@@ -155,7 +162,7 @@ class StoreProvider:
         if info.group_resource == resources.PODS.group_resource:
             tracked = list(self.store.pods(namespace))
             matched = [r for r in tracked if selector.matches(r.labels)]
-            fresh = [r for r in matched if self.store.is_fresh(r, now)]
+            fresh = self.store.fresh(matched, now)
             values = self._per_pod(metric, fresh, metric_selector, now)
             if values:
                 return values
@@ -414,8 +421,7 @@ class StoreProvider:
         """Bring the windows of ``records`` up to ``now`` (with one slice of slack) when
         ``metric`` reads them; gauges do not."""
         if metric.windowed:
-            for record in records:
-                self.store.refresh_window(record, now, slack_slices=1)
+            self.store.refresh_windows(records, now, slack_slices=1)
 
     def _rate(self, record: PodRecord, now: float) -> float:
         config = self.store.config
@@ -490,20 +496,14 @@ class StoreProvider:
         elif metric.kind is catalog.Kind.RATE:
             numbers = [self._rate(r, now) for r in records]
         else:
-            numbers = sketch.quantile_per_bins(
-                [r.window_bins for r in records],
+            numbers = sketch.quantile_per_band(
+                [r.window_band for r in records],
                 [r.window_zero_count for r in records],
                 metric.quantile,
             ).tolist()
         window = self._window if metric.windowed else None
+        name = metric.name
         return [
-            MetricValue(
-                ObjectReference("Pod", "v1", r.pod.name, r.pod.namespace),
-                metric.name,
-                float(value),
-                r.last_seen,
-                window,
-                metric_selector,
-            )
-            for r, value in zip(records, numbers, strict=True)
+            MetricValue(pod_reference(r.pod), name, float(v), r.last_seen, window, metric_selector)
+            for r, v in zip(records, numbers, strict=True)
         ]

@@ -76,9 +76,12 @@ class AdapterState:
     cluster: ClusterMode | None = None
     """None: standalone security. Set: delegated authentication and authorization."""
     telemetry: Telemetry = field(init=False)
+    known_pods: push.KnownPods = field(init=False)
+    """Pod sections of earlier pushes, so a pod's identity is validated once."""
 
     def __post_init__(self) -> None:
         self.telemetry = Telemetry(lambda: len(self.store))
+        self.known_pods = push.KnownPods(self.store.max_pods)
 
 
 STATE = web.AppKey("state", AdapterState)
@@ -351,7 +354,7 @@ async def post_push(request: web.Request) -> web.Response:
         binding = await _push_identity(state, request)
         push.check_content_type(request.content_type)
         body = await _read_limited(request, state.config.push.max_body_bytes)
-        report = push.decode_report(body, state.config.push)
+        report = push.decode_report(body, state.config.push, state.known_pods)
         if state.cluster is not None:
             _check_pusher(state.cluster, binding, report)
         now = state.clock()

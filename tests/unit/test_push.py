@@ -660,3 +660,61 @@ def test_client_reports_round_trip(identity, seq, gauges, values, unix_ms):
     assert report.latency_zero_count == latencies.zero_count
     assert report.completed_requests == len(values)
     assert report.pod_timestamp == pytest.approx(unix_ms / 1000, abs=1e-3)
+
+
+# --- KnownPods: a pod's section is validated once, and only an identical one is remembered ------
+
+
+def outcome(raw: bytes, known: push.KnownPods | None) -> Report | tuple[int, str | None]:
+    try:
+        return push.decode_report(raw, LIMITS, known)
+    except ApiError as error:
+        return error.code, error.field_path
+
+
+def test_a_repeated_pod_section_is_recognised():
+    known = push.KnownPods(10)
+    first = push.decode_report(body(VALID), LIMITS, known)
+    again = push.decode_report(body(changed(("seq",), 18)), LIMITS, known)
+    assert again.labels is first.labels  # the remembered identity, not a second validation
+    assert (again.pod, again.uid, again.owner, again.seq) == (first.pod, first.uid, first.owner, 18)
+    assert len(known) == 1
+
+
+@settings(max_examples=400, **PROPERTY)
+@given(mutations())
+def test_remembering_a_pod_never_changes_what_a_body_decodes_to(mutation):
+    """The valid document is remembered first; any mutation of it (of the pod section too)
+    decodes to exactly what it decodes to without memory: the same report or the same error."""
+    document, _ = mutation
+    known = push.KnownPods(10)
+    push.decode_report(body(VALID), LIMITS, known)
+    assert outcome(body(document), known) == outcome(body(document), None)
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("pod", "labels", "app"), "bad value!"),
+        (("pod", "labels", "app"), 1),
+        (("pod", "uid"), "has spaces"),
+        (("pod", "owner", "kind"), "deployment"),
+        (("pod", "extra"), "x"),
+    ],
+)
+def test_a_changed_section_of_a_known_pod_is_checked_again(path, value):
+    known = push.KnownPods(10)
+    push.decode_report(body(VALID), LIMITS, known)
+    with pytest.raises(ApiError) as raised:
+        push.decode_report(body(changed(path, value)), LIMITS, known)
+    assert raised.value.code == 422
+
+
+def test_known_pods_are_bounded():
+    known = push.KnownPods(3)
+    for i in range(5):
+        push.decode_report(body(changed(("pod", "name"), f"model-{i}")), LIMITS, known)
+    assert len(known) == 3
+    # the oldest were forgotten; a forgotten pod is simply validated again
+    report = push.decode_report(body(changed(("pod", "name"), "model-0")), LIMITS, known)
+    assert report.pod == PodRef("inference", "model-0")

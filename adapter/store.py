@@ -9,9 +9,8 @@ Window bookkeeping: each pod keeps one slice per ``slice_seconds`` of receipt ti
 its pushes packed in 6 bytes each: a pod with a full 30 s window of 50-bin pushes takes about
 12 KiB), and a running bin-wise sum of the slices still inside the window, as a dense band of
 counts over the pod's latency range. A push adds to both; a slice that leaves the window is
-subtracted from the sum. A query therefore never merges slices: per-pod quantiles read the bands
-directly, and a pod's sketch (for merged, object-level quantiles) is rebuilt only when its sum
-changed.
+subtracted from the sum. A query therefore never merges slices: per-pod quantiles and pooled ones
+(over a Deployment's pods) read the bands directly.
 
 Must not import aiohttp or read the clock.
 """
@@ -22,8 +21,6 @@ import enum
 import math
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
-
-import numpy as np
 
 from adapter import sketch
 from adapter.config import StoreConfig
@@ -66,7 +63,6 @@ class PodRecord:
         "_band_low",
         "_bin_counts",
         "_bin_indices",
-        "_sketch",
         "_slice_end",
         "_slice_index",
         "_slice_zero_count",
@@ -100,7 +96,6 @@ class PodRecord:
         self._band_low = 0
         self._window_zero_count = 0
         self._window_total = 0
-        self._sketch: sketch.LatencySketch | None = None
 
     def _apply(self, report: Report, slice_index: int, now: float) -> None:
         self.last_seq = report.seq
@@ -128,7 +123,6 @@ class PodRecord:
         self._slice_zero_count[-1] += zero_count
         self._window_zero_count += zero_count
         self._window_total += zero_count
-        self._sketch = None
 
     def _cover(self, low: int, high: int) -> None:
         """Grow the band to cover bins ``low`` to ``high``."""
@@ -165,17 +159,10 @@ class PodRecord:
         self._slice_end = array("q", [e - end for e in self._slice_end[expired:]])
         if not self._slice_index:
             self._band = _zeros(0)
-        self._sketch = None
 
     def latency(self) -> sketch.LatencySketch:
         """The latencies of requests completed within the window, as one sketch."""
-        if self._sketch is None:
-            band = np.frombuffer(self._band, dtype=np.int64)
-            nonzero = np.flatnonzero(band)
-            self._sketch = sketch.LatencySketch.from_sorted_bins(
-                nonzero + self._band_low, band[nonzero], self._window_zero_count
-            )
-        return self._sketch
+        return sketch.LatencySketch.from_bands([self.window_band], [self._window_zero_count])
 
     @property
     def window_band(self) -> tuple[int, array[int]]:

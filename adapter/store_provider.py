@@ -439,7 +439,9 @@ class StoreProvider:
         elif metric.kind is catalog.Kind.RATE:
             value = sum(self._rate(r, now) for r in records)
         else:
-            merged = sketch.LatencySketch.merge_all(r.latency() for r in records)
+            merged = sketch.LatencySketch.from_bands(
+                [r.window_band for r in records], [r.window_zero_count for r in records]
+            )
             value = merged.quantile(metric.quantile)
         if not records:
             return None

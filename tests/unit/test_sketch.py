@@ -481,3 +481,23 @@ def test_quantile_per_band_equals_quantile_per_sketch() -> None:
         expected = quantile_per_sketch(sketches, q)
         assert np.array_equal(quantile_per_band(bands, zero_counts, q), expected)
     assert quantile_per_band([], [], 0.5).size == 0
+
+
+def test_from_bands_is_the_merge_of_the_bands_sketches() -> None:
+    rng = np.random.default_rng(5)
+    sketches = [LatencySketch.empty(), LatencySketch.from_bins({}, zero_count=2)]
+    sketches += [
+        LatencySketch.from_values(rng.lognormal(np.log(median), 1.0, rng.integers(1, 300)))
+        for median in rng.uniform(1e-4, 50.0, 40)
+    ]
+    sketches.append(LatencySketch.from_bins({sketch.MIN_INDEX: 1, sketch.MAX_INDEX: 4}, 1))
+    bands = []
+    for s in sketches:
+        low = int(s.indices[0]) if s.indices.size else 0
+        band = np.zeros(int(s.indices[-1]) - low + 1 if s.indices.size else 0, dtype=np.int64)
+        band[s.indices - low] = s.counts
+        bands.append((low, band))
+    zero_counts = [s.zero_count for s in sketches]
+    assert LatencySketch.from_bands(bands, zero_counts) == LatencySketch.merge_all(sketches)
+    assert LatencySketch.from_bands(bands[:1], zero_counts[:1]) == LatencySketch.empty()
+    assert LatencySketch.from_bands([], []) == LatencySketch.empty()

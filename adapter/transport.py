@@ -3,7 +3,10 @@
 - ``ServingTls`` owns the server's ``ssl.SSLContext`` (TLS >= 1.2, client certificates requested
   and verified against the client CA when presented) and re-reads the certificate files when they
   change on disk: ``load_cert_chain`` on the live context, so every new handshake gets the new
-  certificate while established connections keep theirs.
+  certificate while established connections keep theirs. A new pair is first loaded into a
+  scratch context, from the same bytes, because a ``load_cert_chain`` that fails half-way (a new
+  certificate next to the old key, when the files are replaced one after the other) leaves the
+  context without a usable key and every handshake failing until the next good pair.
 - ``user_from_peer_cert`` turns a verified client certificate into a Kubernetes user (CN is the
   name, each O a group), as kube-apiserver's x509 authenticator does.
 - ``PushToken`` checks the shared push bearer token in constant time.
@@ -23,12 +26,15 @@ No aiohttp import: the middlewares in ``adapter.app`` call these.
 from __future__ import annotations
 
 import _ssl
+import contextlib
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 import ssl
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,8 +75,32 @@ def user_from_peer_cert(peer_cert: dict[str, Any] | None) -> User | None:
     return User(common_names[0], tuple(dict.fromkeys(groups)))
 
 
-def _mtimes(paths: tuple[Path, ...]) -> tuple[float, ...]:
-    return tuple(path.stat().st_mtime_ns for path in paths)
+@contextlib.contextmanager
+def _memory_file(data: bytes) -> Iterator[str]:
+    """A path that reads ``data``, for OpenSSL, which loads keys from files only.
+
+    An anonymous in-memory file where Linux offers one (nothing on disk, works on a read-only
+    root filesystem), else a private temporary file.
+    """
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("serving-tls", os.MFD_CLOEXEC)
+        try:
+            with os.fdopen(os.dup(fd), "wb") as file:
+                file.write(data)
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "pem"
+        path.touch(mode=0o600)
+        path.write_bytes(data)
+        yield str(path)
+
+
+def _load_pair(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    with _memory_file(cert_pem) as cert_path, _memory_file(key_pem) as key_path:
+        context.load_cert_chain(cert_path, key_path)
 
 
 _ENCODING_DER = getattr(ssl, "ENCODING_DER", getattr(_ssl, "ENCODING_DER", 2))
@@ -119,8 +149,13 @@ class ServingTls:
         self._trusted: set[str] = set()
         if client_ca_file is not None:
             self.context.load_verify_locations(cafile=str(client_ca_file))
-        self.context.load_cert_chain(str(cert_file), str(key_file))
-        self._loaded = _mtimes((cert_file, key_file))
+        cert_pem, key_pem = self._read_pair()
+        _load_pair(self.context, cert_pem, key_pem)
+        self._loaded = _digest(cert_pem, key_pem)
+        self._refused: bytes | None = None
+
+    def _read_pair(self) -> tuple[bytes, bytes]:
+        return self.cert_file.read_bytes(), self.key_file.read_bytes()
 
     def trust_client_cas(self, pem_bundles: Iterable[bytes]) -> int:
         """Accept client certificates from these CAs in new handshakes; returns how many
@@ -138,23 +173,31 @@ class ServingTls:
     def reload_if_changed(self) -> bool:
         """Load the certificate files again if they changed; True when a new pair is in use.
 
-        A pair that does not load (half written, mismatched) is logged and the old one stays.
+        A pair that does not load (half written, mismatched) is logged once and the old one
+        stays, untouched: the pair is tried on a scratch context first (see the module docstring).
         """
         try:
-            current = _mtimes((self.cert_file, self.key_file))
+            cert_pem, key_pem = self._read_pair()
         except OSError as error:
-            logger.warning("cannot stat the serving certificate files: %s", error)
+            logger.warning("cannot read the serving certificate files: %s", error)
             return False
-        if current == self._loaded:
+        digest = _digest(cert_pem, key_pem)
+        if digest in (self._loaded, self._refused):
             return False
         try:
-            self.context.load_cert_chain(str(self.cert_file), str(self.key_file))
+            _load_pair(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), cert_pem, key_pem)
         except (OSError, ssl.SSLError) as error:
+            self._refused = digest
             logger.warning("keeping the old serving certificate: the new files fail: %s", error)
             return False
-        self._loaded = current
+        _load_pair(self.context, cert_pem, key_pem)
+        self._loaded = digest
         logger.info("reloaded the serving certificate from %s", self.cert_file)
         return True
+
+
+def _digest(cert_pem: bytes, key_pem: bytes) -> bytes:
+    return hashlib.sha256(b"%d:" % len(cert_pem) + cert_pem + key_pem).digest()
 
 
 class PushToken:

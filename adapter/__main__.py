@@ -28,11 +28,13 @@ from adapter.config import (
     DEFAULT_SERVICE_NAME,
     DEFAULT_SERVICE_NAMESPACE,
     ClusterConfig,
+    ConnectionConfig,
     PushConfig,
     ServerConfig,
     StoreConfig,
     TlsConfig,
 )
+from adapter.serving import run_server
 from adapter.store import Store
 from adapter.store_provider import StoreProvider
 from adapter.transport import PushToken, ServingTls, ensure_token_file
@@ -153,6 +155,33 @@ def _add_cluster(serve: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_connections(serve: argparse.ArgumentParser) -> None:
+    """The bounds on slow or stalled clients (``adapter.serving``)."""
+    group = serve.add_argument_group(
+        "connections", "how long a client may stall before its connection or request is ended"
+    )
+    defaults = ConnectionConfig()
+    for flag, default, what in (
+        (
+            "--tls-handshake-timeout",
+            defaults.tls_handshake_timeout_seconds,
+            "a TLS handshake must finish within this (default 10s)",
+        ),
+        (
+            "--idle-timeout",
+            defaults.idle_timeout_seconds,
+            "a complete request head must arrive within this of the handshake or of the"
+            " previous response; idle and stalled connections are closed (default 1m30s)",
+        ),
+        (
+            "--request-timeout",
+            defaults.request_timeout_seconds,
+            "a request not answered within this, body read included, gets a 504 (default 1m)",
+        ),
+    ):
+        group.add_argument(flag, type=durations.duration_arg, default=default, help=what)
+
+
 def cluster_mode_wanted(args: argparse.Namespace, environ: Mapping[str, str]) -> bool:
     """In-cluster when asked, given --kubeconfig, or running in a pod (``--mode auto``)."""
     from adapter.incluster import running_in_pod
@@ -213,6 +242,7 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="log line format"
     )
+    _add_connections(serve)
     _add_cluster(serve)
 
 
@@ -324,6 +354,11 @@ def server_config(
         ),
         store=StoreConfig(window_seconds=args.window, max_age_seconds=args.max_age),
         push=PushConfig(token_file=args.push_token_file),
+        connections=ConnectionConfig(
+            tls_handshake_timeout_seconds=args.tls_handshake_timeout,
+            idle_timeout_seconds=args.idle_timeout,
+            request_timeout_seconds=args.request_timeout,
+        ),
         cluster=cluster,
     )
 
@@ -359,16 +394,11 @@ def serve(config: ServerConfig) -> None:
         push_token=PushToken.from_file(token_file),
         tls=serving,
     )
-    web.run_app(
+    run_server(
         make_app(state),
-        host=config.bind_address,
-        port=config.secure_port,
-        ssl_context=serving.context,
-        access_log=None,
-        print=lambda text: logger.info(
-            "serving on https://%s:%d", config.bind_address, config.secure_port
-        ),
-        shutdown_timeout=5,
+        config,
+        serving.context,
+        lambda: logger.info("serving on https://%s:%d", config.bind_address, config.secure_port),
     )
 
 
@@ -400,16 +430,13 @@ def serve_cluster(config: ServerConfig, cert_file: Path, key_file: Path) -> None
         return make_app(state)
 
     try:
-        web.run_app(
+        run_server(
             build(),
-            host=config.bind_address,
-            port=config.secure_port,
-            ssl_context=serving.context,
-            access_log=None,
-            print=lambda text: logger.info(
+            config,
+            serving.context,
+            lambda: logger.info(
                 "serving on https://%s:%d (cluster mode)", config.bind_address, config.secure_port
             ),
-            shutdown_timeout=5,
         )
     except incluster.StartupError as error:
         print(f"inference-adapter: {error}", file=sys.stderr)

@@ -51,6 +51,36 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class ConnectionConfig:
+    """How long a client may hold a connection without making progress.
+
+    Every stall a client can cause has a bound, so slow or stalled clients cannot pile up: the TLS
+    handshake, the wait for a complete request head (a new or an idle keep-alive connection),
+    and a request's handling including the read of its body.
+    """
+
+    tls_handshake_timeout_seconds: float = 10.0
+    """A TLS handshake (or the closing exchange) not done within this is dropped."""
+    idle_timeout_seconds: float = 90.0
+    """After the handshake and after each response, the next request head must arrive complete
+    within this (kube-apiserver's ``IdleTimeout``); idle and stalled connections are closed."""
+    request_timeout_seconds: float = 60.0
+    """A request not answered within this gets a 504 ``Timeout`` (kube-apiserver's
+    ``--request-timeout``); it bounds, above all, a body that trickles in."""
+
+    def validate(self) -> list[str]:
+        return [
+            f"{flag} must be positive"
+            for flag, seconds in (
+                ("--tls-handshake-timeout", self.tls_handshake_timeout_seconds),
+                ("--idle-timeout", self.idle_timeout_seconds),
+                ("--request-timeout", self.request_timeout_seconds),
+            )
+            if seconds <= 0
+        ]
+
+
+@dataclass(frozen=True)
 class PushConfig:
     """Limits and credentials of the push endpoint."""
 
@@ -135,6 +165,7 @@ class ServerConfig:
     tls: TlsConfig = field(default_factory=TlsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     push: PushConfig = field(default_factory=PushConfig)
+    connections: ConnectionConfig = field(default_factory=ConnectionConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def validate(self) -> list[str]:
@@ -150,6 +181,7 @@ class ServerConfig:
             problems.append(f"--window must be at least {self.store.slice_seconds:g}s")
         if self.store.max_age_seconds <= 0:
             problems.append("--max-age must be positive")
+        problems += self.connections.validate()
         for flag, path in (
             ("--tls-cert-file", self.tls.cert_file),
             ("--tls-private-key-file", self.tls.key_file),

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import io
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
+from adapter import __main__ as adapter_cli
 from localcluster import processes
 from tests.conftest import free_port
 
@@ -28,10 +36,18 @@ class AdapterProcess:
     cert_dir: Path
     kubeconfig: Path
     log_file: Path
+    flags: tuple[str, ...] = ()
+    """The extra ``serve`` flags it was started with (a restart uses them again)."""
+    answering_since: float = 0.0
+    """``time.monotonic()`` when it first answered ``/healthz``."""
 
     @property
     def ca_file(self) -> Path:
         return self.cert_dir / "ca.crt"
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
     @property
     def token(self) -> str:
@@ -41,13 +57,11 @@ class AdapterProcess:
         return self.log_file.read_text()
 
 
-def start_adapter(tmp_path: Path, *extra: str, cert_dir: Path | None = None) -> AdapterProcess:
-    """Start ``python -m adapter serve`` and wait until it answers; issue a kubeconfig."""
-    cert_dir = cert_dir or tmp_path / "certs"
-    port = free_port()
-    url = f"https://127.0.0.1:{port}"
-    log_file = tmp_path / f"adapter-{port}.log"
-    with log_file.open("wb") as log:
+def _spawn_adapter(
+    cert_dir: Path, port: int, log_file: Path, flags: tuple[str, ...]
+) -> subprocess.Popen:
+    """``python -m adapter serve`` on 127.0.0.1:``port``, once it answers (log appended to)."""
+    with log_file.open("ab") as log:
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -60,7 +74,7 @@ def start_adapter(tmp_path: Path, *extra: str, cert_dir: Path | None = None) -> 
                 str(port),
                 "--cert-dir",
                 str(cert_dir),
-                *extra,
+                *flags,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -68,7 +82,7 @@ def start_adapter(tmp_path: Path, *extra: str, cert_dir: Path | None = None) -> 
         )
     try:
         processes.wait_until_answering(
-            f"{url}/healthz",
+            f"https://127.0.0.1:{port}/healthz",
             process,
             ca_file=cert_dir / "ca.crt",
             timeout_seconds=START_TIMEOUT_SECONDS,
@@ -77,30 +91,62 @@ def start_adapter(tmp_path: Path, *extra: str, cert_dir: Path | None = None) -> 
         process.kill()
         process.wait()
         raise
+    return process
+
+
+def start_adapter(tmp_path: Path, *extra: str, cert_dir: Path | None = None) -> AdapterProcess:
+    """Start ``python -m adapter serve`` and wait until it answers; issue a kubeconfig."""
+    cert_dir = cert_dir or tmp_path / "certs"
+    port = free_port()
+    url = f"https://127.0.0.1:{port}"
+    log_file = tmp_path / f"adapter-{port}.log"
+    process = _spawn_adapter(cert_dir, port, log_file, extra)
+    answering_since = time.monotonic()
     kubeconfig = tmp_path / "kubeconfig"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "adapter",
-            "certs",
-            "client",
-            "alice",
-            "--group",
-            "metrics-readers",
-            "--cert-dir",
-            str(cert_dir),
-            "--out-dir",
-            str(tmp_path),
-            "--kubeconfig",
-            str(kubeconfig),
-            "--server",
-            url,
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return AdapterProcess(process, url, cert_dir, kubeconfig, log_file)
+    # What `inference-adapter certs client` runs, without a second interpreter's start-up.
+    with contextlib.redirect_stdout(io.StringIO()):
+        adapter_cli.issue_client(
+            adapter_cli.build_parser().parse_args(
+                [
+                    "certs",
+                    "client",
+                    "alice",
+                    "--group",
+                    "metrics-readers",
+                    "--cert-dir",
+                    str(cert_dir),
+                    "--out-dir",
+                    str(tmp_path),
+                    "--kubeconfig",
+                    str(kubeconfig),
+                    "--server",
+                    url,
+                ]
+            )
+        )
+    return AdapterProcess(process, url, cert_dir, kubeconfig, log_file, extra, answering_since)
+
+
+def restart_adapter(adapter: AdapterProcess) -> AdapterProcess:
+    """The same command line again (port, cert dir, flags) after the old process has exited;
+    the CA, serving certificate, push token and kubeconfig on disk stay valid."""
+    assert adapter.process.poll() is not None, "stop the old adapter first"
+    process = _spawn_adapter(adapter.cert_dir, adapter.port, adapter.log_file, adapter.flags)
+    return dataclasses.replace(adapter, process=process, answering_since=time.monotonic())
+
+
+def served_certificate(url: str, ca_file: Path) -> x509.Certificate:
+    """The certificate a fresh TLS handshake with the server presents (verified against CA)."""
+    host, port = url.removeprefix("https://").rsplit(":", 1)
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with (
+        socket.create_connection((host, int(port)), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
 
 
 def stop(adapter: AdapterProcess) -> None:

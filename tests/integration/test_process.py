@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -15,23 +13,14 @@ import pytest
 from cryptography import x509
 
 from adapter import certs
-from tests.integration.conftest import AdapterProcess, start_adapter, stop
+from tests.integration.conftest import (
+    AdapterProcess,
+    served_certificate,
+    start_adapter,
+    stop,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def served_certificate(url: str, ca_file: Path) -> x509.Certificate:
-    """The certificate a fresh TLS handshake with the server presents (verified against CA)."""
-    host, port = url.removeprefix("https://").rsplit(":", 1)
-    context = ssl.create_default_context(cafile=str(ca_file))
-    with (
-        socket.create_connection((host, int(port)), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname=host) as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-        assert tls.version() in ("TLSv1.2", "TLSv1.3")
-    assert der is not None
-    return x509.load_der_x509_certificate(der)
 
 
 def test_generated_certificates_cover_the_service_and_are_reused(tmp_path: Path) -> None:

@@ -7,9 +7,10 @@ run is a fresh ``python -m bench.memory_fill`` process: the real decoder and ``S
 hand-moved clock, the default window and max age, RSS read from /proc before and after (see that
 module). Figure: (RSS after filling and querying - RSS before) / pods, median over runs.
 
-The reference is a floor, not a competitor: the window's latency bins as the reports carried them,
-one (index, count) pair of two 32-bit integers per bin per 1 s slice, i.e. what any store must keep
-to slide a 30 s window exactly. Gauges, labels and names are left out of it.
+The reference is the plain size of the data, not a competitor: the window's latency bins as the
+reports carried them, one (index, count) pair of two 32-bit integers per bin per 1 s slice, what a
+store keeps to slide a 30 s window exactly without compressing it (a narrower encoding can go
+below it). Gauges, labels and names are left out of it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from bench import stats, workload
 
 TARGET_KIB = 16.0
 KIB = 1024
-FLOOR_BYTES_PER_BIN = 8
+REFERENCE_BYTES_PER_BIN = 8
 """One (index, count) pair of 32-bit integers."""
 
 
@@ -36,7 +37,7 @@ class MemorySettings:
     seconds: int = 32
     """Seconds of reports per pod: the 30 s window full, plus two to be sure."""
     window_seconds: int = 30
-    """The adapter's default window (what ``memory_fill`` runs with); used for the floor."""
+    """The adapter's default window (what ``memory_fill`` runs with); used for the reference."""
     cpus: set[int] | None = None
 
 
@@ -66,7 +67,7 @@ def per_pod_kib(report: dict[str, Any], stage: str) -> float:
 
 
 def run(settings: MemorySettings, log: Callable[[str], Any] = print) -> dict[str, Any]:
-    """Every run, then the figure: KiB per pod after filling and querying, against the floor."""
+    """Every run, then the figure: KiB per pod after filling and querying, against the reference."""
     reports = []
     for index in range(settings.runs):
         report = one_run(settings)
@@ -80,26 +81,26 @@ def run(settings: MemorySettings, log: Callable[[str], Any] = print) -> dict[str
 
 
 def summarize(settings: MemorySettings, reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """The figure (KiB per pod after the queries) with every stage's median and the floor."""
+    """The figure (KiB per pod after the queries) with every stage's median and the reference."""
     stages = [k for k in reports[0]["rss_bytes"] if k != "empty"]
     per_stage = {stage: stats.median([per_pod_kib(r, stage) for r in reports]) for stage in stages}
     slices = min(settings.seconds, settings.window_seconds)
-    floor_kib = slices * workload.BINS_PER_REPORT * FLOOR_BYTES_PER_BIN / KIB
+    reference_kib = slices * workload.BINS_PER_REPORT * REFERENCE_BYTES_PER_BIN / KIB
     ours = per_stage["queried"]
     lines = [
         "Memory per pod (RSS growth / pods, KiB, median of runs) after each stage: "
         + ", ".join(f"{stage} {kib:.1f}" for stage, kib in per_stage.items())
-        + f"; floor ({slices} slices x {workload.BINS_PER_REPORT} bins x"
-        f" {FLOOR_BYTES_PER_BIN} B) {floor_kib:.1f} KiB."
+        + f"; reference ({slices} slices x {workload.BINS_PER_REPORT} bins x"
+        f" {REFERENCE_BYTES_PER_BIN} B) {reference_kib:.1f} KiB."
     ]
     return {
         "name": f"memory per tracked pod ({settings.pods:,} pods, 30 s window, in process)",
         "unit": "KiB/pod",
         "ours": ours,
-        "baseline": floor_kib,
-        "ratio": stats.ratio(ours, floor_kib),
-        "ratio_is": "ours/floor",
-        "ratio_per_run": [stats.ratio(per_pod_kib(r, "queried"), floor_kib) for r in reports],
+        "baseline": reference_kib,
+        "ratio": stats.ratio(ours, reference_kib),
+        "ratio_is": "ours/reference",
+        "ratio_per_run": [stats.ratio(per_pod_kib(r, "queried"), reference_kib) for r in reports],
         "target": f"<= {TARGET_KIB:g} KiB",
         "met": ours <= TARGET_KIB,
         "per_stage_kib": per_stage,

@@ -1,4 +1,8 @@
-"""The adapter's own Prometheus metrics, in a registry passed around, never the global one."""
+"""The adapter's own Prometheus metrics, in a registry passed around, never the global one.
+
+Every request counts and times itself, so the labelled children of the per-request metrics are
+looked up once per label set and kept (``labels()`` builds and checks its key on each call).
+"""
 
 from __future__ import annotations
 
@@ -60,3 +64,23 @@ class Telemetry:
             registry=self.registry,
         )
         self.registry.register(_TrackedPods(tracked_pods))
+        self._request_children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        self._push_children: dict[tuple[str, str], Counter] = {}
+
+    def observe_request(self, route: str, code: int, seconds: float) -> None:
+        """One answered request: ``adapter_requests_total`` and its duration."""
+        children = self._request_children.get((route, code))
+        if children is None:
+            children = self._request_children[route, code] = (
+                self.requests.labels(route, str(code)),
+                self.request_seconds.labels(route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def count_push(self, result: str, reason: str) -> None:
+        """One push report: ``adapter_pushes_total{result, reason}``."""
+        child = self._push_children.get((result, reason))
+        if child is None:
+            child = self._push_children[result, reason] = self.pushes.labels(result, reason)
+        child.inc()

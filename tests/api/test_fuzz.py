@@ -27,13 +27,12 @@ import itertools
 import json
 import logging
 import os
-import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, suppress
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import pytest
@@ -48,6 +47,7 @@ from adapter.sketch import MAX_INDEX, MIN_INDEX, RELATIVE_ACCURACY, LatencySketc
 from adapter.store import Store
 from tests.api.conftest import TOKEN, RunningAdapter, serve_adapter
 from tests.conftest import Pki
+from tests.rawhttp import RawHttp, Request
 
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 """A failing batch prints long (``BATCH`` requests); the failure must not become this warning."""
@@ -81,15 +81,6 @@ def fuzz_settings(examples: int) -> Callable[[Callable[..., None]], Callable[...
 
 
 # -- the wire --------------------------------------------------------------------------------
-
-
-class Request(NamedTuple):
-    """One HTTP request, sent as it is (the target is not normalised)."""
-
-    method: str
-    target: str
-    headers: dict[str, str]
-    body: bytes = b""
 
 
 @dataclass
@@ -127,45 +118,6 @@ def store_fingerprint(store: Store) -> tuple[Any, ...]:
         )
         for record in store.pods(None)
     )
-
-
-@dataclass
-class RawHttp:
-    """One keep-alive HTTP/1.1 connection over TLS, reopened when the server closes it."""
-
-    port: int
-    context: ssl.SSLContext
-    streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-
-    async def exchange(self, request: Request) -> tuple[int, dict[str, str], bytes]:
-        if self.streams is None:
-            self.streams = await asyncio.open_connection("127.0.0.1", self.port, ssl=self.context)
-        reader, writer = self.streams
-        lines = [f"{request.method} {request.target} HTTP/1.1", "Host: 127.0.0.1"]
-        lines += [f"{name}: {value}" for name, value in request.headers.items()]
-        if request.method != "GET":
-            lines.append(f"Content-Length: {len(request.body)}")
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + request.body)
-        async with asyncio.timeout(30):
-            head = await reader.readuntil(b"\r\n\r\n")
-            status_line, *header_lines = head.decode("latin-1").split("\r\n")[:-2]
-            headers = {}
-            for line in header_lines:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-            assert "transfer-encoding" not in headers, headers  # the adapter sends lengths
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-        if headers.get("connection", "").lower() == "close":
-            await self.close()
-        return int(status_line.split(" ", 2)[1]), headers, body
-
-    async def close(self) -> None:
-        if self.streams is not None:
-            writer = self.streams[1]
-            self.streams = None
-            writer.close()
-            with suppress(ConnectionError, ssl.SSLError):
-                await writer.wait_closed()
 
 
 @dataclass

@@ -34,6 +34,7 @@ from adapter.config import (
     StoreConfig,
     TlsConfig,
 )
+from adapter.logs import configure_logging
 from adapter.serving import run_server
 from adapter.store import Store
 from adapter.store_provider import StoreProvider
@@ -42,33 +43,6 @@ from adapter.transport import PushToken, ServingTls, ensure_token_file
 logger = logging.getLogger("adapter")
 
 PUSH_TOKEN_FILE = "push-token"  # noqa: S105 - a file name, not a secret
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line, with the access-log fields when present."""
-
-    FIELDS = ("method", "path", "status", "duration_ms", "user", "remote")
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry.update({f: getattr(record, f) for f in self.FIELDS if hasattr(record, f)})
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def configure_logging(log_format: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
 def _path(text: str) -> Path:

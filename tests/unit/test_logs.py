@@ -1,0 +1,148 @@
+"""``adapter.logs``: the cached-time formatters write what ``logging`` and ``datetime`` would."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import logging
+import random
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from adapter import logs
+
+
+def make_record(
+    created: float, level: int = logging.INFO, msg: str = "hello %s"
+) -> logging.LogRecord:
+    record = logging.LogRecord("adapter.test", level, __file__, 1, msg, ("world",), None)
+    record.created = created
+    record.msecs = int((created - int(created)) * 1000) + 0.0
+    return record
+
+
+def timestamps() -> list[float]:
+    rng = random.Random(7)
+    base = 1_800_000_000.0
+    edges = [
+        base,
+        base + 0.5,
+        base + 0.9999994,  # rounds down to .999999
+        base + 0.9999996,  # rounds up to the next whole second
+        base + 0.0000004,  # rounds to .000000: no fraction printed
+        base + 0.0000005,
+        base + 0.0000015,
+        1_000_000_000.123456,
+    ]
+    return edges + [base + rng.uniform(0, 200_000) for _ in range(3000)]
+
+
+def test_text_time_is_what_logging_formatter_writes() -> None:
+    ours, reference = logs.TextFormatter(), logging.Formatter(logs.TEXT_FORMAT)
+    for created in sorted(timestamps()):  # sorted: the cached second is reused and replaced
+        record = make_record(created)
+        assert ours.format(record) == reference.format(record), created
+
+
+def test_text_time_with_an_explicit_date_format_is_not_cached() -> None:
+    record = make_record(1_800_000_000.25)
+    assert logs.TextFormatter().formatTime(record, "%Y") == logging.Formatter().formatTime(
+        record, "%Y"
+    )
+
+
+def test_json_time_is_what_datetime_isoformat_writes() -> None:
+    formatter = logs.JsonFormatter()
+    for created in timestamps():
+        expected = datetime.datetime.fromtimestamp(created, datetime.UTC).isoformat()
+        assert formatter.iso_time(created) == expected, created
+
+
+def test_json_line_has_the_fields_and_the_exception() -> None:
+    formatter = logs.JsonFormatter()
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord(
+            "adapter", logging.ERROR, __file__, 1, "failed %d", (3,), sys.exc_info()
+        )
+    record.status = 500
+    line = json.loads(formatter.format(record))
+    assert line["level"] == "error"
+    assert line["logger"] == "adapter"
+    assert line["message"] == "failed 3"
+    assert line["status"] == 500
+    assert "method" not in line
+    assert "ValueError: boom" in line["exception"]
+
+
+@pytest.fixture
+def captured() -> Iterator[list[logging.LogRecord]]:
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("adapter.test.access")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
+
+
+def test_access_record(captured: list[logging.LogRecord]) -> None:
+    logger = logging.getLogger("adapter.test.access")
+    logs.access(logger, "GET", "/apis?x=1", 200, 0.0123456, "alice", "10.0.0.7")
+    logs.access(logger, "POST", "/push/v1", 401, 0.0005, None, None)
+    first, second = captured
+    assert first.getMessage() == "GET /apis?x=1 200 12.3ms alice"
+    assert (first.method, first.path, first.status, first.user, first.remote) == (
+        "GET",
+        "/apis?x=1",
+        200,
+        "alice",
+        "10.0.0.7",
+    )
+    assert first.duration_ms == 12.346
+    assert first.levelno == logging.INFO
+    assert first.name == "adapter.test.access"
+    assert second.getMessage() == "POST /push/v1 401 0.5ms -"
+    assert second.user is None
+
+
+def test_access_respects_the_level(captured: list[logging.LogRecord]) -> None:
+    logger = logging.getLogger("adapter.test.access")
+    logger.setLevel(logging.WARNING)
+    logs.access(logger, "GET", "/", 200, 0.001, None, None)
+    assert captured == []
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_configure_logging_writes_one_line_per_record(log_format: str) -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure_logging(log_format, stream=stream)
+        assert not logging.logThreads
+        assert not logging.logProcesses
+        assert not logging.logMultiprocessing
+        logs.access(logging.getLogger("adapter.access"), "GET", "/x", 200, 0.001, None, "::1")
+        logging.getLogger("adapter").warning("careful")
+    finally:
+        root.handlers[:], root.level = saved
+        logging.logThreads = logging.logProcesses = logging.logMultiprocessing = True
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    if log_format == "json":
+        access, warning = map(json.loads, lines)
+        assert access["logger"] == "adapter.access"
+        assert access["path"] == "/x"
+        assert access["remote"] == "::1"
+        assert warning["level"] == "warning"
+        assert warning["message"] == "careful"
+    else:
+        assert lines[0].endswith(" INFO adapter.access GET /x 200 1.0ms -")
+        assert lines[1].endswith(" WARNING adapter careful")

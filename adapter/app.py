@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from adapter import api, background, cluster, errors, kubeauth, push, store
+from adapter import api, background, cluster, errors, kubeauth, logs, push, store
 from adapter.config import ServerConfig
 from adapter.provider import MetricsProvider
 from adapter.report import Report
@@ -136,25 +136,16 @@ async def access_log_middleware(request: web.Request, handler: Handler) -> web.S
     finally:
         seconds = time.perf_counter() - started
         route = request.match_info.route.name or "unmatched"
-        telemetry = request.app[STATE].telemetry
-        telemetry.requests.labels(route, str(status)).inc()
-        telemetry.request_seconds.labels(route).observe(seconds)
+        request.app[STATE].telemetry.observe_request(route, status, seconds)
         user = request.get(USER)
-        access_logger.info(
-            "%s %s %d %.1fms %s",
+        logs.access(
+            access_logger,
             request.method,
             request.path_qs,
             status,
-            seconds * 1000,
-            user.name if user else "-",
-            extra={
-                "method": request.method,
-                "path": request.path_qs,
-                "status": status,
-                "duration_ms": round(seconds * 1000, 3),
-                "user": user.name if user else None,
-                "remote": request.remote,
-            },
+            seconds,
+            user.name if user else None,
+            request.remote,
         )
 
 
@@ -348,10 +339,14 @@ def _check_pusher(mode: ClusterMode, binding: kubeauth.PodBinding | None, report
         )
 
 
+_ACCEPTED_BODY = b'{"accepted":true}'
+_DUPLICATE_BODY = b'{"accepted":false,"duplicate":true}'
+"""The push answers, encoded once (``json_response`` of the same objects writes these bytes)."""
+
+
 async def post_push(request: web.Request) -> web.Response:
     """``POST /push/v1``: one pod's report (docs/push-protocol.md)."""
     state = request.app[STATE]
-    pushes = state.telemetry.pushes
     try:
         binding = await _push_identity(state, request)
         push.check_content_type(request.content_type)
@@ -370,7 +365,7 @@ async def post_push(request: web.Request) -> web.Response:
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             ) from full
     except errors.ApiError as error:
-        pushes.labels("rejected", error.reason).inc()
+        state.telemetry.count_push("rejected", error.reason)
         raise
     if (
         report.pod_timestamp is not None
@@ -379,10 +374,10 @@ async def post_push(request: web.Request) -> web.Response:
         state.telemetry.clock_skew.inc()
         logger.debug("pod %s pushes with a clock %.0fs off", report.pod, report.pod_timestamp - now)
     if outcome is store.Applied.DUPLICATE:
-        pushes.labels("duplicate", "").inc()
-        return json_response({"accepted": False, "duplicate": True})
-    pushes.labels("accepted", outcome.value).inc()
-    return json_response({"accepted": True})
+        state.telemetry.count_push("duplicate", "")
+        return web.Response(body=_DUPLICATE_BODY, content_type="application/json")
+    state.telemetry.count_push("accepted", outcome.value)
+    return web.Response(body=_ACCEPTED_BODY, content_type="application/json")
 
 
 # -- lifetimes ---------------------------------------------------------------------------------

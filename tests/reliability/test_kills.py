@@ -32,6 +32,10 @@ PODS = ("model-6f9c7d-aaaaa", "model-6f9c7d-bbbbb")
 PUSH_INTERVAL = 1.0
 MAX_AGE = 3.0
 POLL = 0.02
+MEASURING = 0.1
+"""What the measurement adds to a time-to-served: a pod counts as served when the poll that saw
+it returns (poll period plus the query's own time), and the pods' event loops on a busy
+machine; far below the push interval the bound is about."""
 DELIVERED = 'model_server_pushes_total{result="delivered"}'
 FAILED = 'model_server_pushes_total{result="failed"}'
 
@@ -113,7 +117,7 @@ def test_adapter_killed_and_restarted_serves_every_live_pod_within_two_intervals
     with ApiReader(fleet.adapter) as reader:
         served = wait_until_served(reader, PODS, fleet.adapter.answering_since, 4 * PUSH_INTERVAL)
     print(f"served again, seconds after the restarted adapter answered: {served}")
-    assert max(served.values()) <= 2 * PUSH_INTERVAL + POLL, served
+    assert max(served.values()) <= 2 * PUSH_INTERVAL + MEASURING, served
     for name, pod in fleet.pods.items():
         assert pod.process.poll() is None and pod.process.pid == pids[name]
         assert metric_value(pod.url, FAILED) > failed_before[name], "the pod never saw the outage"

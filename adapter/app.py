@@ -430,6 +430,7 @@ async def cluster_context(app: web.Application) -> AsyncIterator[None]:
 
 def make_app(state: AdapterState) -> web.Application:
     """The adapter's application around ``state``."""
+    logs.tame_client_mistakes()
     app = web.Application(
         middlewares=[access_log_middleware, error_middleware, authentication_middleware],
         client_max_size=state.config.push.max_body_bytes,

@@ -18,6 +18,8 @@ import sys
 import time
 from typing import TextIO
 
+from aiohttp import http_exceptions
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 ACCESS_MESSAGE = "%s %s %d %.1fms %s"
 """method, path with query, status, duration, user (``-`` when unauthenticated)."""
@@ -138,3 +140,28 @@ def access(
     record.user = user
     record.remote = remote
     logger.handle(record)
+
+
+class _ClientMistakes(logging.Filter):
+    """Turns aiohttp's ERROR-with-traceback for a request it cannot parse into one INFO line.
+
+    A request line over 8,190 bytes, too many headers or a target that is not a path is the
+    client's mistake, answered with a 400; logged as an error, anyone who reaches the port
+    could fill the log with tracebacks and trip error alerts.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        mistake = record.exc_info[1] if record.exc_info else None
+        if isinstance(mistake, http_exceptions.BadHttpMessage):
+            record.msg = f"{record.getMessage()}: {mistake.code}, {mistake.message}"[:400]
+            record.args = ()
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def tame_client_mistakes() -> None:
+    """Install ``_ClientMistakes`` on aiohttp's server logger (once per process)."""
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _ClientMistakes) for f in server.filters):
+        server.addFilter(_ClientMistakes())

@@ -468,6 +468,8 @@ def test_quantile_per_band_equals_quantile_per_sketch() -> None:
         for median in rng.uniform(0.001, 2.0, 60)
     ]
     sketches.append(LatencySketch.from_bins({sketch.MIN_INDEX: 2, sketch.MAX_INDEX: 1}, 1))
+    # zero_count values among binned ones: order statistics on either side of them
+    sketches += [LatencySketch.from_bins({-100: 2, -90: 1}, 5), LatencySketch.from_bins({7: 50}, 1)]
     # Dense bands as the store keeps them: a margin of empty bins on either side, zeros inside.
     bands = []
     for s in sketches:
@@ -477,7 +479,7 @@ def test_quantile_per_band_equals_quantile_per_sketch() -> None:
         band[s.indices - low] = s.counts
         bands.append((low, band))
     zero_counts = [s.zero_count for s in sketches]
-    for q in (0.0, 0.5, 0.9, 0.99, 1.0):
+    for q in (0.0, 0.01, 0.5, 0.6, 0.9, 0.99, 1.0):
         expected = quantile_per_sketch(sketches, q)
         assert np.array_equal(quantile_per_band(bands, zero_counts, q), expected)
     assert quantile_per_band([], [], 0.5).size == 0

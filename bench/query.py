@@ -137,7 +137,7 @@ class Fleet:
         seq = str(self.seq).encode()
         for i, variants in enumerate(self.templates):
             head, tail = variants[self.seq % VARIANTS_PER_POD]
-            report = push.decode_report(head + seq + tail, self.config.push)
+            report = push.decode_report(head + seq + tail, self.config.push, self.state.known_pods)
             self.clock.now = start + i / count
             if self.store.apply(report, self.clock.now) is not Applied.ACCEPTED:
                 raise RuntimeError("a benchmark push was not applied")

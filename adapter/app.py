@@ -25,7 +25,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapter import api, background, cluster, errors, kubeauth, logs, push, store
@@ -282,7 +282,7 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
     if declared is not None and declared > limit:
         await _drain(request)
         raise errors.request_too_large(limit)
-    if declared is not None:
+    if declared is not None and hdrs.CONTENT_ENCODING not in request.headers:
         return await request.read()  # the declared length bounds it: the common case
     chunks, size = [], 0
     async for chunk in request.content.iter_chunked(64 * 1024):
@@ -395,6 +395,7 @@ async def sweeper_context(app: web.Application) -> AsyncIterator[None]:
 
     def sweep() -> None:
         forgotten = state.store.sweep(state.clock())
+        state.known_pods.retain(state.store.has)
         if forgotten:
             logger.info(
                 "forgot %d pods silent for over %gs",

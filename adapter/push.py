@@ -14,7 +14,7 @@ import datetime
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from adapter import errors, names, sketch
@@ -251,6 +251,16 @@ class KnownPods:
 
     def __len__(self) -> int:
         return len(self._sections)
+
+    def retain(self, keep: Callable[[str, str], bool]) -> int:
+        """Forget the pods (namespace, name) for which ``keep`` is false; returns how many.
+
+        The adapter calls it when the store forgets silent pods, so pods gone with a rollout
+        (or refused after decoding) do not stay here until the capacity evicts them.
+        """
+        before = len(self._sections)
+        self._sections = {pod: known for pod, known in self._sections.items() if keep(*pod)}
+        return before - len(self._sections)
 
     def identity(self, section: Any, limits: PushConfig) -> _PodIdentity:
         """The identity of ``section``, validated now or remembered."""

@@ -22,6 +22,8 @@ import math
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 
+import numpy as np
+
 from adapter import sketch
 from adapter.config import StoreConfig
 from adapter.report import Owner, PodRef, Report
@@ -41,6 +43,8 @@ class StoreFull(Exception):
 
 _BAND_MARGIN = 8
 """Spare bins allocated on each side when a pod's window band grows, so it rarely regrows."""
+_BAND_TRIM_SIZE = 256
+"""A band wider than this is checked on expiry and shrunk when half of it is empty."""
 
 
 def _zeros(size: int) -> array[int]:
@@ -159,6 +163,20 @@ class PodRecord:
         self._slice_end = array("q", [e - end for e in self._slice_end[expired:]])
         if not self._slice_index:
             self._band = _zeros(0)
+        elif len(self._band) > _BAND_TRIM_SIZE:
+            self._trim()
+
+    def _trim(self) -> None:
+        """Shrink a wide band to the bins still counted, so an outlier that left the window
+        does not keep the pod's band (and every query reading it) wide."""
+        occupied = np.flatnonzero(np.frombuffer(self._band, dtype=np.int64))
+        if not occupied.size:
+            return
+        low = max(0, int(occupied[0]) - _BAND_MARGIN)
+        high = min(len(self._band) - 1, int(occupied[-1]) + _BAND_MARGIN)
+        if 2 * (high - low + 1) <= len(self._band):
+            self._band = self._band[low : high + 1]
+            self._band_low += low
 
     def latency(self) -> sketch.LatencySketch:
         """The latencies of requests completed within the window, as one sketch."""
@@ -209,6 +227,10 @@ class Store:
     def _oldest_slice(self, now: float) -> int:
         """Slices before this one hold only reports older than the window."""
         return math.floor((now - self.config.window_seconds) / self.config.slice_seconds) + 1
+
+    def has(self, namespace: str, name: str) -> bool:
+        """Whether a pod of that name is tracked (any incarnation, fresh or not)."""
+        return name in self._pods.get(namespace, ())
 
     def get(self, pod: PodRef) -> PodRecord | None:
         """The record of ``pod``, fresh or not."""

@@ -718,3 +718,11 @@ def test_known_pods_are_bounded():
     # the oldest were forgotten; a forgotten pod is simply validated again
     report = push.decode_report(body(changed(("pod", "name"), "model-0")), LIMITS, known)
     assert report.pod == PodRef("inference", "model-0")
+
+
+def test_known_pods_retain_forgets_the_pods_not_kept():
+    known = push.KnownPods(10)
+    for i in range(4):
+        push.decode_report(body(changed(("pod", "name"), f"model-{i}")), LIMITS, known)
+    assert known.retain(lambda namespace, name: name in ("model-1", "model-3")) == 2
+    assert len(known) == 2

@@ -452,3 +452,20 @@ def test_a_full_window_costs_under_16_kib_per_pod():
     per_pod = used / len(pods)
     assert store.get(pods[0]).completed_requests() > 0
     assert per_pod < 16 * 1024, f"{per_pod:.0f} bytes per pod"
+
+
+def test_an_outlier_that_left_the_window_does_not_keep_the_band_wide(store):
+    store.apply(report(1, bins={sketch.MIN_INDEX: 1, sketch.MAX_INDEX: 1, -200: 1}), 100.0)
+    record = store.get(POD)
+    assert len(record.window_band[1]) == sketch.MAX_INDEX - sketch.MIN_INDEX + 1
+    for second in range(1, 40):
+        store.apply(report(1 + second, bins={-200: 1, -190: 2}), 100.0 + second)
+    _, band = record.window_band
+    assert len(band) < 64
+    assert record.window_bins == {-200: 30, -190: 60}
+
+
+def test_has_names_tracked_pods(store):
+    store.apply(report(1), 100.0)
+    assert store.has(POD.namespace, POD.name)
+    assert not store.has(POD.namespace, "other") and not store.has("other", POD.name)

@@ -152,8 +152,9 @@ class _ClientMistakes(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         mistake = record.exc_info[1] if record.exc_info else None
-        if isinstance(mistake, http_exceptions.BadHttpMessage):
-            record.msg = f"{record.getMessage()}: {mistake.code}, {mistake.message}"[:400]
+        if record.levelno >= logging.INFO and isinstance(mistake, http_exceptions.BadHttpMessage):
+            line = " ".join(f"{record.getMessage()}: {mistake.code}, {mistake.message}".split())
+            record.msg = line[:400]
             record.args = ()
             record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
             record.exc_info = record.exc_text = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pytest
 from kubernetes.utils import parse_quantity
@@ -441,6 +443,22 @@ async def test_oversized_push_gets_a_413_the_client_receives(
     assert status == 413
     assert "262144" in body["message"]
     assert len(adapter_server.state.store) == 0
+
+
+async def test_a_compressed_push_is_limited_by_its_decompressed_size(
+    adapter_server: RunningAdapter,
+) -> None:
+    """A small gzip body that inflates past the limit: our 413, not aiohttp's, counted."""
+    bomb = gzip.compress(b" " * (300 * 1024))
+    headers = {**JSON_AUTH, "Content-Encoding": "gzip"}
+    status, body = await _raw_push(adapter_server, bomb, headers)
+    assert status == 413
+    assert "262144" in body["message"]
+    assert len(adapter_server.state.store) == 0
+    rejected = adapter_server.state.telemetry.registry.get_sample_value(
+        "adapter_pushes_total", {"result": "rejected", "reason": "RequestEntityTooLarge"}
+    )
+    assert rejected == 1
 
 
 async def test_invalid_push_names_the_field_and_changes_nothing(

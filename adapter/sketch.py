@@ -200,7 +200,10 @@ class LatencySketch:
         zero_count = int(sum(zero_counts))
         if not bands:
             return cls._trusted(_with_zero_bin(_NO_BINS, _NO_BINS, zero_count))
-        counts, indices, _ = _flatten_bands(bands)
+        counts, lengths, lows = _joined_bands(bands)
+        # bin low + i sits at joined position offset + i: its index is position + (low - offset)
+        offsets = np.cumsum(lengths) - lengths
+        indices = np.arange(counts.size) + np.repeat(lows - offsets, lengths)
         low = int(indices.min()) if indices.size else 0
         totals = np.zeros(int(indices.max()) - low + 1 if indices.size else 0, dtype=np.int64)
         np.add.at(totals, indices - low, counts)
@@ -312,20 +315,17 @@ def quantile_per_sketch(sketches: Sequence[LatencySketch], q: float) -> NDArray[
     return _quantile_of_layout(indices, counts, qs[0])
 
 
-def _flatten_bands(
+def _joined_bands(
     bands: Sequence[tuple[int, Int64Buffer]],
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-    """All bands end to end: (counts, the bin index of each count, each band's length).
+    """All bands end to end: (their counts, each band's length, each band's lowest index).
 
     One ``bytes.join`` copies every band at C speed; nothing is built per band.
     """
     lengths = np.fromiter((len(b) for _, b in bands), dtype=np.int64, count=len(bands))
     lows = np.fromiter((low for low, _ in bands), dtype=np.int64, count=len(bands))
     counts = np.frombuffer(b"".join(b for _, b in bands), dtype=np.int64)
-    # bin low + i sits at flat position offset + i: its index is position + (low - offset)
-    offsets = np.cumsum(lengths) - lengths
-    indices = np.arange(counts.size) + np.repeat(lows - offsets, lengths)
-    return counts, indices, lengths
+    return counts, lengths, lows
 
 
 def quantile_per_band(
@@ -342,10 +342,7 @@ def quantile_per_band(
     qs = _checked_quantiles((q,))
     if not bands:
         return np.zeros(0)
-    count = len(bands)
-    lengths = np.fromiter((len(b) for _, b in bands), dtype=np.int64, count=count)
-    lows = np.fromiter((low for low, _ in bands), dtype=np.int64, count=count)
-    flat = np.frombuffer(b"".join(b for _, b in bands), dtype=np.int64)
+    flat, lengths, lows = _joined_bands(bands)
     through = np.zeros(flat.size + 1, dtype=np.int64)  # through[p]: counts before position p
     np.cumsum(flat, out=through[1:])
     ends = np.cumsum(lengths)

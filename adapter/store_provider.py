@@ -162,19 +162,13 @@ class StoreProvider:
         if info.group_resource == resources.PODS.group_resource:
             tracked = list(self.store.pods(namespace))
             matched = [r for r in tracked if selector.matches(r.labels)]
-            fresh = self.store.fresh(matched, now)
-            values = self._per_pod(metric, fresh, metric_selector, now)
-            if values:
-                return values
-            raise errors.not_found(
-                f"selector {str(selector) or '(everything)'!r} matched {len(matched)} of"
-                f" {len(tracked)} pods tracked in namespace {namespace}; {len(fresh)} pushed"
-                f" within the max age of {self._max_age_text}"
-                + (
-                    ""
-                    if not fresh
-                    else f", {self._no_series_message(metric, 'but they', metric_selector)}"
-                )
+            return self._selected_pods(
+                metric,
+                self.store.fresh(matched, now),
+                f"matched {len(matched)} of {len(tracked)} pods tracked in namespace {namespace}",
+                selector,
+                metric_selector,
+                now,
             )
         # Deployments and namespaces carry no labels the adapter knows of in standalone mode,
         # so a selector picks all of them or none.
@@ -324,19 +318,13 @@ class StoreProvider:
         if group_resource == resources.PODS.group_resource:
             pods = list(view.pods(namespace))
             matched = [p for p in pods if selector.matches(p.labels)]
-            fresh = [r for r in self._records(matched) if self.store.is_fresh(r, now)]
-            values = self._per_pod(metric, fresh, metric_selector, now)
-            if values:
-                return values
-            raise errors.not_found(
-                f"selector {str(selector) or '(everything)'!r} matched {len(matched)} of"
-                f" {len(pods)} pods in namespace {namespace}; {len(fresh)} pushed within the max"
-                f" age of {self._max_age_text}"
-                + (
-                    ""
-                    if not fresh
-                    else f", {self._no_series_message(metric, 'but they', metric_selector)}"
-                )
+            return self._selected_pods(
+                metric,
+                self.store.fresh(self._records(matched), now),
+                f"matched {len(matched)} of {len(pods)} pods in namespace {namespace}",
+                selector,
+                metric_selector,
+                now,
             )
         groups: dict[ObjectReference, list[PodRecord]] = {}
         if group_resource == resources.NAMESPACES.group_resource:
@@ -479,6 +467,30 @@ class StoreProvider:
             aggregate.timestamp,
             self._window if metric.windowed else None,
             metric_selector,
+        )
+
+    def _selected_pods(
+        self,
+        metric: catalog.Metric,
+        fresh: Sequence[PodRecord],
+        matched: str,
+        selector: selectors.Selector,
+        metric_selector: selectors.Selector,
+        now: float,
+    ) -> list[MetricValue]:
+        """The values of the pods a selector picked (``fresh`` of them), or the 404 that says
+        what it ``matched`` and why nothing is left."""
+        values = self._per_pod(metric, fresh, metric_selector, now)
+        if values:
+            return values
+        raise errors.not_found(
+            f"selector {str(selector) or '(everything)'!r} {matched}; {len(fresh)} pushed within"
+            f" the max age of {self._max_age_text}"
+            + (
+                ""
+                if not fresh
+                else f", {self._no_series_message(metric, 'but they', metric_selector)}"
+            )
         )
 
     def _per_pod(

@@ -170,8 +170,10 @@ def _latency(value: Any, limits: PushConfig) -> tuple[dict[int, int], int]:
 
 _BIN_KEY = re.compile(r"0|-?[1-9][0-9]{0,5}")
 """A canonical decimal integer short enough to convert safely (the range check comes after)."""
-_BIN_KEYS = re.compile(r"(?:0|-?[1-9][0-9]{0,5})(?:,(?:0|-?[1-9][0-9]{0,5}))*")
 _CANONICAL_INTEGER = re.compile(r"0|-?[1-9][0-9]*")
+_INDEX_BY_KEY = {str(index): index for index in range(sketch.MIN_INDEX, sketch.MAX_INDEX + 1)}
+"""Every valid bin key, canonical decimal, with its index: a key is checked and converted by
+one lookup (a regex and an ``int()`` per key cost a push more than parsing its JSON)."""
 
 
 def _valid_bins(raw_bins: Mapping[str, Any]) -> dict[int, int] | None:
@@ -182,19 +184,12 @@ def _valid_bins(raw_bins: Mapping[str, Any]) -> dict[int, int] | None:
     """
     if not raw_bins:
         return {}
-    keys = ",".join(raw_bins)  # one regex pass over all keys; a key holding "," is caught by
-    if keys.count(",") != len(raw_bins) - 1 or not _BIN_KEYS.fullmatch(keys):  # the count
+    try:
+        indices = list(map(_INDEX_BY_KEY.__getitem__, raw_bins))
+    except KeyError:
         return None
     counts = list(raw_bins.values())
-    if set(map(type, counts)) != {int}:
-        return None
-    indices = list(map(int, raw_bins))
-    if (
-        min(indices) < sketch.MIN_INDEX
-        or max(indices) > sketch.MAX_INDEX
-        or min(counts) < 1
-        or max(counts) > MAX_BIN_COUNT
-    ):
+    if set(map(type, counts)) != {int} or min(counts) < 1 or max(counts) > MAX_BIN_COUNT:
         return None
     return dict(zip(indices, counts, strict=True))
 

@@ -7,7 +7,8 @@ Pure data. ``adapter.push`` builds it from the wire; ``adapter.store`` applies i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import NamedTuple
 
 QUEUE_DEPTH = "inference_queue_depth"
@@ -35,19 +36,22 @@ class Owner:
     name: str
 
 
-@dataclass(frozen=True)
-class Report:
-    """A validated report: gauges now, latencies of the requests completed since the last one."""
+class Report(NamedTuple):
+    """A validated report: gauges now, latencies of the requests completed since the last one.
+
+    A NamedTuple, as ``PodRef``: one is built per push, and a frozen dataclass costs several
+    times more to build. Its mappings are never changed after decoding.
+    """
 
     pod: PodRef
     uid: str
     seq: int
-    labels: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = MappingProxyType({})
     owner: Owner | None = None
     pod_timestamp: float | None = None
     """The pod's own clock (Unix seconds), for skew reporting only; freshness uses the adapter's."""
-    gauges: Mapping[str, float] = field(default_factory=dict)
-    latency_bins: Mapping[int, int] = field(default_factory=dict)
+    gauges: Mapping[str, float] = MappingProxyType({})
+    latency_bins: Mapping[int, int] = MappingProxyType({})
     """DDSketch bins (index -> count) at the contract's relative accuracy."""
     latency_zero_count: int = 0
 

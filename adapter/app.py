@@ -407,6 +407,13 @@ async def sweeper_context(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def log_flusher_context(app: web.Application) -> AsyncIterator[None]:
+    """Write out the access lines that wait in the log stream's buffer, periodically."""
+    async with background.running(_every(logs.FLUSH_INTERVAL_SECONDS, logs.flush_pending)):
+        yield
+    logs.flush_pending()
+
+
 async def certificate_reloader_context(app: web.Application) -> AsyncIterator[None]:
     """Watch the serving certificate files and load them again when they change."""
     state = app[STATE]
@@ -456,6 +463,7 @@ def make_app(state: AdapterState) -> web.Application:
     router.add_get("/metrics", get_metrics, name="metrics")
     router.add_post(PUSH_PATH, post_push, name="push")
     app.cleanup_ctx.append(sweeper_context)
+    app.cleanup_ctx.append(log_flusher_context)
     app.cleanup_ctx.append(certificate_reloader_context)
     app.cleanup_ctx.append(cluster_context)
     return app

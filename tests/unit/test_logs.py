@@ -146,3 +146,77 @@ def test_configure_logging_writes_one_line_per_record(log_format: str) -> None:
     else:
         assert lines[0].endswith(" INFO adapter.access GET /x 200 1.0ms -")
         assert lines[1].endswith(" WARNING adapter careful")
+
+
+class FlushCountingStream(io.StringIO):
+    """A stream that tells how much of it was flushed (what a reader of the file would see)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushed = ""
+
+    def flush(self) -> None:
+        super().flush()
+        self.flushed = self.getvalue()
+
+
+@pytest.fixture
+def line_handler() -> Iterator[tuple[logs.LineHandler, FlushCountingStream, logging.Logger]]:
+    stream = FlushCountingStream()
+    handler = logs.LineHandler(stream)
+    handler.setFormatter(logs.TextFormatter())
+    logger = logging.getLogger("adapter.test.lines")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler, stream, logger
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
+
+
+def test_access_lines_wait_for_flush_pending(line_handler, monkeypatch) -> None:
+    handler, stream, logger = line_handler
+    clock = [1000.0]
+    monkeypatch.setattr(logs.time, "monotonic", lambda: clock[0])
+    handler.flush()
+    for path in ("/a", "/b"):
+        logs.access(logger, "GET", path, 200, 0.001, None, None)
+    assert stream.getvalue().count("\n") == 2
+    assert stream.flushed == "", "an access line cost a write of its own"
+    handler.flush_pending()
+    assert stream.flushed.count("\n") == 2
+    handler.flush_pending()  # nothing waits: no flush
+    logs.access(logger, "GET", "/c", 200, 0.001, None, None)
+    assert stream.flushed.count("\n") == 2
+    clock[0] += logs.FLUSH_INTERVAL_SECONDS
+    logs.access(logger, "GET", "/d", 200, 0.001, None, None)
+    assert stream.flushed.count("\n") == 4, "a line after the interval did not flush the batch"
+
+
+def test_other_records_flush_at_once_with_the_waiting_lines(line_handler, monkeypatch) -> None:
+    handler, stream, logger = line_handler
+    monkeypatch.setattr(logs.time, "monotonic", lambda: 5.0)
+    handler.flush()
+    logs.access(logger, "GET", "/a", 200, 0.001, None, None)
+    logger.info("certificate reloaded")
+    assert stream.flushed.splitlines()[-1].endswith("INFO adapter.test.lines certificate reloaded")
+    assert stream.flushed.count("\n") == 2
+
+
+def test_flush_pending_reaches_the_configured_handler(monkeypatch) -> None:
+    monkeypatch.setattr(logs.time, "monotonic", lambda: 7.0)
+    stream = FlushCountingStream()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure_logging("text", stream=stream)
+        logs.access(logging.getLogger("adapter.access"), "GET", "/x", 200, 0.001, None, None)
+        assert stream.flushed == ""
+        logs.flush_pending()
+    finally:
+        root.handlers[:], root.level = saved
+        logging.logThreads = logging.logProcesses = logging.logMultiprocessing = True
+    assert stream.flushed.endswith(" INFO adapter.access GET /x 200 1.0ms -\n")

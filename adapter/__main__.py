@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from adapter import certs, durations
+from adapter import certs, durations, heap
 from adapter.app import AdapterState, make_app
 from adapter.config import (
     DEFAULT_ALWAYS_ALLOW_PATHS,
@@ -494,6 +494,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"inference-adapter: {problem}", file=sys.stderr)
         raise SystemExit(2)
     configure_logging(config.log_format)
+    heap.keep_freed_memory()
     serve(config)
 
 

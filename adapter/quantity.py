@@ -12,8 +12,9 @@ emit is exactly what the HPA reads back; and it refuses what the HPA cannot hold
 magnitudes whose milli-value overflows int64) instead of emitting something Go would reject or
 silently wrap.
 
-Pure and standard-library only: no I/O, no logging, no clock, no aiohttp. Values are
-``decimal.Decimal`` so nothing passes through binary floating point after formatting starts.
+Pure: no I/O, no logging, no clock, no aiohttp. Values are ``decimal.Decimal`` so nothing
+passes through binary floating point after formatting starts, except in ``format_quantities``,
+whose float fast path is exact by the bound its docstring gives (and falls back otherwise).
 """
 
 from __future__ import annotations
@@ -21,12 +22,17 @@ from __future__ import annotations
 import math
 import numbers
 import re
+from collections.abc import Callable, Sequence
 from decimal import ROUND_CEILING, ROUND_UP, Context, Decimal, localcontext
 from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
 
 __all__ = [
     "MAX_MAGNITUDE",
     "InvalidQuantity",
+    "format_quantities",
     "format_quantity",
     "milli_value",
     "parse_quantity",
@@ -115,6 +121,43 @@ def format_quantity(value: float | int | Decimal) -> str:
     with localcontext(_exact_context(exact)):
         rounded = exact.quantize(_NANO, rounding=ROUND_UP)
     return _canonical(rounded)
+
+
+_FLOAT_MARGIN_ULPS: Final = 4.0
+"""How far, in units in the last place, a float's nanos must lie from every integer for their
+float ceiling to be exact (the float product is within 1.5 of them of the exact one)."""
+
+
+def format_quantities(
+    values: Sequence[float] | NDArray[np.float64],
+    exact: Callable[[float], str] = format_quantity,
+) -> list[str]:
+    """``format_quantity`` of each float, vectorized for the common case of a metric answer.
+
+    For a positive float ``v``, ``x = v * 1e9`` in float arithmetic lies within 1.5 ulp(x) of
+    the exact nanos of ``repr(v)`` (``repr`` is within half an ulp of ``v``, 1e9 scales that to
+    at most 0.93 ulp(x), the product rounds by half an ulp more). So where ``x`` is more than
+    ``_FLOAT_MARGIN_ULPS`` ulps from both neighbouring integers, ``ceil(x)`` is exactly the
+    nanos Go would read, and unless they are a multiple of 1,000 the canonical string is
+    ``<nanos>n``. Every other value (whole or round numbers, zero, negatives, values near the
+    nano grid, huge ones, NaN) goes through ``exact`` one by one, which raises as
+    ``format_quantity`` does. A property test holds the two equal.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        nanos = v * 1e9
+        ceiling = np.ceil(nanos)
+        margin = _FLOAT_MARGIN_ULPS * np.spacing(nanos)
+        fast = (v > 0) & (ceiling - nanos > margin) & (nanos - (ceiling - 1.0) > margin)
+        whole = np.where(fast, ceiling, 0.0).astype(np.int64)
+    fast &= whole % 1000 != 0
+    floats = v.tolist()
+    if not fast.any():  # gauges: whole numbers mostly
+        return [exact(value) for value in floats]
+    texts = [f"{n}n" for n in whole.tolist()]
+    for i in np.flatnonzero(~fast).tolist():
+        texts[i] = exact(floats[i])
+    return texts
 
 
 def parse_quantity(text: str) -> Decimal:

@@ -475,3 +475,56 @@ def test_float_fast_path_equals_the_decimal_path(value):
 @given(st.integers(min_value=-(10**15), max_value=10**15))
 def test_whole_float_fast_path_equals_the_decimal_path(n):
     assert quantity.format_quantity(float(n)) == quantity._canonical(Decimal(n))
+
+
+# -- format_quantities: the vectorized form equals format_quantity value for value ----------
+
+near_the_nano_grid = st.builds(
+    lambda nanos, nudge: nanos * 1e-9 + nudge,
+    st.integers(min_value=1, max_value=10**15),
+    st.sampled_from([0.0, 5e-324, 1e-18, -1e-18, 1e-16, -1e-16, 1e-12, 4e-10, 5e-10]),
+)
+"""Values at or a hair off a whole number of nanoseconds: where a float ceiling can go wrong."""
+
+metric_like_floats = st.one_of(
+    any_allowed_float,
+    near_the_nano_grid,
+    st.floats(min_value=1e-7, max_value=1e3, allow_nan=False),  # latencies in seconds
+    st.integers(min_value=-(10**6), max_value=10**6).map(float),  # gauges
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(metric_like_floats, max_size=40))
+def test_format_quantities_equals_format_quantity(values):
+    assert quantity.format_quantities(values) == [quantity.format_quantity(v) for v in values]
+
+
+@example(0.30000000000000004)  # repr has 17 digits: nanos 300000000.00000004 round up
+@example(0.1)  # the float is a hair above 0.1, but repr says 0.1: 100m, not 100000001n
+@example(1e-9)
+@example(1.5e-9)
+@example(2.5e-7)
+@example(0.0)
+@given(metric_like_floats)
+def test_format_quantities_of_one_value(value):
+    assert quantity.format_quantities([value]) == [quantity.format_quantity(value)]
+
+
+def test_format_quantities_takes_its_exact_formatter_where_it_cannot_be_sure():
+    seen = []
+
+    def exact(value: float) -> str:
+        seen.append(value)
+        return quantity.format_quantity(value)
+
+    texts = quantity.format_quantities([0.123456789123, 0.25, 3.0, 0.1, -0.5], exact)
+    assert texts == ["123456790n", "250m", "3", "100m", "-500m"]
+    assert seen == [0.25, 3.0, 0.1, -0.5], "the unambiguous value took the slow path"
+
+
+def test_format_quantities_raises_as_format_quantity_does():
+    with pytest.raises(quantity.InvalidQuantity):
+        quantity.format_quantities([0.5, math.nan])
+    with pytest.raises(quantity.InvalidQuantity):
+        quantity.format_quantities([math.inf])

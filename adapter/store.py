@@ -217,6 +217,10 @@ class Store:
         self.max_pods = max_pods
         self._pods: dict[str, dict[str, PodRecord]] = {}
         self._count = 0
+        self.membership = 0
+        """Changes whenever a pod is added, replaced by a new incarnation or forgotten, or its
+        labels or owner change: what a query computed from pods' identities stays valid while
+        this stays the same."""
 
     def __len__(self) -> int:
         return self._count
@@ -250,8 +254,13 @@ class Store:
                 self._count += 1
             record = PodRecord(report, now)
             self._pods.setdefault(report.pod.namespace, {})[report.pod.name] = record
+            self.membership += 1
         elif report.seq <= record.last_seq:
             return Applied.DUPLICATE
+        elif (record.labels is not report.labels and record.labels != report.labels) or (
+            record.owner is not report.owner and record.owner != report.owner
+        ):
+            self.membership += 1
         record._expire(self._oldest_slice(now))
         record._apply(report, self._slice_index(now), now)
         return outcome
@@ -288,7 +297,9 @@ class Store:
         """
         oldest = self._oldest_slice(now) - slack_slices
         for record in records:
-            record._expire(oldest)
+            slices = record._slice_index
+            if slices and slices[0] < oldest:  # checked here: a call per pod costs more
+                record._expire(oldest)
 
     def forget(self, pod: PodRef, uid: str | None = None) -> bool:
         """Drop ``pod`` at once (it was deleted); with ``uid``, only that incarnation.
@@ -303,6 +314,7 @@ class Store:
         if not pods:
             del self._pods[pod.namespace]
         self._count -= 1
+        self.membership += 1
         return True
 
     def sweep(self, now: float) -> int:
@@ -317,4 +329,6 @@ class Store:
             if not pods:
                 del self._pods[namespace]
         self._count -= forgotten
+        if forgotten:
+            self.membership += 1
         return forgotten

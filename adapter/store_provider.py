@@ -16,29 +16,34 @@ cluster does not have (or of an older incarnation) is never served.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+from numpy.typing import NDArray
+
 from adapter import catalog, cluster, errors, resources, selectors, sketch
-from adapter.provider import CustomMetricInfo, ExternalMetricValue, MetricValue, ObjectReference
+from adapter.provider import (
+    CustomMetricInfo,
+    ExternalMetricValue,
+    MetricValue,
+    ObjectReference,
+    PodValues,
+)
 from adapter.report import PodRef
 from adapter.store import PodRecord, Store
 
 SERVED_RESOURCES = (resources.PODS, resources.DEPLOYMENTS, resources.NAMESPACES)
 SERIES_LABEL = "deployment"
+MAX_KEPT_SELECTIONS = 256
+"""Pod selections (namespace, selector) remembered between queries; the HPAs of a cluster ask
+the same few over and over."""
 
 
 def seconds_text(seconds: float) -> str:
     """A duration for a message: ``12.3s``."""
     return f"{seconds:.3g}s"
-
-
-@functools.lru_cache(maxsize=65_536)
-def pod_reference(pod: PodRef) -> ObjectReference:
-    """The described object of a pod's values; kept, as the same pods answer every query."""
-    return ObjectReference("Pod", "v1", pod.name, pod.namespace)
 
 
 def series_labels(record: PodRecord) -> dict[str, str]:
@@ -75,6 +80,9 @@ class StoreProvider:
             for r in self._served
             for m in catalog.NAMES
         ]
+        self._selections: dict[
+            tuple[str | None, selectors.Selector], tuple[int, list[PodRecord], int]
+        ] = {}
 
     # -- the seam --------------------------------------------------------------------------
 
@@ -152,7 +160,7 @@ class StoreProvider:
         namespace: str | None,
         selector: selectors.Selector,
         metric_selector: selectors.Selector,
-    ) -> list[MetricValue]:
+    ) -> Sequence[MetricValue]:
         metric = self._metric(info)
         now = self.clock()
         if self.view is not None:
@@ -160,12 +168,11 @@ class StoreProvider:
                 self.view, metric, info, namespace, selector, metric_selector, now
             )
         if info.group_resource == resources.PODS.group_resource:
-            tracked = list(self.store.pods(namespace))
-            matched = [r for r in tracked if selector.matches(r.labels)]
+            matched, tracked = self._matching_pods(namespace, selector)
             return self._selected_pods(
                 metric,
                 self.store.fresh(matched, now),
-                f"matched {len(matched)} of {len(tracked)} pods tracked in namespace {namespace}",
+                f"matched {len(matched)} of {tracked} pods tracked in namespace {namespace}",
                 selector,
                 metric_selector,
                 now,
@@ -174,6 +181,23 @@ class StoreProvider:
         # so a selector picks all of them or none.
         groups = self._groups(info.group_resource, namespace) if selector.matches({}) else {}
         return self._group_values(info, metric, groups, selector, metric_selector, now)
+
+    def _matching_pods(
+        self, namespace: str | None, selector: selectors.Selector
+    ) -> tuple[list[PodRecord], int]:
+        """The tracked pods of ``namespace`` that ``selector`` matches, and how many are tracked
+        there; remembered until a pod comes, goes or changes labels (``Store.membership``)."""
+        key = (namespace, selector)
+        membership = self.store.membership
+        kept = self._selections.get(key)
+        if kept is not None and kept[0] == membership:
+            return kept[1], kept[2]
+        tracked = list(self.store.pods(namespace))
+        matched = [r for r in tracked if selector.matches(r.labels)]
+        if len(self._selections) >= MAX_KEPT_SELECTIONS and key not in self._selections:
+            del self._selections[next(iter(self._selections))]
+        self._selections[key] = (membership, matched, len(tracked))
+        return matched, len(tracked)
 
     def _group_values(
         self,
@@ -313,7 +337,7 @@ class StoreProvider:
         selector: selectors.Selector,
         metric_selector: selectors.Selector,
         now: float,
-    ) -> list[MetricValue]:
+    ) -> Sequence[MetricValue]:
         group_resource = info.group_resource
         if group_resource == resources.PODS.group_resource:
             pods = list(view.pods(namespace))
@@ -477,7 +501,7 @@ class StoreProvider:
         selector: selectors.Selector,
         metric_selector: selectors.Selector,
         now: float,
-    ) -> list[MetricValue]:
+    ) -> PodValues:
         """The values of the pods a selector picked (``fresh`` of them), or the 404 that says
         what it ``matched`` and why nothing is left."""
         values = self._per_pod(metric, fresh, metric_selector, now)
@@ -499,14 +523,15 @@ class StoreProvider:
         records: Sequence[PodRecord],
         metric_selector: selectors.Selector,
         now: float,
-    ) -> list[MetricValue]:
+    ) -> PodValues:
         """One value per pod, for the pods (already fresh) that have ``metric``."""
         if not metric_selector.is_empty():
             records = [r for r in records if metric_selector.matches(self._series_labels(r))]
         self._refresh_windows(metric, records, now)
+        numbers: Sequence[float] | NDArray[np.float64]
         if metric.kind is catalog.Kind.GAUGE:
             records = [r for r in records if metric.name in r.gauges]
-            numbers: Sequence[float] = [r.gauges[metric.name] for r in records]
+            numbers = [r.gauges[metric.name] for r in records]
         elif metric.kind is catalog.Kind.RATE:
             numbers = [self._rate(r, now) for r in records]
         else:
@@ -514,10 +539,12 @@ class StoreProvider:
                 [r.window_band for r in records],
                 [r.window_zero_count for r in records],
                 metric.quantile,
-            ).tolist()
-        window = self._window if metric.windowed else None
-        name = metric.name
-        return [
-            MetricValue(pod_reference(r.pod), name, float(v), r.last_seen, window, metric_selector)
-            for r, v in zip(records, numbers, strict=True)
-        ]
+            )
+        return PodValues(
+            metric.name,
+            [r.pod for r in records],
+            numbers,
+            [r.last_seen for r in records],
+            self._window if metric.windowed else None,
+            metric_selector,
+        )

@@ -626,3 +626,67 @@ async def test_metric_label_selector_that_excludes_everything_404s(mixed):
         " 4 pushed within the max age of 10s, none with inference_queue_depth"
         " (metric label selector 'deployment=ghost')"
     )
+
+
+# -- remembered pod selections: every change of who is selected shows in the next answer ------
+
+
+def _names(values) -> list[str]:
+    return sorted(v.described_object.name for v in values)
+
+
+async def test_a_remembered_selection_follows_labels_new_pods_and_forgotten_ones():
+    cluster = Cluster()
+    cluster.push("a", 1000.0, labels={"app": "model"})
+    cluster.push("b", 1000.0, labels={"app": "model"})
+    cluster.push("c", 1000.0, labels={"app": "other"})
+    assert _names(await cluster.by_selector(resources.PODS, QUEUE_DEPTH, "app=model")) == [
+        "a",
+        "b",
+    ]
+    cluster.push("b", 1000.5, labels={"app": "other"})  # relabelled
+    cluster.push("c", 1000.5, labels={"app": "model"})
+    assert _names(await cluster.by_selector(resources.PODS, QUEUE_DEPTH, "app=model")) == [
+        "a",
+        "c",
+    ]
+    cluster.push("d", 1000.6, labels={"app": "model"})  # a new pod
+    assert _names(await cluster.by_selector(resources.PODS, QUEUE_DEPTH, "app=model")) == [
+        "a",
+        "c",
+        "d",
+    ]
+    assert cluster.store.forget(PodRef(NS, "a"))
+    assert _names(await cluster.by_selector(resources.PODS, QUEUE_DEPTH, "app=model")) == [
+        "c",
+        "d",
+    ]
+    cluster.push("c", 1200.0, labels={"app": "model"})
+    assert cluster.store.sweep(1200.0) == 2  # b and d, silent too long
+    cluster.clock.now = 1200.0
+    assert _names(await cluster.by_selector(resources.PODS, QUEUE_DEPTH, "app=model")) == ["c"]
+
+
+async def test_a_new_incarnation_replaces_the_remembered_record():
+    cluster = Cluster()
+    cluster.push("a", 1000.0, gauges={QUEUE_DEPTH: 1.0})
+    assert [v.value for v in await cluster.by_selector(resources.PODS, QUEUE_DEPTH)] == [1.0]
+    pod = PodRef(NS, "a")
+    cluster.store.apply(
+        Report(
+            pod=pod, uid="a-second-uid", seq=1, labels={"app": "model"}, gauges={QUEUE_DEPTH: 7.0}
+        ),
+        now=1000.5,
+    )
+    assert [v.value for v in await cluster.by_selector(resources.PODS, QUEUE_DEPTH)] == [7.0]
+
+
+async def test_pushes_that_change_no_identity_keep_the_selection():
+    cluster = Cluster()
+    cluster.push("a", 1000.0)
+    await cluster.by_selector(resources.PODS, QUEUE_DEPTH, "app=model")
+    membership = cluster.store.membership
+    cluster.push("a", 1000.5, gauges={QUEUE_DEPTH: 4.0})
+    assert cluster.store.membership == membership
+    values = await cluster.by_selector(resources.PODS, QUEUE_DEPTH, "app=model")
+    assert [v.value for v in values] == [4.0], "the remembered selection served stale values"

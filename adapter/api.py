@@ -17,8 +17,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from adapter import errors, names, quantity, resources, selectors
-from adapter.provider import CustomMetricInfo, ExternalMetricValue, MetricValue, ObjectReference
+from adapter.provider import (
+    CustomMetricInfo,
+    ExternalMetricValue,
+    MetricValue,
+    ObjectReference,
+    PodValues,
+    pod_reference,
+)
+from adapter.report import PodRef
 
 CUSTOM_GROUP = "custom.metrics.k8s.io"
 EXTERNAL_GROUP = "external.metrics.k8s.io"
@@ -213,6 +223,12 @@ def _described_json(reference: ObjectReference) -> str:
     return _json(described)
 
 
+@functools.lru_cache(maxsize=65_536)
+def _pod_json(pod: PodRef) -> str:
+    """The ``describedObject`` JSON of a pod, kept per pod: the same pods answer every query."""
+    return _described_json(pod_reference(pod))
+
+
 @functools.lru_cache(maxsize=256)
 def _metric_json(version: str, metric: str, selector: selectors.Selector) -> tuple[str, str]:
     """The item text naming the metric (after ``describedObject``) and the text closing the
@@ -241,6 +257,81 @@ def custom_value_list(version: str, values: Iterable[MetricValue]) -> bytes:
     what the provider spends computing the values. Every piece that comes from data (names, the
     metric, the selector echo) is JSON-encoded; timestamps and Quantities are plain ASCII.
     """
+    if isinstance(values, PodValues):
+        items = "".join(_pod_item_parts(version, values))
+    else:
+        items = ",".join(_items(version, values))
+    return (
+        f'{{"kind":"MetricValueList","apiVersion":"{CUSTOM_GROUP}/{version}","metadata":{{}}'
+        f',"items":[{items}]}}'
+    ).encode()
+
+
+MAX_KEPT_SKELETONS = 16
+"""Answer skeletons kept (``_pod_item_skeleton``): one per pod list, version, metric and metric
+selector that HPAs ask for; about 250 bytes a pod each."""
+
+
+@functools.lru_cache(maxsize=MAX_KEPT_SKELETONS)
+def _pod_item_skeleton(
+    version: str,
+    metric: str,
+    metric_selector: selectors.Selector,
+    window_seconds: int | None,
+    pods: tuple[PodRef, ...],
+) -> tuple[str, ...]:
+    """The text of these pods' items with the timestamps and values left out: five pieces an
+    item, the timestamp at 1 and the value at 3 (mod 5), the rest fixed while the pods are."""
+    head, tail = _metric_json(version, metric, metric_selector)
+    before_value = f'"{_window_json(version, window_seconds)},"value":"'
+    after_value = f'"{tail}'
+    parts: list[str] = []
+    for pod in pods:
+        parts += (
+            f',{{"describedObject":{_pod_json(pod)}{head},"timestamp":"',
+            "",
+            before_value,
+            "",
+            after_value,
+        )
+    if parts:
+        parts[0] = parts[0][1:]  # no comma before the first item
+    return tuple(parts)
+
+
+def _timestamp_texts(timestamps: Sequence[float]) -> list[str]:
+    """``format_timestamp`` of each, formatting each distinct second once."""
+    seconds, which = np.unique(
+        np.asarray(timestamps, dtype=np.float64).astype(np.int64), return_inverse=True
+    )
+    texts = [_format_second(second) for second in seconds.tolist()]
+    return [texts[i] for i in which.tolist()]
+
+
+def _pod_item_parts(version: str, values: PodValues) -> list[str]:
+    """The items of many pods' values as pieces of text to join, column by column.
+
+    The same pods answer query after query, so everything but their timestamps and values is
+    a kept skeleton; those two columns are formatted together (``format_quantities``) and
+    slotted in by slice assignment. A cold 1,000-pod answer then does no Python work per item
+    beyond formatting its two numbers (building the items one by one cost ~1.8 ms of it).
+    """
+    parts = list(
+        _pod_item_skeleton(
+            version,
+            values.metric,
+            values.metric_selector,
+            values.window_seconds,
+            tuple(values.pods),
+        )
+    )
+    parts[1::5] = _timestamp_texts(values.timestamps)
+    parts[3::5] = quantity.format_quantities(values.values, _format_value)
+    return parts
+
+
+def _items(version: str, values: Iterable[MetricValue]) -> list[str]:
+    """The items of values one by one (objects, single pods)."""
     items = []
     key: tuple[str, selectors.Selector, int | None] | None = None
     head = tail = window = ""
@@ -255,10 +346,7 @@ def custom_value_list(version: str, values: Iterable[MetricValue]) -> bytes:
             f',"timestamp":"{format_timestamp(value.timestamp)}"{window}'
             f',"value":"{_format_value(value.value)}"{tail}'
         )
-    return (
-        f'{{"kind":"MetricValueList","apiVersion":"{CUSTOM_GROUP}/{version}","metadata":{{}}'
-        f',"items":[{",".join(items)}]}}'
-    ).encode()
+    return items
 
 
 def external_value_list(values: Sequence[ExternalMetricValue]) -> dict[str, Any]:

@@ -12,9 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, overload
+
+import numpy as np
+from numpy.typing import NDArray
 
 from adapter import selectors
+from adapter.report import PodRef
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,69 @@ class MetricValue(NamedTuple):
     metric_selector: selectors.Selector = selectors.EVERYTHING
 
 
+def pod_reference(pod: PodRef) -> ObjectReference:
+    """The described object of a pod's value."""
+    return ObjectReference("Pod", "v1", pod.name, pod.namespace)
+
+
+class PodValues(Sequence[MetricValue]):
+    """One metric's values for many pods, held as columns: what a pod selector answers.
+
+    A 1,000-pod answer built as 1,000 ``MetricValue``s (and their references) cost as much as
+    computing the values; held column-wise, ``adapter.api`` writes them out directly. As a
+    sequence it yields ``MetricValue``s, built on demand, for every other reader.
+    """
+
+    __slots__ = ("metric", "metric_selector", "pods", "timestamps", "values", "window_seconds")
+
+    def __init__(
+        self,
+        metric: str,
+        pods: Sequence[PodRef],
+        values: Sequence[float] | NDArray[np.float64],
+        timestamps: Sequence[float],
+        window_seconds: int | None = None,
+        metric_selector: selectors.Selector = selectors.EVERYTHING,
+    ) -> None:
+        if not len(pods) == len(values) == len(timestamps):
+            raise ValueError("pods, values and timestamps must have the same length")
+        self.metric = metric
+        self.pods = pods
+        self.values = values
+        self.timestamps = timestamps
+        """Unix seconds of each pod's newest report."""
+        self.window_seconds = window_seconds
+        self.metric_selector = metric_selector
+
+    def __len__(self) -> int:
+        return len(self.pods)
+
+    @overload
+    def __getitem__(self, index: int) -> MetricValue: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[MetricValue]: ...
+
+    def __getitem__(self, index: int | slice) -> MetricValue | Sequence[MetricValue]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return MetricValue(
+            pod_reference(self.pods[index]),
+            self.metric,
+            float(self.values[index]),
+            self.timestamps[index],
+            self.window_seconds,
+            self.metric_selector,
+        )
+
+
+def timestamps_of(values: Sequence[MetricValue]) -> Sequence[float]:
+    """The timestamp of each value (a ``PodValues`` has them as a column already)."""
+    if isinstance(values, PodValues):
+        return values.timestamps
+    return [value.timestamp for value in values]
+
+
 class ExternalMetricValue(NamedTuple):
     """One series of an external metric."""
 
@@ -88,7 +155,7 @@ class CustomMetricsProvider(Protocol):
         namespace: str | None,
         selector: selectors.Selector,
         metric_selector: selectors.Selector,
-    ) -> list[MetricValue]:
+    ) -> Sequence[MetricValue]:
         """One value per object matching ``selector``; an empty answer is a ``not_found``."""
         ...
 

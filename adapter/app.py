@@ -20,7 +20,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapter import api, background, cluster, errors, kubeauth, logs, push, store
 from adapter.config import ServerConfig
-from adapter.provider import MetricsProvider
+from adapter.provider import MetricsProvider, timestamps_of
 from adapter.report import Report
 from adapter.telemetry import Telemetry
 from adapter.transport import PushToken, ServingTls, User, peer_chain_der, user_from_peer_cert
@@ -225,7 +225,7 @@ async def get_resource_list(request: web.Request) -> web.Response:
     return json_response(api.custom_resource_list(version, provider.list_all_metrics()))
 
 
-def _observe_age(state: AdapterState, timestamps: list[float]) -> None:
+def _observe_age(state: AdapterState, timestamps: Sequence[float]) -> None:
     """Record the age of the oldest data in an answer (one observation per answer)."""
     if timestamps:
         state.telemetry.served_data_age.observe(max(0.0, state.clock() - min(timestamps)))
@@ -250,7 +250,7 @@ async def get_custom_metric(request: web.Request) -> web.Response:
                 query.info, query.namespace, query.name, metric_selector
             )
         ]
-    _observe_age(state, [v.timestamp for v in values])
+    _observe_age(state, timestamps_of(values))
     return web.Response(
         body=api.custom_value_list(version, values), content_type="application/json"
     )

@@ -41,7 +41,7 @@ import aiohttp
 import numpy as np
 from aiohttp.test_utils import make_mocked_request
 
-from adapter import api, push, selectors
+from adapter import api, heap, push, selectors
 from adapter import app as adapter_app
 from adapter.config import ServerConfig
 from adapter.provider import CustomMetricInfo
@@ -267,6 +267,7 @@ def _summary(pairs: list[tuple[float, float]]) -> dict[str, Any]:
 
 def in_process(settings: QuerySettings, cpus: set[int] | None, log=print) -> dict[str, Any]:
     """The in-process selector queries; per case median/p90 of wall and CPU time."""
+    heap.keep_freed_memory()  # as the adapter process does
     with pinned(cpus):
         fleet = Fleet(settings.pods)
         for _ in range(settings.fill_slices):

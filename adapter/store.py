@@ -294,11 +294,15 @@ class Store:
         With ``slack_slices`` the window may keep that many slices more. Queries pass 1: every
         push already expires the pod's window, so a query within a slice of the last push then
         has nothing to subtract, and a 1,000-pod query does no per-bin work.
+
+        A pod that pushed less than ``slack_slices`` slices before ``now`` is skipped without
+        looking at its slices: its push expired everything before ``_oldest_slice`` of its
+        time, which is at most ``slack_slices`` below that of ``now``.
         """
         oldest = self._oldest_slice(now) - slack_slices
+        recent = now - slack_slices * self.config.slice_seconds
         for record in records:
-            slices = record._slice_index
-            if slices and slices[0] < oldest:  # checked here: a call per pod costs more
+            if record.last_seen <= recent:  # checked here: a call per pod costs more
                 record._expire(oldest)
 
     def forget(self, pod: PodRef, uid: str | None = None) -> bool:

@@ -469,3 +469,34 @@ def test_has_names_tracked_pods(store):
     store.apply(report(1), 100.0)
     assert store.has(POD.namespace, POD.name)
     assert not store.has(POD.namespace, "other") and not store.has("other", POD.name)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [CONFIG, StoreConfig(window_seconds=10.0, max_age_seconds=5.0, slice_seconds=0.5)],
+    ids=lambda c: f"slice={c.slice_seconds}",
+)
+def test_query_slack_keeps_at_most_one_slice_more_than_the_window(config):
+    """refresh_windows(slack_slices=1), as queries call it, may skip pods that pushed within
+    the last slice, yet what stays is the window plus at most one slice, never less."""
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        store = Store(config)
+        arrivals = np.sort(
+            rng.uniform(0.0, 3 * config.window_seconds, size=int(rng.integers(1, 40)))
+        )
+        for seq, arrival in enumerate(arrivals, start=1):
+            store.apply(report(seq, bins={seq: 1}), now=1000.0 + float(arrival))
+        now = 1000.0 + float(arrivals[-1]) + float(rng.uniform(0.0, 3 * config.slice_seconds))
+        record = store.get(POD)
+        store.refresh_windows([record], now, slack_slices=1)
+        present = {int(i) for i in record.latency().indices}
+        ages = {seq: now - 1000.0 - float(a) for seq, a in enumerate(arrivals, start=1)}
+        young = {
+            s for s, age in ages.items() if age <= config.window_seconds - config.slice_seconds
+        }
+        too_old = {
+            s for s, age in ages.items() if age >= config.window_seconds + config.slice_seconds
+        }
+        assert young <= present, f"trial {trial}: lost reports still inside the window"
+        assert not (too_old & present), f"trial {trial}: kept reports over a slice too old"

@@ -81,7 +81,7 @@ class StoreProvider:
             for m in catalog.NAMES
         ]
         self._selections: dict[
-            tuple[str | None, selectors.Selector], tuple[int, list[PodRecord], int]
+            tuple[str, str | None, object], tuple[int, list[PodRecord], int]
         ] = {}
 
     # -- the seam --------------------------------------------------------------------------
@@ -117,11 +117,7 @@ class StoreProvider:
             )
         if info.group_resource == resources.DEPLOYMENTS.group_resource:
             assert namespace is not None
-            members = [
-                r
-                for r in self.store.pods(namespace)
-                if r.owner is not None and r.owner.kind == "Deployment" and r.owner.name == name
-            ]
+            members = self._deployment_pods(namespace, name)
             what = f"deployment {namespace}/{name}"
             reference = ObjectReference("Deployment", "apps/v1", name, namespace)
         else:
@@ -186,18 +182,36 @@ class StoreProvider:
         self, namespace: str | None, selector: selectors.Selector
     ) -> tuple[list[PodRecord], int]:
         """The tracked pods of ``namespace`` that ``selector`` matches, and how many are tracked
-        there; remembered until a pod comes, goes or changes labels (``Store.membership``)."""
-        key = (namespace, selector)
+        there (remembered, see ``_remembered``)."""
+        return self._remembered(
+            ("labels", namespace, selector), lambda r: selector.matches(r.labels)
+        )
+
+    def _deployment_pods(self, namespace: str, name: str) -> list[PodRecord]:
+        """The tracked pods of ``namespace`` whose pushed owner is Deployment ``name``."""
+
+        def owned(record: PodRecord) -> bool:
+            owner = record.owner
+            return owner is not None and owner.kind == "Deployment" and owner.name == name
+
+        return self._remembered(("deployment", namespace, name), owned)[0]
+
+    def _remembered(
+        self, key: tuple[str, str | None, object], picks: Callable[[PodRecord], bool]
+    ) -> tuple[list[PodRecord], int]:
+        """The tracked pods of namespace ``key[1]`` that ``picks``, and how many are tracked
+        there; remembered under ``key`` until a pod comes, goes or changes labels or owner
+        (``Store.membership``): HPAs ask the same few selections every 15 seconds."""
         membership = self.store.membership
         kept = self._selections.get(key)
         if kept is not None and kept[0] == membership:
             return kept[1], kept[2]
-        tracked = list(self.store.pods(namespace))
-        matched = [r for r in tracked if selector.matches(r.labels)]
+        tracked = list(self.store.pods(key[1]))
+        picked = [r for r in tracked if picks(r)]
         if len(self._selections) >= MAX_KEPT_SELECTIONS and key not in self._selections:
             del self._selections[next(iter(self._selections))]
-        self._selections[key] = (membership, matched, len(tracked))
-        return matched, len(tracked)
+        self._selections[key] = (membership, picked, len(tracked))
+        return picked, len(tracked)
 
     def _group_values(
         self,
@@ -403,13 +417,10 @@ class StoreProvider:
     def _fresh(
         self, records: Sequence[PodRecord], metric_selector: selectors.Selector, now: float
     ) -> list[PodRecord]:
-        fresh = []
-        for record in records:
-            if self.store.is_fresh(record, now) and metric_selector.matches(
-                self._series_labels(record)
-            ):
-                fresh.append(record)
-        return fresh
+        fresh = self.store.fresh(records, now)
+        if metric_selector.is_empty():
+            return fresh
+        return [r for r in fresh if metric_selector.matches(self._series_labels(r))]
 
     def _groups(
         self, group_resource: str, namespace: str | None

@@ -7,8 +7,7 @@ Then, for ``pods`` with selector ``app=model`` in one namespace, three levels ar
 wall time (``perf_counter``) and CPU time (``process_time``):
 
 - ``provider``: ``await StoreProvider.get_metric_by_selector(...)``;
-- ``serialized``: that plus ``adapter.api.custom_value_list`` (and ``json.dumps`` where it returns
-  a document rather than the body's bytes);
+- ``serialized``: that plus ``adapter.api.custom_value_list`` (the response body's bytes);
 - ``handler``: the real ``adapter.app.get_custom_metric`` on a mocked request (path and selector
   parsing, provider, served-age telemetry, serialization; no middlewares, no socket).
 
@@ -32,7 +31,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,13 +150,9 @@ def _info(metric: str) -> CustomMetricInfo:
 Operation = Callable[[], Awaitable[int]]
 
 
-def answer_bytes(values: list[Any]) -> bytes:
-    """The response body of ``values``: ``api.custom_value_list`` returned a document to be
-    ``json.dumps``-ed, and may now return the bytes themselves (adapter work in progress)."""
-    answer = api.custom_value_list(VERSION, values)
-    if isinstance(answer, bytes):
-        return answer
-    return json.dumps(answer, separators=(",", ":")).encode()
+def answer_bytes(values: Sequence[Any]) -> bytes:
+    """The response body of ``values``, as the handler writes it."""
+    return api.custom_value_list(VERSION, values)
 
 
 def query_levels(fleet: Fleet, metric: str) -> dict[str, Callable[[], Operation]]:

@@ -5,7 +5,9 @@ Every request writes one access line, so what a record costs matters for push th
   microseconds (JSON), instead of ``localtime`` + ``strftime`` (or a ``datetime``) per record;
 - ``configure_logging`` turns off the thread, process and multiprocessing names every record
   would otherwise collect (no format prints them);
-- ``access`` builds its record directly, without ``findCaller``'s stack walk;
+- ``access`` writes its line straight to the one ``LineHandler`` when that is all ``logging``
+  would do with it, and otherwise builds its record directly, without ``findCaller``'s stack
+  walk;
 - access lines wait in the stream's buffer for up to ``FLUSH_INTERVAL_SECONDS``
   (``LineHandler``) instead of costing a ``write`` call each; every other record flushes at
   once, and the server flushes what waits on that period (``flush_pending``).
@@ -19,13 +21,16 @@ import logging
 import math
 import sys
 import time
-from typing import TextIO
+from collections.abc import Mapping
+from typing import Any, TextIO, cast
 
 from aiohttp import http_exceptions
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 ACCESS_MESSAGE = "%s %s %d %.1fms %s"
 """method, path with query, status, duration, user (``-`` when unauthenticated)."""
+AccessFields = dict[str, Any]
+"""An access line's fields for the JSON format: ``JsonFormatter.FIELDS``."""
 
 
 class TextFormatter(logging.Formatter):
@@ -42,12 +47,25 @@ class TextFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         if datefmt is not None:
             return super().formatTime(record, datefmt)
-        second = int(record.created)
+        return self._asctime(record.created, record.msecs)
+
+    def _asctime(self, created: float, msecs: float) -> str:
+        second = int(created)
         cached = self._second
         if cached[0] != second:
-            text = time.strftime(self.default_time_format, self.converter(record.created))
+            text = time.strftime(self.default_time_format, self.converter(created))
             cached = self._second = (second, text)
-        return f"{cached[1]},{int(record.msecs):03d}"
+        return f"{cached[1]},{int(msecs):03d}"
+
+    def format_access(self, created: float, name: str, message: str, fields: AccessFields) -> str:
+        """The line ``format`` writes for an INFO record of ``name`` made at ``created``."""
+        asctime = self._asctime(created, (created - int(created)) * 1000)  # LogRecord.msecs
+        return TEXT_FORMAT % {
+            "asctime": asctime,
+            "levelname": "INFO",
+            "name": name,
+            "message": message,
+        }
 
 
 class JsonFormatter(logging.Formatter):
@@ -82,20 +100,35 @@ class JsonFormatter(logging.Formatter):
             return f"{cached[1]}.{micros:06d}+00:00"
         return f"{cached[1]}+00:00"
 
-    def format(self, record: logging.LogRecord) -> str:
+    def _entry(
+        self, created: float, level: str, name: str, message: str, attributes: Mapping[str, Any]
+    ) -> dict[str, Any]:
         entry = {
-            "time": self.iso_time(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
+            "time": self.iso_time(created),
+            "level": level,
+            "logger": name,
+            "message": message,
         }
-        attributes = record.__dict__
-        for name in self.FIELDS:
-            if name in attributes:
-                entry[name] = attributes[name]
+        for field in self.FIELDS:
+            if field in attributes:
+                entry[field] = attributes[field]
+        return entry
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = self._entry(
+            record.created,
+            record.levelname.lower(),
+            record.name,
+            record.getMessage(),
+            record.__dict__,
+        )
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)
+
+    def format_access(self, created: float, name: str, message: str, fields: AccessFields) -> str:
+        """The line ``format`` writes for an INFO record of ``name`` made at ``created``."""
+        return json.dumps(self._entry(created, "info", name, message, fields))
 
 
 FLUSH_INTERVAL_SECONDS = 0.25
@@ -119,16 +152,17 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.stream.write(self.format(record) + self.terminator)
+            self.write(self.format(record), getattr(record, "batched", False))
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
-            return
-        if (
-            getattr(record, "batched", False)
-            and time.monotonic() - self._flushed_at < FLUSH_INTERVAL_SECONDS
-        ):
+
+    def write(self, line: str, batched: bool) -> None:
+        """Write one formatted line; flush now unless it is ``batched`` and the last flush is
+        recent. The caller holds the handler's lock."""
+        self.stream.write(line + self.terminator)
+        if batched and time.monotonic() - self._flushed_at < FLUSH_INTERVAL_SECONDS:
             self._pending = True
         else:
             self.flush()
@@ -162,6 +196,30 @@ def configure_logging(log_format: str, stream: TextIO | None = None) -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
+def _sole_line_handler(logger: logging.Logger) -> LineHandler | None:
+    """The handler an INFO record of ``logger`` would reach, if that is all ``logging`` would do
+    with it: one ``LineHandler`` (with one of our formatters) on the way up, nothing filtering,
+    nothing disabled. None otherwise (tests' capture handlers, a ``dictConfig``...)."""
+    if logger.disabled or logger.filters:
+        return None
+    found = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if found is not None:
+                return None
+            found = handler
+        current = current.parent if current.propagate else None
+    if (
+        type(found) is not LineHandler
+        or found.filters
+        or found.level > logging.INFO
+        or not isinstance(found.formatter, TextFormatter | JsonFormatter)
+    ):
+        return None
+    return found
+
+
 def access(
     logger: logging.Logger,
     method: str,
@@ -173,30 +231,60 @@ def access(
 ) -> None:
     """Log one answered request at INFO: the line, and its fields for the JSON format.
 
-    The record is made and handled directly: a ``logger.info`` call would walk the stack for a
-    caller no format prints. Level, filters, handlers and propagation apply as for ``info``.
+    Level, filters, handlers and propagation apply as for ``info``. When all ``logging`` would
+    do is hand the record to the one ``LineHandler`` (``configure_logging``'s set-up, the
+    server's case), the same line is formatted and written without a record: making and
+    dispatching one cost about 3.5 µs a line (text 8.7 -> 5.4 µs, JSON 14.6 -> 11.2 µs).
+    Otherwise the record is made and handled directly, without the stack walk of
+    ``logger.info`` for a caller no format prints.
     """
     if not logger.isEnabledFor(logging.INFO):
         return
     milliseconds = seconds * 1000
-    record = logger.makeRecord(
+    message_args = (method, path, status, milliseconds, user or "-")
+    fields: AccessFields = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": round(milliseconds, 3),
+        "user": user,
+        "remote": remote,
+    }
+    handler = _sole_line_handler(logger)
+    if handler is None:
+        logger.handle(_access_record(logger, message_args, fields))
+        return
+    formatter = cast(TextFormatter | JsonFormatter, handler.formatter)
+    handler.acquire()
+    try:
+        handler.write(
+            formatter.format_access(
+                time.time(), logger.name, ACCESS_MESSAGE % message_args, fields
+            ),
+            batched=True,
+        )
+    except RecursionError:
+        raise
+    except Exception:
+        handler.handleError(_access_record(logger, message_args, fields))
+    finally:
+        handler.release()
+
+
+def _access_record(
+    logger: logging.Logger, message_args: tuple[object, ...], fields: AccessFields
+) -> logging.LogRecord:
+    return logger.makeRecord(
         logger.name,
         logging.INFO,
         __file__,
         0,
         ACCESS_MESSAGE,
-        (method, path, status, milliseconds, user or "-"),
+        message_args,
         None,
         "access",
+        {**fields, "batched": True},
     )
-    record.method = method
-    record.path = path
-    record.status = status
-    record.duration_ms = round(milliseconds, 3)
-    record.user = user
-    record.remote = remote
-    record.batched = True
-    logger.handle(record)
 
 
 class _ClientMistakes(logging.Filter):

@@ -8,7 +8,7 @@ import json
 import logging
 import random
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -220,3 +220,96 @@ def test_flush_pending_reaches_the_configured_handler(monkeypatch) -> None:
         root.handlers[:], root.level = saved
         logging.logThreads = logging.logProcesses = logging.logMultiprocessing = True
     assert stream.flushed.endswith(" INFO adapter.access GET /x 200 1.0ms -\n")
+
+
+@pytest.fixture
+def configured(monkeypatch) -> Iterator[Callable[[str], io.StringIO]]:
+    """``configure_logging`` into a fresh stream; the root logger is restored afterwards."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+
+    def configure(log_format: str) -> io.StringIO:
+        stream = io.StringIO()
+        logs.configure_logging(log_format, stream=stream)
+        return stream
+
+    try:
+        yield configure
+    finally:
+        root.handlers[:], root.level = saved
+        logging.logThreads = logging.logProcesses = logging.logMultiprocessing = True
+
+
+def access_record(created: float, method: str, path: str, user: str | None) -> logging.LogRecord:
+    """The record the record path makes for an access line (``logs.access`` without a
+    ``LineHandler`` to write to), at ``created``."""
+    record = make_record(created, msg=logs.ACCESS_MESSAGE)
+    record.name = "adapter.access"
+    record.args = (method, path, 200, 12.3456, user or "-")
+    fields = {"method": method, "path": path, "status": 200, "duration_ms": 12.346}
+    record.__dict__.update(fields, user=user, remote="10.0.0.7")
+    return record
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_access_line_without_a_record_is_the_records_line(
+    configured, monkeypatch, log_format: str
+) -> None:
+    stream = configured(log_format)
+    formatter = logs.JsonFormatter() if log_format == "json" else logs.TextFormatter()
+
+    def no_record(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a record was made")
+
+    monkeypatch.setattr(logging.Logger, "makeRecord", no_record)
+    clock = [0.0]
+    monkeypatch.setattr(logs.time, "time", lambda: clock[0])
+    expected = []
+    for created in sorted(timestamps()[:200]):
+        clock[0] = created
+        user = "alice" if created % 2 < 1 else None
+        logs.access(
+            logging.getLogger("adapter.access"), "GET", "/x?a=1", 200, 0.0123456, user, "10.0.0.7"
+        )
+        expected.append(formatter.format(access_record(created, "GET", "/x?a=1", user)))
+    assert stream.getvalue().splitlines() == expected
+
+
+def test_access_goes_through_logging_when_more_than_the_line_handler_is_set_up(
+    configured, captured: list[logging.LogRecord]
+) -> None:
+    stream = configured("text")
+    logs.access(logging.getLogger("adapter.test.access"), "GET", "/x", 200, 0.001, None, None)
+    assert [record.getMessage() for record in captured] == ["GET /x 200 1.0ms -"]
+    assert stream.getvalue().endswith(" INFO adapter.test.access GET /x 200 1.0ms -\n")
+
+
+@pytest.mark.parametrize(
+    "obstacle", ["handler filter", "logger filter", "handler level", "disabled"]
+)
+def test_access_lines_obey_filters_levels_and_disabling(configured, obstacle: str) -> None:
+    stream = configured("text")
+    logger = logging.getLogger("adapter.test.obstacles")
+    handler = logging.getLogger().handlers[0]
+    try:
+        if obstacle == "handler filter":
+            handler.addFilter(lambda record: record.status != 404)
+        elif obstacle == "logger filter":
+            logger.addFilter(lambda record: record.status != 404)
+        elif obstacle == "handler level":
+            handler.setLevel(logging.WARNING)
+        else:
+            logger.disabled = True
+        logs.access(logger, "GET", "/gone", 404, 0.001, None, None)
+        logs.access(logger, "GET", "/here", 200, 0.001, None, None)
+    finally:
+        handler.filters.clear()
+        logger.filters.clear()
+        logger.disabled = False
+    lines = stream.getvalue().splitlines()
+    if obstacle in ("handler level", "disabled"):
+        assert lines == []
+    else:
+        assert [line.split(" INFO ")[1] for line in lines] == [
+            "adapter.test.obstacles GET /here 200 1.0ms -"
+        ]

@@ -10,7 +10,8 @@ it asyncio's TLS read buffer) for a minute or, for a body, forever. Here each st
 - a complete request head within ``--idle-timeout`` of the handshake or of the previous response
   (aiohttp's keep-alive timer, which data trickling in does not extend);
 - the answer within ``--request-timeout``, else a 504 ``Timeout`` ``Status``, as kube-apiserver
-  answers (``RequestDeadlines``): this bounds a body that trickles in.
+  answers (``RequestDeadlines``, which ``adapter.app`` applies to every request): this bounds a
+  body that trickles in.
 
 SIGTERM and SIGINT stop the server gracefully, as ``web.run_app`` does.
 """
@@ -36,15 +37,16 @@ SHUTDOWN_TIMEOUT_SECONDS = 5.0
 SWEEP_INTERVAL_SECONDS = 1.0
 """How often requests are checked against the request timeout."""
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 class RequestDeadlines:
     """Ends requests that run longer than the request timeout, with a 504 ``Timeout``.
 
     A timer per request (``asyncio.timeout``) measured 15-25 µs here, a real share of a push's
-    own cost, so the middleware only notes when each request started and a sweep once a second
-    cancels the overdue ones: a request ends between one timeout and one timeout plus a second.
+    own cost, so the request middleware (``adapter.app``) only notes when each request started
+    (``begin``) and a sweep once a second cancels the overdue ones: a request ends between one
+    timeout and one timeout plus a second. Requests are known by their task, which the sweep
+    cancels: ``asyncio.current_task()``, the task aiohttp runs the handler in (``request.task``
+    is the connection's task, which awaits it).
     """
 
     def __init__(self, timeout_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -53,27 +55,30 @@ class RequestDeadlines:
         self._started: dict[asyncio.Task[object], float] = {}
         self._overdue: set[asyncio.Task[object]] = set()
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Track the request while it runs; turn its cancellation by ``sweep`` into a 504."""
+    def begin(self) -> asyncio.Task[object]:
+        """Track the current request from now on; ``end`` it with the task returned."""
         task = asyncio.current_task()
         assert task is not None
         self._started[task] = self._clock()
-        try:
-            return await handler(request)
-        except asyncio.CancelledError:
-            if task not in self._overdue:
-                raise
-            task.uncancel()
-            raise errors.ApiError(
-                504,
-                "Timeout",
-                "the request did not complete within the allotted timeout of"
-                f" {self.timeout_seconds:g}s",
-            ) from None
-        finally:
-            del self._started[task]
-            self._overdue.discard(task)
+        return task
+
+    def end(self, task: asyncio.Task[object]) -> None:
+        """Stop tracking a request ``begin`` returned."""
+        del self._started[task]
+        self._overdue.discard(task)
+
+    def timed_out(self, task: asyncio.Task[object]) -> errors.ApiError | None:
+        """For a request cancelled by ``sweep``, its 504 (and the cancellation is withdrawn);
+        None for any other cancellation (a client that went away), which must propagate."""
+        if task not in self._overdue:
+            return None
+        task.uncancel()
+        return errors.ApiError(
+            504,
+            "Timeout",
+            "the request did not complete within the allotted timeout of"
+            f" {self.timeout_seconds:g}s",
+        )
 
     def sweep(self) -> None:
         """Cancel every request older than the timeout (once)."""
@@ -92,11 +97,6 @@ class RequestDeadlines:
         """A ``cleanup_ctx`` running the sweep while the application runs."""
         async with background.running(self._sweep_forever()):
             yield
-
-    def install(self, app: web.Application) -> None:
-        """Innermost middleware, so the error middleware and the access log see the 504."""
-        app.middlewares.append(self.middleware)
-        app.cleanup_ctx.append(self.lifetime)
 
 
 class BoundedTlsSite(web.TCPSite):
@@ -142,7 +142,6 @@ def run_server(
 
     async def serve() -> None:
         application = app if isinstance(app, web.Application) else await app
-        RequestDeadlines(limits.request_timeout_seconds).install(application)
         runner = web.AppRunner(
             application,
             handle_signals=True,

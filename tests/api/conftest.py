@@ -13,7 +13,7 @@ from aiohttp import web
 
 from adapter.app import AdapterState, Handler, make_app
 from adapter.client import PodIdentity, encode_report
-from adapter.config import ServerConfig, StoreConfig
+from adapter.config import ConnectionConfig, ServerConfig, StoreConfig
 from adapter.sketch import LatencySketch
 from adapter.store import Store
 from adapter.store_provider import StoreProvider
@@ -98,7 +98,11 @@ class RunningAdapter:
 
 @contextlib.asynccontextmanager
 async def serve_adapter(
-    pki: Pki, port: int = 0, clock: Callable[[], float] | None = None, window_seconds: float = 30
+    pki: Pki,
+    port: int = 0,
+    clock: Callable[[], float] | None = None,
+    window_seconds: float = 30,
+    request_timeout_seconds: float = 60,
 ) -> AsyncIterator[RunningAdapter]:
     """Serve the application on ``port`` (a free one by default) until the block ends.
 
@@ -106,7 +110,10 @@ async def serve_adapter(
     processes pushing in real time).
     """
     clock = clock or FakeClock()
-    config = ServerConfig(store=StoreConfig(window_seconds=window_seconds, max_age_seconds=10))
+    config = ServerConfig(
+        store=StoreConfig(window_seconds=window_seconds, max_age_seconds=10),
+        connections=ConnectionConfig(request_timeout_seconds=request_timeout_seconds),
+    )
     store = Store(config.store)
     state = AdapterState(
         config=config,

@@ -138,16 +138,18 @@ FLUSH_INTERVAL_SECONDS = 0.25
 class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """A ``StreamHandler`` that writes access lines in batches.
 
-    Flushing after each line is a ``write(2)`` per request, about as much as the rest of the
-    access log together. A record marked ``batched`` (``access`` marks its own) is flushed only
-    when the last flush is ``FLUSH_INTERVAL_SECONDS`` old, or by ``flush_pending``, which the
-    server calls on that period; any other record flushes everything at once, as before.
-    Closing the handler (``logging.shutdown`` at exit) flushes too.
+    A ``write(2)`` per request cost about as much as the rest of the access log together. A
+    line marked ``batched`` (``access`` marks its own) waits in the handler until the last
+    write is ``FLUSH_INTERVAL_SECONDS`` old, or until ``flush_pending``, which the server calls
+    on that period; any other record is written at once, with every line that waits. The lines
+    wait here rather than in the stream's buffer: ``sys.stderr``, the server's stream, is
+    write-through and would still cost a ``write`` per line. Closing the handler
+    (``logging.shutdown`` at exit, ``configure_logging`` again) writes them out too.
     """
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
-        self._pending = False
+        self._waiting: list[str] = []
         self._flushed_at = time.monotonic()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -159,23 +161,30 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
 
     def write(self, line: str, batched: bool) -> None:
-        """Write one formatted line; flush now unless it is ``batched`` and the last flush is
+        """Write one formatted line, now unless it is ``batched`` and the last write is
         recent. The caller holds the handler's lock."""
-        self.stream.write(line + self.terminator)
-        if batched and time.monotonic() - self._flushed_at < FLUSH_INTERVAL_SECONDS:
-            self._pending = True
-        else:
+        self._waiting.append(line)
+        if not batched or time.monotonic() - self._flushed_at >= FLUSH_INTERVAL_SECONDS:
             self.flush()
 
     def flush(self) -> None:
-        super().flush()
-        self._pending = False
-        self._flushed_at = time.monotonic()
+        """Write the waiting lines in one piece and flush the stream."""
+        with self.lock:  # type: ignore[union-attr]
+            if self._waiting:
+                self._waiting.append("")  # the terminator of the last line
+                lines, self._waiting = self.terminator.join(self._waiting), []
+                self.stream.write(lines)
+            super().flush()
+            self._flushed_at = time.monotonic()
 
     def flush_pending(self) -> None:
         """Write out the lines that wait, if any."""
-        if self._pending:
+        if self._waiting:
             self.flush()
+
+    def close(self) -> None:
+        self.flush()
+        super().close()
 
 
 def flush_pending() -> None:

@@ -17,8 +17,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from adapter import errors, names, quantity, resources, selectors
 from adapter.provider import (
     CustomMetricInfo,
@@ -300,12 +298,8 @@ def _pod_item_skeleton(
 
 
 def _timestamp_texts(timestamps: Sequence[float]) -> list[str]:
-    """``format_timestamp`` of each, formatting each distinct second once."""
-    seconds, which = np.unique(
-        np.asarray(timestamps, dtype=np.float64).astype(np.int64), return_inverse=True
-    )
-    texts = [_format_second(second) for second in seconds.tolist()]
-    return [texts[i] for i in which.tolist()]
+    """``format_timestamp`` of each (whole seconds, each second formatted once)."""
+    return list(map(_format_second, map(int, timestamps)))
 
 
 def _pod_item_parts(version: str, values: PodValues) -> list[str]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import math
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -41,6 +41,8 @@ class StoreFull(Exception):
     """The store tracks its maximum number of pods; a report for a new pod was refused."""
 
 
+MAX_KEPT_SELECTIONS = 256
+"""Pod selections (``Store.selection``) remembered at once; each holds a tuple of its pods."""
 _BAND_MARGIN = 8
 """Spare bins allocated on each side when a pod's window band grows, so it rarely regrows."""
 _BAND_TRIM_SIZE = 256
@@ -221,9 +223,33 @@ class Store:
         """Changes whenever a pod is added, replaced by a new incarnation or forgotten, or its
         labels or owner change: what a query computed from pods' identities stays valid while
         this stays the same."""
+        self._selections: dict[Hashable, tuple[tuple[PodRecord, ...], int]] = {}
 
     def __len__(self) -> int:
         return self._count
+
+    def _membership_changed(self) -> None:
+        self.membership += 1
+        self._selections.clear()  # they may hold pods that are gone, or miss new ones
+
+    def selection(
+        self, key: Hashable, namespace: str | None, picks: Callable[[PodRecord], bool]
+    ) -> tuple[tuple[PodRecord, ...], int]:
+        """The tracked pods of ``namespace`` that ``picks``, and how many are tracked there.
+
+        Remembered under ``key`` (which must name what ``picks`` picks) until a pod comes, goes
+        or changes labels or owner, for at most ``MAX_KEPT_SELECTIONS`` keys, the least recently
+        asked going first: HPAs ask the same few selections every 15 seconds, and matching every
+        pod's labels each time was a real share of a 1,000-pod query.
+        """
+        kept = self._selections.pop(key, None)
+        if kept is None:
+            tracked = list(self.pods(namespace))
+            kept = (tuple(r for r in tracked if picks(r)), len(tracked))
+            if len(self._selections) >= MAX_KEPT_SELECTIONS:
+                del self._selections[next(iter(self._selections))]
+        self._selections[key] = kept  # last: the most recently asked
+        return kept
 
     def _slice_index(self, now: float) -> int:
         return math.floor(now / self.config.slice_seconds)
@@ -254,13 +280,13 @@ class Store:
                 self._count += 1
             record = PodRecord(report, now)
             self._pods.setdefault(report.pod.namespace, {})[report.pod.name] = record
-            self.membership += 1
+            self._membership_changed()
         elif report.seq <= record.last_seq:
             return Applied.DUPLICATE
         elif (record.labels is not report.labels and record.labels != report.labels) or (
             record.owner is not report.owner and record.owner != report.owner
         ):
-            self.membership += 1
+            self._membership_changed()
         record._expire(self._oldest_slice(now))
         record._apply(report, self._slice_index(now), now)
         return outcome
@@ -318,7 +344,7 @@ class Store:
         if not pods:
             del self._pods[pod.namespace]
         self._count -= 1
-        self.membership += 1
+        self._membership_changed()
         return True
 
     def sweep(self, now: float) -> int:
@@ -334,5 +360,5 @@ class Store:
                 del self._pods[namespace]
         self._count -= forgotten
         if forgotten:
-            self.membership += 1
+            self._membership_changed()
         return forgotten

@@ -36,9 +36,6 @@ from adapter.store import PodRecord, Store
 
 SERVED_RESOURCES = (resources.PODS, resources.DEPLOYMENTS, resources.NAMESPACES)
 SERIES_LABEL = "deployment"
-MAX_KEPT_SELECTIONS = 256
-"""Pod selections (namespace, selector) remembered between queries; the HPAs of a cluster ask
-the same few over and over."""
 
 
 def seconds_text(seconds: float) -> str:
@@ -80,9 +77,6 @@ class StoreProvider:
             for r in self._served
             for m in catalog.NAMES
         ]
-        self._selections: dict[
-            tuple[str, str | None, object], tuple[int, list[PodRecord], int]
-        ] = {}
 
     # -- the seam --------------------------------------------------------------------------
 
@@ -180,38 +174,21 @@ class StoreProvider:
 
     def _matching_pods(
         self, namespace: str | None, selector: selectors.Selector
-    ) -> tuple[list[PodRecord], int]:
+    ) -> tuple[Sequence[PodRecord], int]:
         """The tracked pods of ``namespace`` that ``selector`` matches, and how many are tracked
-        there (remembered, see ``_remembered``)."""
-        return self._remembered(
-            ("labels", namespace, selector), lambda r: selector.matches(r.labels)
+        there (remembered by the store, ``Store.selection``)."""
+        return self.store.selection(
+            ("labels", namespace, selector), namespace, lambda r: selector.matches(r.labels)
         )
 
-    def _deployment_pods(self, namespace: str, name: str) -> list[PodRecord]:
+    def _deployment_pods(self, namespace: str, name: str) -> Sequence[PodRecord]:
         """The tracked pods of ``namespace`` whose pushed owner is Deployment ``name``."""
 
         def owned(record: PodRecord) -> bool:
             owner = record.owner
             return owner is not None and owner.kind == "Deployment" and owner.name == name
 
-        return self._remembered(("deployment", namespace, name), owned)[0]
-
-    def _remembered(
-        self, key: tuple[str, str | None, object], picks: Callable[[PodRecord], bool]
-    ) -> tuple[list[PodRecord], int]:
-        """The tracked pods of namespace ``key[1]`` that ``picks``, and how many are tracked
-        there; remembered under ``key`` until a pod comes, goes or changes labels or owner
-        (``Store.membership``): HPAs ask the same few selections every 15 seconds."""
-        membership = self.store.membership
-        kept = self._selections.get(key)
-        if kept is not None and kept[0] == membership:
-            return kept[1], kept[2]
-        tracked = list(self.store.pods(key[1]))
-        picked = [r for r in tracked if picks(r)]
-        if len(self._selections) >= MAX_KEPT_SELECTIONS and key not in self._selections:
-            del self._selections[next(iter(self._selections))]
-        self._selections[key] = (membership, picked, len(tracked))
-        return picked, len(tracked)
+        return self.store.selection(("deployment", namespace, name), namespace, owned)[0]
 
     def _group_values(
         self,

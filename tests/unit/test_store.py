@@ -500,3 +500,29 @@ def test_query_slack_keeps_at_most_one_slice_more_than_the_window(config):
         }
         assert young <= present, f"trial {trial}: lost reports still inside the window"
         assert not (too_old & present), f"trial {trial}: kept reports over a slice too old"
+
+
+def test_remembered_selections_follow_membership_and_hold_no_pod_that_is_gone(store):
+    for i in range(3):
+        store.apply(report(1, pod=PodRef("ns", f"p{i}")), now=1000.0)
+    everyone = store.selection("all", "ns", lambda r: True)
+    assert [r.pod.name for r in everyone[0]] == ["p0", "p1", "p2"]
+    assert everyone[1] == 3
+    assert store.selection("all", "ns", lambda r: False) is everyone, "not remembered"
+    store.apply(report(2, pod=PodRef("ns", "p0")), now=1001.0)  # identity unchanged
+    assert store.selection("all", "ns", lambda r: False) is everyone
+    store.apply(report(3, pod=PodRef("ns", "p0"), labels={"app": "new"}), now=1002.0)
+    assert store.selection("all", "ns", lambda r: False) == ((), 3), "kept across a relabel"
+    assert store.sweep(1000.0 + CONFIG.forget_after_seconds + 10) == 3
+    assert store._selections == {}, "a remembered selection kept swept pods in memory"
+
+
+def test_remembered_selections_drop_the_least_recently_asked(store, monkeypatch):
+    monkeypatch.setattr("adapter.store.MAX_KEPT_SELECTIONS", 2)
+    store.apply(report(1), now=1000.0)
+    first = store.selection("a", "ns", lambda r: True)
+    store.selection("b", "ns", lambda r: True)
+    assert store.selection("a", "ns", lambda r: False) is first  # "a" asked again: recent
+    store.selection("c", "ns", lambda r: True)  # evicts "b", the least recently asked
+    assert store.selection("a", "ns", lambda r: False) is first
+    assert store.selection("b", "ns", lambda r: False) == ((), 1)

@@ -243,7 +243,7 @@ async def get_resource_list(request: web.Request) -> web.Response:
 
 def _observe_age(state: AdapterState, timestamps: Sequence[float]) -> None:
     """Record the age of the oldest data in an answer (one observation per answer)."""
-    if timestamps:
+    if len(timestamps):
         state.telemetry.served_data_age.observe(max(0.0, state.clock() - min(timestamps)))
 
 
@@ -424,7 +424,7 @@ async def sweeper_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def log_flusher_context(app: web.Application) -> AsyncIterator[None]:
-    """Write out the access lines that wait in the log stream's buffer, periodically."""
+    """Write out the access lines that wait in the log handler, periodically."""
     async with background.running(_every(logs.FLUSH_INTERVAL_SECONDS, logs.flush_pending)):
         yield
     logs.flush_pending()

@@ -8,7 +8,7 @@ Every request writes one access line, so what a record costs matters for push th
 - ``access`` writes its line straight to the one ``LineHandler`` when that is all ``logging``
   would do with it, and otherwise builds its record directly, without ``findCaller``'s stack
   walk;
-- access lines wait in the stream's buffer for up to ``FLUSH_INTERVAL_SECONDS``
+- access lines wait in ``LineHandler`` for up to ``FLUSH_INTERVAL_SECONDS``
   (``LineHandler``) instead of costing a ``write`` call each; every other record flushes at
   once, and the server flushes what waits on that period (``flush_pending``).
 The lines themselves are what ``logging.Formatter`` and the former ``JsonFormatter`` wrote.
@@ -132,7 +132,7 @@ class JsonFormatter(logging.Formatter):
 
 
 FLUSH_INTERVAL_SECONDS = 0.25
-"""The longest an access line waits in the stream's buffer before it is written out."""
+"""The longest an access line waits in its ``LineHandler`` before it is written out."""
 
 
 class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -161,7 +161,7 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
 
     def write(self, line: str, batched: bool) -> None:
-        """Write one formatted line, now unless it is ``batched`` and the last write is
+        """Write one formatted line, now unless it is ``batched`` and the last flush is
         recent. The caller holds the handler's lock."""
         self._waiting.append(line)
         if not batched or time.monotonic() - self._flushed_at >= FLUSH_INTERVAL_SECONDS:
@@ -178,9 +178,15 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._flushed_at = time.monotonic()
 
     def flush_pending(self) -> None:
-        """Write out the lines that wait, if any."""
-        if self._waiting:
+        """Write out the lines that wait, if any. A stream that fails (a closed pipe, a full
+        disk) is reported as ``emit`` reports it, never raised: the server's periodic flush
+        must go on, and its shutdown must not fail."""
+        if not self._waiting:
+            return
+        try:
             self.flush()
+        except Exception:
+            self.handleError(logging.makeLogRecord({"msg": "writing the waiting access lines"}))
 
     def close(self) -> None:
         self.flush()
@@ -219,11 +225,12 @@ def _sole_line_handler(logger: logging.Logger) -> LineHandler | None:
                 return None
             found = handler
         current = current.parent if current.propagate else None
+    # Exactly our formatters, not subclasses: a subclass's format may differ from format_access.
     if (
         type(found) is not LineHandler
         or found.filters
         or found.level > logging.INFO
-        or not isinstance(found.formatter, TextFormatter | JsonFormatter)
+        or type(found.formatter) not in (TextFormatter, JsonFormatter)
     ):
         return None
     return found

@@ -329,3 +329,19 @@ def test_waiting_lines_are_written_when_logging_is_configured_again(configured) 
     logs.access(logging.getLogger("adapter.access"), "GET", "/x", 200, 0.001, None, None)
     configured("json")
     assert first.getvalue().endswith(" INFO adapter.access GET /x 200 1.0ms -\n")
+
+
+class BrokenStream(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_failing_stream_is_reported_not_raised_by_the_periodic_flush(monkeypatch, capsys):
+    monkeypatch.setattr(logging, "raiseExceptions", True)
+    handler = logs.LineHandler(BrokenStream())
+    handler.setFormatter(logs.TextFormatter())
+    handler._waiting.append("a waiting access line")
+    handler.flush_pending()  # must not raise: the server's flusher and shutdown go on
+    assert "BrokenPipeError" in capsys.readouterr().err
+    handler.flush_pending()  # the lost line is not retried forever
+    assert capsys.readouterr().err == ""

@@ -208,9 +208,8 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-@functools.lru_cache(maxsize=65_536)
-def _described_json(reference: ObjectReference) -> str:
-    """The ``describedObject`` JSON of one object, kept: the same pods answer every query."""
+def _object_json(reference: ObjectReference) -> str:
+    """The ``describedObject`` JSON of one object."""
     described = {
         "kind": reference.kind,
         "name": reference.name,
@@ -221,10 +220,9 @@ def _described_json(reference: ObjectReference) -> str:
     return _json(described)
 
 
-@functools.lru_cache(maxsize=65_536)
-def _pod_json(pod: PodRef) -> str:
-    """The ``describedObject`` JSON of a pod, kept per pod: the same pods answer every query."""
-    return _described_json(pod_reference(pod))
+_described_json = functools.lru_cache(maxsize=4096)(_object_json)
+"""``_object_json``, kept for the objects answered one by one (Deployments, namespaces, single
+pods); the pods of selector answers keep theirs in the skeletons."""
 
 
 @functools.lru_cache(maxsize=256)
@@ -286,7 +284,7 @@ def _pod_item_skeleton(
     parts: list[str] = []
     for pod in pods:
         parts += (
-            f',{{"describedObject":{_pod_json(pod)}{head},"timestamp":"',
+            f',{{"describedObject":{_object_json(pod_reference(pod))}{head},"timestamp":"',
             "",
             before_value,
             "",

@@ -96,6 +96,17 @@ class PodValues(Sequence[MetricValue]):
     def __len__(self) -> int:
         return len(self.pods)
 
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same ``MetricValue``s, as the list it stands for."""
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable columns, as a list
+
+    def __repr__(self) -> str:
+        return f"PodValues({self.metric!r}, {len(self)} pods)"
+
     @overload
     def __getitem__(self, index: int) -> MetricValue: ...
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -104,3 +105,8 @@ def test_pod_values_slice_and_length():
     assert len(columns) == 5
     assert [v.described_object.name for v in columns[1:4]] == ["p1", "p2", "p3"]
     assert columns[-1].described_object.name == "p4"
+    assert columns == list(columns), "not equal to the list it stands for"
+    assert columns != list(columns)[:-1]
+    assert repr(columns) == "PodValues('m', 5 pods)"
+    with pytest.raises(ValueError):
+        PodValues("m", pods, [0.5] * 4, [1.8e9] * 5)

@@ -110,3 +110,15 @@ def test_pod_values_slice_and_length():
     assert repr(columns) == "PodValues('m', 5 pods)"
     with pytest.raises(ValueError):
         PodValues("m", pods, [0.5] * 4, [1.8e9] * 5)
+
+
+def test_a_kept_skeleton_is_never_used_for_other_pods_with_the_same_first_pod_and_count():
+    def answer(*names: str) -> list[str]:
+        pods = [PodRef("ns", name) for name in names]
+        columns = PodValues("m", pods, [0.5] * len(pods), [1.8e9] * len(pods))
+        body = json.loads(api.custom_value_list("v1beta2", columns))
+        return [item["describedObject"]["name"] for item in body["items"]]
+
+    assert answer("a", "b", "c") == ["a", "b", "c"]
+    assert answer("a", "x", "c") == ["a", "x", "c"]
+    assert answer("a", "b", "c") == ["a", "b", "c"]

@@ -47,8 +47,12 @@ def values(document: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def histogram_bucket_of_quantile(url: str, q: float) -> tuple[float, float]:
-    """The bucket (lower, upper] of the pod's own latency histogram holding its q-quantile."""
+def histogram_bounds_of_quantile(url: str, q: float) -> tuple[float, float]:
+    """Bounds from the pod's own latency histogram on its q-quantile as ``numpy.quantile``
+    (and the adapter's sketch) define it: a value between the order statistics of 0-based
+    ranks floor((n - 1) q) and the next, so from the lower edge of the bucket holding the first
+    to the upper edge of the bucket holding the second. (The bucket holding the ceil(q n)-th
+    value alone is a different definition: an interpolated p99 can lie just below it.)"""
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
         lines = response.read().decode().splitlines()
     buckets = []
@@ -56,13 +60,19 @@ def histogram_bucket_of_quantile(url: str, q: float) -> tuple[float, float]:
         if line.startswith("inference_request_duration_seconds_bucket{"):
             bound = line.split('le="', 1)[1].split('"', 1)[0]
             buckets.append((float(bound), float(line.rsplit(" ", 1)[1])))
-    total = buckets[-1][1]
-    lower = 0.0
-    for upper, cumulative in buckets:
-        if cumulative >= q * total:
-            return lower, upper
-        lower = upper
-    raise AssertionError("no bucket holds the quantile")
+    total = int(buckets[-1][1])
+    below = int((total - 1) * q)  # 0-based rank of the lower order statistic
+    above = min(below + 1, total - 1)
+
+    def bucket_of(rank: int) -> tuple[float, float]:
+        lower = 0.0
+        for upper, cumulative in buckets:
+            if cumulative > rank:
+                return lower, upper
+            lower = upper
+        raise AssertionError(f"no bucket holds rank {rank} of {total}")
+
+    return bucket_of(below)[0], bucket_of(above)[1]
 
 
 @pytest.fixture
@@ -120,9 +130,9 @@ def test_adapter_agrees_with_pods_and_load_generator(
     )
     assert set(p99) == set(PODS)
     for name, server in zip(PODS, servers, strict=True):
-        lower, upper = histogram_bucket_of_quantile(server.url, 0.99)
+        lower, upper = histogram_bounds_of_quantile(server.url, 0.99)
         # Two independent measurements of one pod's p99: the adapter's sketch (1 % accuracy)
-        # and the pod's own Prometheus histogram, whose bucket bounds the true value.
+        # and the pod's own Prometheus histogram, whose buckets bound the true value.
         assert lower * 0.99 <= p99[name] <= upper * 1.01, (name, lower, p99[name], upper)
     # Slower pods have higher tails: the per-pod values are not mixed up.
     assert p99[PODS[0]] < p99[PODS[1]] < p99[PODS[2]]

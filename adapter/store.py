@@ -219,17 +219,14 @@ class Store:
         self.max_pods = max_pods
         self._pods: dict[str, dict[str, PodRecord]] = {}
         self._count = 0
-        self.membership = 0
-        """Changes whenever a pod is added, replaced by a new incarnation or forgotten, or its
-        labels or owner change: what a query computed from pods' identities stays valid while
-        this stays the same."""
         self._selections: dict[Hashable, tuple[tuple[PodRecord, ...], int]] = {}
+        """``selection``'s answers, valid until a pod is added, replaced by a new incarnation or
+        forgotten, or its labels or owner change (``_membership_changed``)."""
 
     def __len__(self) -> int:
         return self._count
 
     def _membership_changed(self) -> None:
-        self.membership += 1
         self._selections.clear()  # they may hold pods that are gone, or miss new ones
 
     def selection(

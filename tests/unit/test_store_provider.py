@@ -685,8 +685,8 @@ async def test_pushes_that_change_no_identity_keep_the_selection():
     cluster = Cluster()
     cluster.push("a", 1000.0)
     await cluster.by_selector(resources.PODS, QUEUE_DEPTH, "app=model")
-    membership = cluster.store.membership
+    kept = cluster.store._selections.copy()
     cluster.push("a", 1000.5, gauges={QUEUE_DEPTH: 4.0})
-    assert cluster.store.membership == membership
+    assert cluster.store._selections == kept, "a push that changed no identity dropped it"
     values = await cluster.by_selector(resources.PODS, QUEUE_DEPTH, "app=model")
     assert [v.value for v in values] == [4.0], "the remembered selection served stale values"

@@ -43,11 +43,16 @@ def seconds_text(seconds: float) -> str:
     return f"{seconds:.3g}s"
 
 
+def owning_deployment(record: PodRecord) -> str | None:
+    """The Deployment a pod's pushes name as its owner, if any."""
+    owner = record.owner
+    return owner.name if owner is not None and owner.kind == "Deployment" else None
+
+
 def series_labels(record: PodRecord) -> dict[str, str]:
     """The labels of the metric series a pod contributes to."""
-    if record.owner is not None and record.owner.kind == "Deployment":
-        return {SERIES_LABEL: record.owner.name}
-    return {}
+    deployment = owning_deployment(record)
+    return {SERIES_LABEL: deployment} if deployment is not None else {}
 
 
 @dataclass(frozen=True)
@@ -183,12 +188,9 @@ class StoreProvider:
 
     def _deployment_pods(self, namespace: str, name: str) -> Sequence[PodRecord]:
         """The tracked pods of ``namespace`` whose pushed owner is Deployment ``name``."""
-
-        def owned(record: PodRecord) -> bool:
-            owner = record.owner
-            return owner is not None and owner.kind == "Deployment" and owner.name == name
-
-        return self.store.selection(("deployment", namespace, name), namespace, owned)[0]
+        return self.store.selection(
+            ("deployment", namespace, name), namespace, lambda r: owning_deployment(r) == name
+        )[0]
 
     def _group_values(
         self,
@@ -393,11 +395,16 @@ class StoreProvider:
 
     def _fresh(
         self, records: Sequence[PodRecord], metric_selector: selectors.Selector, now: float
-    ) -> list[PodRecord]:
-        fresh = self.store.fresh(records, now)
+    ) -> Sequence[PodRecord]:
+        return self._in_series(self.store.fresh(records, now), metric_selector)
+
+    def _in_series(
+        self, records: Sequence[PodRecord], metric_selector: selectors.Selector
+    ) -> Sequence[PodRecord]:
+        """Those of ``records`` whose series labels ``metric_selector`` matches."""
         if metric_selector.is_empty():
-            return fresh
-        return [r for r in fresh if metric_selector.matches(self._series_labels(r))]
+            return records
+        return [r for r in records if metric_selector.matches(self._series_labels(r))]
 
     def _groups(
         self, group_resource: str, namespace: str | None
@@ -408,9 +415,10 @@ class StoreProvider:
                 groups[ObjectReference("Namespace", "v1", name)] = list(self.store.pods(name))
             return groups
         for record in self.store.pods(namespace):
-            if record.owner is not None and record.owner.kind == "Deployment":
+            deployment = owning_deployment(record)
+            if deployment is not None:
                 reference = ObjectReference(
-                    "Deployment", "apps/v1", record.owner.name, record.pod.namespace
+                    "Deployment", "apps/v1", deployment, record.pod.namespace
                 )
                 groups.setdefault(reference, []).append(record)
         return groups
@@ -513,8 +521,7 @@ class StoreProvider:
         now: float,
     ) -> PodValues:
         """One value per pod, for the pods (already fresh) that have ``metric``."""
-        if not metric_selector.is_empty():
-            records = [r for r in records if metric_selector.matches(self._series_labels(r))]
+        records = self._in_series(records, metric_selector)
         self._refresh_windows(metric, records, now)
         numbers: Sequence[float] | NDArray[np.float64]
         if metric.kind is catalog.Kind.GAUGE:

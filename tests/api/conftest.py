@@ -14,6 +14,7 @@ from aiohttp import web
 from adapter.app import AdapterState, Handler, make_app
 from adapter.client import PodIdentity, encode_report
 from adapter.config import ConnectionConfig, ServerConfig, StoreConfig
+from adapter.provider import MetricsProvider
 from adapter.sketch import LatencySketch
 from adapter.store import Store
 from adapter.store_provider import StoreProvider
@@ -103,14 +104,17 @@ async def serve_adapter(
     clock: Callable[[], float] | None = None,
     window_seconds: float = 30,
     request_timeout_seconds: float = 60,
+    config: ServerConfig | None = None,
+    provider: MetricsProvider | None = None,
 ) -> AsyncIterator[RunningAdapter]:
     """Serve the application on ``port`` (a free one by default) until the block ends.
 
     The clock is a ``FakeClock`` unless one is given (``time.time`` for tests with real
-    processes pushing in real time).
+    processes pushing in real time). ``config`` and ``provider`` replace the push-mode
+    defaults (the window and request timeout arguments then do nothing).
     """
     clock = clock or FakeClock()
-    config = ServerConfig(
+    config = config or ServerConfig(
         store=StoreConfig(window_seconds=window_seconds, max_age_seconds=10),
         connections=ConnectionConfig(request_timeout_seconds=request_timeout_seconds),
     )
@@ -118,7 +122,7 @@ async def serve_adapter(
     state = AdapterState(
         config=config,
         store=store,
-        provider=StoreProvider(store, clock),
+        provider=provider or StoreProvider(store, clock),
         push_token=PushToken(TOKEN),
         clock=clock,
         tls=ServingTls(pki.serving_cert, pki.serving_key, pki.ca_cert),

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from kubernetes.utils import parse_quantity
 
-from tests import prometheus_server
+from localcluster import prometheus as prometheus_server
 from tests.conftest import free_port
 from tests.integration.conftest import (
     AdapterProcess,
@@ -90,7 +90,14 @@ class Fleet:
 
 @pytest.fixture(scope="session")
 def prometheus_binary(pytestconfig: pytest.Config) -> str:
-    return prometheus_server.ensure_installed(prometheus_server.terminal(pytestconfig))
+    """Debian's ``prometheus``, installed now if missing (said on the terminal, past capture)."""
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+
+    def say(text: str) -> None:
+        with capture.global_and_fixture_disabled():
+            print(f"\n[tests] {text}", file=sys.stderr, flush=True)
+
+    return prometheus_server.ensure_installed(say)
 
 
 def _start_pod(

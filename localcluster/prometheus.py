@@ -1,8 +1,9 @@
-"""A real Prometheus server for the tests and benchmarks: Debian's package, run on 127.0.0.1.
+"""A real Prometheus server on this machine, for the tests and benchmarks: Debian's package.
 
 ``ensure_installed`` is the one place that installs it: when no ``prometheus`` binary is on the
 PATH it runs ``apt-get install prometheus`` (after ``apt-get update`` when the package lists do
-not know the package yet), saying so on the terminal. A test never skips for want of it.
+not know the package yet), saying so. The tests' session fixture calls it, so the README's test
+command sets everything up on a fresh machine and a test never skips for want of it.
 
 ``PrometheusServer`` runs its own process with a generated configuration (static targets with
 their target labels, one scrape interval), a temporary storage directory and a free port; the
@@ -15,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -65,8 +65,11 @@ class Target:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
-def configuration(targets: Sequence[Target], scrape_interval_seconds: float) -> str:
-    """A Prometheus configuration scraping ``targets`` (JSON is valid YAML)."""
+def configuration(
+    targets: Sequence[Target], scrape_interval_seconds: float, honor_labels: bool = False
+) -> str:
+    """A Prometheus configuration scraping ``targets`` (JSON is valid YAML). A target label
+    ``__metrics_path__`` sets its path; ``honor_labels`` keeps the labels an exporter writes."""
     interval = f"{round(scrape_interval_seconds * 1000)}ms"
     return json.dumps(
         {
@@ -74,6 +77,7 @@ def configuration(targets: Sequence[Target], scrape_interval_seconds: float) -> 
             "scrape_configs": [
                 {
                     "job_name": "model-servers",
+                    "honor_labels": honor_labels,
                     "static_configs": [
                         {"targets": [t.address], "labels": dict(t.labels)} for t in targets
                     ],
@@ -94,13 +98,14 @@ class PrometheusServer:
         targets: Sequence[Target],
         scrape_interval_seconds: float = 1.0,
         port: int | None = None,
+        honor_labels: bool = False,
     ) -> None:
         self.binary = binary
         self.directory = directory
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_file = directory / "prometheus.json"
-        self.config_file.write_text(configuration(targets, scrape_interval_seconds))
+        self.config_file.write_text(configuration(targets, scrape_interval_seconds, honor_labels))
         self.log_file = directory / "prometheus.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -129,7 +134,7 @@ class PrometheusServer:
 
     def _ready(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as answer:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as answer:  # noqa: S310
                 return bool(answer.status == 200)
         except OSError:
             return False
@@ -148,25 +153,19 @@ class PrometheusServer:
     def query(self, promql: str) -> list[dict[str, Any]]:
         """The samples of an instant query, straight from the HTTP API."""
         url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
-        with urllib.request.urlopen(url, timeout=10) as answer:
+        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - our http URL
             document = json.loads(answer.read())
         return list(document["data"]["result"])
 
-    def wait_for(self, promql: str, ready: Callable[[list[dict[str, Any]]], bool]) -> None:
+    def wait_for(
+        self,
+        promql: str,
+        ready: Callable[[list[dict[str, Any]]], bool],
+        timeout_seconds: float = START_TIMEOUT_SECONDS,
+    ) -> None:
         """Poll ``promql`` until ``ready`` holds for its samples (generous deadline)."""
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        deadline = time.monotonic() + timeout_seconds
         while not ready(self.query(promql)):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{promql!r} did not become ready: {self.query(promql)}")
             time.sleep(0.1)
-
-
-def terminal(say_to: Any) -> Callable[[str], None]:
-    """A ``say`` that reaches the terminal past pytest's capture (``pytestconfig``)."""
-    capture = say_to.pluginmanager.getplugin("capturemanager")
-
-    def say(text: str) -> None:
-        with capture.global_and_fixture_disabled():
-            print(f"\n[tests] {text}", file=sys.stderr, flush=True)
-
-    return say

@@ -7,8 +7,9 @@ Prometheus-mode adapter reads each. All adapters run at their defaults (30 s win
 steady ``steady_seconds`` every pod's latency steps from ~50 ms to ~400 ms at the same instant.
 This process asks the three adapters for the Deployment's pooled p99 every ``poll_seconds`` (as
 an HPA would, over HTTPS) and notes when each first crosses half-way between the two levels:
-freshness = that answer's arrival - the step. Each run is one step; figures are medians of the
-runs. Accuracy: in the last seconds before the step (windows full of the steady traffic), each
+freshness = that answer's arrival - the step. Each run is one step, at a random phase of the
+scrape intervals; figures are medians of the runs, with the slowest. Accuracy: in the last
+seconds before the step (windows full of the steady traffic), each
 served p99 against ``numpy.quantile(0.99)`` of the very requests of the 30 s before it (every
 observation is logged by the pods).
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import subprocess
 import sys
 import tempfile
@@ -39,11 +41,10 @@ from adapter.prometheus import Queries, SeriesLabels, promql
 from adapter.prometheus.sources import MODEL_SERVER
 from adapter.quantity import parse_quantity
 from bench import servers, stats, stepping_pods
+from bench.freshness import AFTER_SECONDS, BEFORE_SECONDS
 from localcluster import prometheus
 from localcluster.ports import free_port
 
-BEFORE_SECONDS = 0.05
-AFTER_SECONDS = 0.4
 SIGMA = stepping_pods.SIGMA
 Z99 = 2.3263478740408408
 """The standard normal's 0.99 quantile: a lognormal's p99 is its median * exp(sigma * Z99)."""
@@ -240,7 +241,11 @@ def freshness_and_accuracy(
         rig = _Rig(Path(tmp), binary, settings.pods)
         try:
             rig.start()
+            rng = random.Random()
             for run in range(settings.runs):
+                # Runs last about a multiple of 15 s: without this the step would meet the
+                # 15 s scrapes at nearly the same phase every run.
+                time.sleep(rng.uniform(0, 15))
                 samples_file = Path(tmp) / f"samples-{run}.npy"
                 step, polls = asyncio.run(_one_step(rig, settings, samples_file))
                 samples = np.load(samples_file)

@@ -179,12 +179,12 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, prometheus_binary: str) -> I
         prometheus.wait_for("up == 1", lambda samples: len(samples) == len(PODS))
         yield Fleet(servers, prometheus, push, pulled)
     finally:
-        for adapter in adapters:
-            stop(adapter)
-        prometheus.stop()
         for server in servers.values():
             server.process.kill()  # slow-0 may still hold requests: no drain wanted
-            stop_process(server.process)
+        with ThreadPoolExecutor(len(adapters) + 1 + len(servers)) as pool:
+            pool.map(stop, adapters)
+            pool.submit(prometheus.stop)
+            pool.map(stop_process, [server.process for server in servers.values()])
 
 
 @pytest.fixture(scope="session")

@@ -4,15 +4,14 @@ The fleet (``conftest.py``): pods push to one adapter and are scraped every seco
 Prometheus that a second adapter (``--source prometheus``) reads. Bounds, from how each path
 measures: the same pod set; gauges within what one scrape interval can change (one request
 completes per 1.5 s on ``slow-0``); the pooled p99 within the histogram's bucket resolution of
-the push path's value (at most the width of the bucket holding the larger of the two, plus the
-sketch's 1 %); rates within 5 % (Prometheus' window ends at its last scrape, up to 1 s
-before the push path's).
+the push path's value (its bucket or the next one either side, ``assert_same_p99``); rates
+within 5 % (Prometheus' window ends at its last scrape, up to 1 s before the push path's).
+Prometheus stopped and erring: ``test_restart.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 
 import aiohttp
@@ -21,10 +20,8 @@ import pytest
 from model_server.metrics import LATENCY_BUCKETS
 from tests.prometheus.conftest import (
     NAMESPACE,
-    TIMEOUT_SECONDS,
     WINDOW_SECONDS,
     Fleet,
-    fetch,
     read,
     values,
 )
@@ -43,19 +40,15 @@ def both(fleet: Fleet, path: str) -> tuple[dict[str, float], dict[str, float]]:
     return values(pulled), values(pushed)
 
 
-def bucket_width(seconds: float) -> float:
-    """The width of the latency histogram's bucket that holds ``seconds``."""
-    lower = 0.0
-    for upper in LATENCY_BUCKETS:
-        if seconds <= upper:
-            return upper - lower
-        lower = upper
-    raise AssertionError(f"{seconds} s is beyond the histogram's last finite bucket")
-
-
 def assert_same_p99(pulled: float, pushed: float) -> None:
-    bound = bucket_width(max(pulled, pushed)) + 0.01 * pushed
-    assert abs(pulled - pushed) <= bound, (pulled, pushed, bound)
+    """Prometheus' p99 lies in the histogram bucket that holds the push path's, or in the next
+    one either side: the two windows end up to a scrape apart under live load, and a p99 near a
+    bucket edge crosses it. (p50 for p99, or a mean of per-pod p99s, is buckets away.)"""
+    edges = (0.0, *LATENCY_BUCKETS)
+    holding = next(i for i, upper in enumerate(edges) if i and pushed <= upper)
+    lower = edges[max(0, holding - 2)]
+    upper = edges[holding + 1] if holding + 1 < len(edges) else float("inf")
+    assert lower <= pulled <= upper, (pulled, pushed, (lower, upper))
 
 
 def late_in_a_slice() -> None:
@@ -131,40 +124,3 @@ def test_gauges_agree_within_one_scrape_interval(fleet: Fleet) -> None:
                 post.cancel()
 
     asyncio.run(compare())
-
-
-def test_prometheus_down_erring_and_back(fleet: Fleet) -> None:
-    path = f"{BASE}/deployments.apps/model/inference_latency_p99_seconds"
-    prometheus = fleet.prometheus
-    try:
-        prometheus.stop()
-        started = time.monotonic()
-        status, document = read(fleet.pulled, path)
-        assert time.monotonic() - started < TIMEOUT_SECONDS + 5
-        assert status == 503 and document["reason"] == "ServiceUnavailable", document
-        assert f"Prometheus at {prometheus.url}" in document["message"]
-        assert "cannot reach it" in document["message"]
-        # The HPA's own "metrics unavailable" handling is the right reaction: stay ready.
-        assert fetch(fleet.pulled, "/readyz") == (200, b"ok")
-        assert fetch(fleet.pulled, "/livez") == (200, b"ok")
-
-        prometheus.start("--query.max-samples=1")  # the engine answers, with an error
-        status, document = read(fleet.pulled, path)
-        assert status == 503, document
-        assert "too many samples" in document["message"]
-        prometheus.stop()
-    finally:
-        if prometheus.process is None:
-            prometheus.start()
-    deadline = time.monotonic() + 30
-    while (status := read(fleet.pulled, path)[0]) != 200:
-        assert time.monotonic() < deadline, status
-        time.sleep(0.2)
-    metrics = fetch(fleet.pulled, "/metrics")[1].decode()
-    for outcome in ("success", "unreachable", "error"):
-        counted = re.search(
-            rf'adapter_backend_queries_total{{backend="prometheus",outcome="{outcome}"}} (\S+)',
-            metrics,
-        )
-        assert counted is not None and float(counted.group(1)) >= 1, outcome
-    assert "adapter_backend_query_duration_seconds_bucket" in metrics

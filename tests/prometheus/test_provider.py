@@ -14,14 +14,14 @@ import json
 import math
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
 from adapter import errors, kube, resources, selectors
 from adapter.prometheus import PrometheusClient, PrometheusProvider, Queries, SeriesLabels
 from adapter.prometheus.histogram import bucket_quantile
-from adapter.provider import CustomMetricInfo, MetricsProvider
+from adapter.provider import CustomMetricInfo, MetricsProvider, MetricValue
 from tests.prometheus.conftest import NAMESPACE, PODS, Fleet
 
 pytestmark = pytest.mark.integration
@@ -138,6 +138,50 @@ def test_bucket_quantile_is_prometheus_arithmetic(fleet: Fleet, traffic_done: No
         (answer,) = instant(fleet, f"histogram_quantile({q}, {buckets})", at)
         assert bucket_quantile(q, pooled) == pytest.approx(float(answer["value"][1]), rel=1e-12)
     assert not math.isnan(bucket_quantile(0.99, pooled))
+
+
+async def test_every_object_kind_agrees_between_modes(
+    providers: tuple[MetricsProvider, MetricsProvider],
+) -> None:
+    """Deployments by selector, namespaces and external series: the series labels (standalone)
+    and the informers' objects (cluster mode, split per pod) give the same pooled values."""
+    standalone, in_cluster = providers
+    everything = selectors.EVERYTHING
+
+    def by_name(values: Sequence[MetricValue]) -> dict[str, float]:
+        return {v.described_object.name: v.value for v in values}
+
+    deployments = CustomMetricInfo(resources.DEPLOYMENTS.group_resource, True, P99)
+    labelled = by_name(
+        await standalone.get_metric_by_selector(deployments, NAMESPACE, everything, everything)
+    )
+    informed = by_name(
+        await in_cluster.get_metric_by_selector(deployments, NAMESPACE, everything, everything)
+    )
+    assert set(labelled) == set(informed) == {"model", "slow"}
+    assert informed["model"] == pytest.approx(labelled["model"], rel=1e-4)
+
+    namespaces = CustomMetricInfo(resources.NAMESPACES.group_resource, False, P99)
+    whole = await standalone.get_metric_by_name(namespaces, None, NAMESPACE, everything)
+    split = await in_cluster.get_metric_by_name(namespaces, None, NAMESPACE, everything)
+    assert split.value == pytest.approx(whole.value, rel=1e-4)
+    listed = await standalone.get_metric_by_selector(namespaces, None, everything, everything)
+    assert by_name(listed) == pytest.approx({NAMESPACE: whole.value}, rel=1e-4)
+
+    rate = "inference_requests_per_second"
+    labelled_series = await standalone.get_external_metric(NAMESPACE, rate, everything)
+    informed_series = await in_cluster.get_external_metric(NAMESPACE, rate, everything)
+    assert (
+        [s.labels for s in labelled_series]
+        == [s.labels for s in informed_series]
+        == [
+            {"deployment": "model"},
+            {"deployment": "slow"},
+        ]
+    )
+    only_model = selectors.parse("deployment=model")
+    (model,) = await in_cluster.get_external_metric(NAMESPACE, rate, only_model)
+    assert model.value == pytest.approx(labelled_series[0].value, rel=0.05)
 
 
 async def test_not_found_and_bad_selectors(

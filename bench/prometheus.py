@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import subprocess
 import sys
@@ -37,8 +38,11 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-from adapter.prometheus import Queries, SeriesLabels, promql
+from adapter import kube, resources, selectors
+from adapter.prometheus import PrometheusClient, PrometheusProvider, Queries, SeriesLabels, promql
+from adapter.prometheus.provider import NAMES_PER_QUERY
 from adapter.prometheus.sources import MODEL_SERVER
+from adapter.provider import CustomMetricInfo
 from adapter.quantity import parse_quantity
 from bench import servers, stats, stepping_pods
 from bench.freshness import AFTER_SECONDS, BEFORE_SECONDS
@@ -387,6 +391,96 @@ async def _query_times(
     return entries
 
 
+def _fleet_view(sizes: tuple[int, ...]) -> kube.ClusterView:
+    """The exporter's pods as the informers would list them: Deployment ``q<n>k`` (selector
+    ``app=q<n>k``) owning its pods through a ReplicaSet, in namespace ``q<n>k``."""
+    view = kube.ClusterView()
+    pods, replica_sets, deployments = [], [], []
+    for size in sizes:
+        name = f"q{size // 1000}k"
+
+        def owned(kind: str, owner: str) -> list[dict[str, Any]]:
+            return [{"kind": kind, "name": owner, "controller": True}]
+
+        replica_sets.append(
+            {
+                "metadata": {
+                    "namespace": name,
+                    "name": f"{name}-rs",
+                    "ownerReferences": owned("Deployment", name),
+                }
+            }
+        )
+        deployments.append(
+            {
+                "metadata": {"namespace": name, "name": name},
+                "spec": {"selector": {"matchLabels": {"app": name}}},
+            }
+        )
+        pods += [
+            {
+                "metadata": {
+                    "namespace": name,
+                    "name": f"{name}-{index:05d}",
+                    "uid": f"{name}-{index}",
+                    "labels": {"app": name},
+                    "ownerReferences": owned("ReplicaSet", f"{name}-rs"),
+                }
+            }
+            for index in range(size)
+        ]
+    for kind, objects in (
+        (kube.PODS, pods),
+        (kube.REPLICA_SETS, replica_sets),
+        (kube.DEPLOYMENTS, deployments),
+        (kube.SERVICES, []),
+    ):
+        view.deliver(kind)(kube.SYNC, objects)
+    return view
+
+
+async def _split_times(
+    engine: prometheus.PrometheusServer, settings: PrometheusSettings, log: Callable[[str], Any]
+) -> list[dict[str, Any]]:
+    """Cluster mode in process: a Deployment's pooled p99 from its informer pods, asked in parts
+    of 100 pod names and pooled in the adapter, against the one label-matcher query."""
+    window = 3 * settings.exporter_scrape_seconds
+    queries = Queries(SeriesLabels(), window, window, 60.0)
+    info = CustomMetricInfo(
+        resources.DEPLOYMENTS.group_resource, True, "inference_latency_p99_seconds"
+    )
+    entries = []
+    async with PrometheusClient(engine.url, 300.0) as client:
+        split = PrometheusProvider(client, queries, view=_fleet_view(settings.query_sizes))
+        labelled = PrometheusProvider(client, queries)
+        for size in settings.query_sizes:
+            name = f"q{size // 1000}k"
+            timings: dict[str, list[float]] = {"split": [], "labelled": []}
+            for attempt in range(settings.query_repeats + 1):
+                for kind, provider in (("split", split), ("labelled", labelled)):
+                    started = time.perf_counter()
+                    await provider.get_metric_by_name(info, name, name, selectors.EVERYTHING)
+                    if attempt:
+                        timings[kind].append(time.perf_counter() - started)
+            ours, base = stats.median(timings["split"]), stats.median(timings["labelled"])
+            entries.append(
+                {
+                    "name": f"prometheus group, query {size:,} pods: pooled p99, cluster mode"
+                    f" ({math.ceil(size / NAMES_PER_QUERY)} parts), in process",
+                    "unit": "ms",
+                    "ours": ours * 1000,
+                    "ours_p90": stats.percentile(timings["split"], 90) * 1000,
+                    "baseline": base * 1000,
+                    "ratio": stats.ratio(ours, base),
+                    "ratio_is": "split/one label-matcher query",
+                    "target": "-",
+                    "met": None,
+                }
+            )
+            log(f"  {entries[-1]['name']}: {ours * 1000:.0f} ms, one query {base * 1000:.0f} ms")
+    return entries
+
+
 def query_time(
     settings: PrometheusSettings, binary: str, log: Callable[[str], Any]
 ) -> list[dict[str, Any]]:
@@ -428,7 +522,10 @@ def query_time(
                 lambda found: bool(found) and float(found[0]["value"][1]) >= pods,
                 timeout_seconds=180,
             )
-            return asyncio.run(_query_times(adapter, engine, cert_dir, client_cert, settings, log))
+            entries = asyncio.run(
+                _query_times(adapter, engine, cert_dir, client_cert, settings, log)
+            )
+            return entries + asyncio.run(_split_times(engine, settings, log))
         finally:
             if adapter is not None:
                 adapter.stop()

@@ -16,10 +16,9 @@ import math
 import ssl
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 from prometheus_client import Counter, Histogram
@@ -41,9 +40,8 @@ class BackendError(Exception):
         self.cause = cause
 
 
-@dataclass(frozen=True)
-class Sample:
-    """One element of an instant vector."""
+class Sample(NamedTuple):
+    """One element of an instant vector (a NamedTuple: a 10,000-pod answer builds 10,000)."""
 
     labels: Mapping[str, str]
     value: float

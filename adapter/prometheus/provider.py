@@ -518,7 +518,8 @@ class PrometheusProvider:
 
 
 def _group(sample: Sample, by: Sequence[str]) -> Group:
-    return tuple(sample.labels.get(label, "") for label in by)
+    labels = sample.labels
+    return tuple([labels.get(label, "") for label in by])
 
 
 def _newest(answers: Sequence[Sequence[Sample]], by: Sequence[str]) -> _Newest:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 import urllib.parse
@@ -105,9 +106,20 @@ class PrometheusServer:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_file = directory / "prometheus.json"
+        self.scrape_interval_seconds = scrape_interval_seconds
+        self.honor_labels = honor_labels
         self.config_file.write_text(configuration(targets, scrape_interval_seconds, honor_labels))
         self.log_file = directory / "prometheus.log"
         self.process: subprocess.Popen[bytes] | None = None
+
+    def scrape(self, targets: Sequence[Target]) -> None:
+        """Scrape ``targets`` from now on: the configuration is rewritten and, if running, it
+        is reloaded (SIGHUP), so it can start, holding its port, before its targets exist."""
+        self.config_file.write_text(
+            configuration(targets, self.scrape_interval_seconds, self.honor_labels)
+        )
+        if self.process is not None:
+            self.process.send_signal(signal.SIGHUP)
 
     def start(self, *flags: str) -> None:
         """Start it (with extra ``flags``) and wait until it is ready."""

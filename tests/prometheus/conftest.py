@@ -27,7 +27,6 @@ import pytest
 from kubernetes.utils import parse_quantity
 
 from localcluster import prometheus as prometheus_server
-from tests.conftest import free_port
 from tests.integration.conftest import (
     AdapterProcess,
     ModelServerProcess,
@@ -100,9 +99,7 @@ def prometheus_binary(pytestconfig: pytest.Config) -> str:
     return prometheus_server.ensure_installed(say)
 
 
-def _start_pod(
-    directory: Path, name: str, push: AdapterProcess, token: Path, port: int
-) -> ModelServerProcess:
+def _start_pod(directory: Path, name: str, push: AdapterProcess, token: Path) -> ModelServerProcess:
     deployment, service_time = PODS[name]
     return start_model_server(
         directory,
@@ -118,31 +115,17 @@ def _start_pod(
         f"--adapter-ca-file={push.ca_file}",
         f"--push-token-file={token}",
         "--push-interval=100ms",
-        port=port,
     )
 
 
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory, prometheus_binary: str) -> Iterator[Fleet]:
-    """Everything started at once where it can be (each start is mostly interpreter start-up)."""
+    """Everything started at once where it can be (each start is mostly interpreter start-up);
+    Prometheus first, holding its port, told its targets once they listen."""
     directory = tmp_path_factory.mktemp("prometheus-fleet")
     for part in ("push", "pulled"):
         (directory / part).mkdir()
-    ports = {name: free_port() for name in PODS}
-    targets = [
-        prometheus_server.Target(
-            f"127.0.0.1:{port}",
-            {
-                "namespace": NAMESPACE,
-                "pod": name,
-                "deployment": PODS[name][0],
-                "app": PODS[name][0],
-            },
-        )
-        for name, port in ports.items()
-        for deployment in [PODS[name][0]]
-    ]
-    prometheus = prometheus_server.PrometheusServer(prometheus_binary, directory, targets)
+    prometheus = prometheus_server.PrometheusServer(prometheus_binary, directory, [])
     token = directory / "push-token"
     servers: dict[str, ModelServerProcess] = {}
     adapters: list[AdapterProcess] = []
@@ -152,7 +135,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, prometheus_binary: str) -> I
         adapters.append(push)
         token.write_text(push.token)
         with ThreadPoolExecutor(len(PODS)) as pool:
-            started = pool.map(lambda n: _start_pod(directory, n, push, token, ports[n]), PODS)
+            started = pool.map(lambda n: _start_pod(directory, n, push, token), PODS)
             servers.update(zip(PODS, started, strict=True))
         return push
 
@@ -174,6 +157,16 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, prometheus_binary: str) -> I
         with ThreadPoolExecutor(2) as pool:
             pushing, pulling = pool.submit(start_pushing_side), pool.submit(start_pulled)
             push, pulled = pushing.result(), pulling.result()
+        prometheus.scrape(
+            [
+                prometheus_server.Target(
+                    server.url.removeprefix("http://"),
+                    {"namespace": NAMESPACE, "pod": name, "deployment": kind, "app": kind},
+                )
+                for name, server in servers.items()
+                for kind in [PODS[name][0]]
+            ]
+        )
         for server in servers.values():
             wait_until_ready(server)
         prometheus.wait_for("up == 1", lambda samples: len(samples) == len(PODS))

@@ -10,9 +10,10 @@ matters to the metrics is that a longer prompt costs a longer prefill.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Final
+
+from model_server import protocol
 
 __all__ = [
     "CompletionRequest",
@@ -64,18 +65,12 @@ def count_tokens(text: str) -> int:
     return max(1, len(text.split()))
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number")
-
-
 def decode_completion(body: bytes, model: str, max_model_len: int) -> CompletionRequest:
     """Validate a ``POST /v1/completions`` body for a server serving ``model``."""
     try:
-        document = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as error:
-        raise OpenAIError(400, f"the body is not valid UTF-8 JSON: {str(error)[:100]}") from error
-    if not isinstance(document, dict):
-        raise OpenAIError(400, "the body must be a JSON object")
+        document = protocol.parse_object(body)
+    except ValueError as error:
+        raise OpenAIError(400, str(error)) from error
     name = document.get("model")
     if not isinstance(name, str):
         raise OpenAIError(400, "model is required and must be a string", "model")

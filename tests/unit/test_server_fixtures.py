@@ -46,8 +46,9 @@ def counter_value(scrape: Scrape, name: str, labels: dict[str, str]) -> float | 
 def test_the_files_are_what_the_generator_writes(server: str) -> None:
     texts, stories = generate.story(server)
     assert [s.text for s in load(server)] == texts
-    story = json.loads((HERE / server / "story.json").read_text())
-    assert story["scrapes"] == [vars(s) for s in stories]
+    assert [s.story for s in load(server)] == stories
+    document = json.loads((HERE / server / "story.json").read_text())
+    assert document["scrapes"] == [vars(s) for s in stories]
 
 
 @pytest.mark.parametrize("server", SERVERS)
@@ -59,7 +60,9 @@ def test_each_scrape_is_headed_by_its_source_and_parses(server: str) -> None:
             scrape.text
         )
         families = scrape.families()  # a fresh SGLang writes nothing: an empty scrape
-        assert families or (server, scrape.index) == ("sglang", 1), f"{server} {scrape.index}"
+        assert families or (server, scrape.story.index) == ("sglang", 1), (
+            f"{server} {scrape.story.index}"
+        )
 
 
 @pytest.mark.parametrize("server", SERVERS)
@@ -68,26 +71,26 @@ def test_counters_rise_then_start_over_at_the_restart(server: str) -> None:
     expected = 0
     seen = []
     for scrape in load(server):
-        if scrape.restarted:
+        if scrape.story.restarted:
             expected = 0
-        expected += scrape.served + (scrape.shed if arrivals else 0)
+        expected += scrape.story.served + (scrape.story.shed if arrivals else 0)
         value = counter_value(scrape, name, labels)
         seen.append(value)
         if expected:
-            assert value == expected, f"{server} scrape {scrape.index}"
-    restart = next(s.index for s in load(server) if s.restarted)
+            assert value == expected, f"{server} scrape {scrape.story.index}"
+    restart = next(s.story.index for s in load(server) if s.story.restarted)
     assert seen[restart - 1] < seen[restart - 2]  # the reset is visible
 
 
 @pytest.mark.parametrize("server", SERVERS)
 def test_the_missing_family_is_missing_only_where_the_story_says(server: str) -> None:
     scrapes = load(server)
-    (gap,) = [s for s in scrapes if s.missing]
-    parsed = gap.missing.replace("/", ":").removesuffix("_total")
+    (gap,) = [s for s in scrapes if s.story.missing]
+    parsed = gap.story.missing.replace("/", ":").removesuffix("_total")
     assert parsed not in gap.families()
     for scrape in scrapes:
-        if scrape.served and scrape is not gap:
-            assert parsed in scrape.families(), f"{server} scrape {scrape.index}"
+        if scrape.story.served and scrape is not gap:
+            assert parsed in scrape.families(), f"{server} scrape {scrape.story.index}"
 
 
 @pytest.mark.parametrize("server", sorted(QUEUE_GAUGES))
@@ -95,6 +98,6 @@ def test_the_queue_gauge_shows_the_story(server: str) -> None:
     for scrape in load(server):
         family = scrape.families().get(QUEUE_GAUGES[server])
         if family is None:
-            assert scrape.index == 1  # a fresh SGLang or TGI has not set it yet
+            assert scrape.story.index == 1  # a fresh SGLang or TGI has not set it yet
             continue
-        assert [s.value for s in family.samples] == [scrape.waiting]
+        assert [s.value for s in family.samples] == [scrape.story.waiting]

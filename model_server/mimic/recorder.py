@@ -147,7 +147,6 @@ class Recorder:
     ) -> None:
         self.surface = surface
         self._clock = clock
-        self._created = clock()
         fill = {"{model}": model, "{hostname}": hostname, "{pid}": str(pid)}
         self._constants = {
             f.name: {k: fill.get(v, v) for k, v in {**surface.constants, **f.fixed}.items()}

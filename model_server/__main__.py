@@ -20,7 +20,9 @@ from adapter import durations
 from adapter.client import PodIdentity, Token, TokenFile
 from model_server import identity
 from model_server.app import ModelServerConfig, serve
+from model_server.mimic import SERVERS
 from model_server.service_time import parse_distribution
+from model_server.tokens import TokenModel
 
 ENV_PREFIX = "MODEL_SERVER_"
 
@@ -124,6 +126,43 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         default="30s",
         help="on SIGTERM, exit within this long",
     )
+    add(
+        "--mimic",
+        choices=tuple(SERVERS),
+        default=None,
+        help="serve this real server's metric surface on /metrics (names, types, units, labels,"
+        " buckets) from the same simulation; vllm, sglang and tgi generate tokens and answer"
+        " POST /v1/completions too",
+    )
+    add(
+        "--max-model-len", type=_positive_int, default=4096, help="tokens per sequence (LLM mimics)"
+    )
+    add(
+        "--prompt-tokens",
+        type=_positive_int,
+        default=200,
+        help="median prompt length drawn for requests that bring none (LLM mimics)",
+    )
+    add("--output-tokens", type=_positive_int, default=100, help="median output length drawn")
+    add(
+        "--prefill-time-per-token",
+        type=durations.duration_arg,
+        default="100us",
+        help="prefill time per prompt token (LLM mimics)",
+    )
+    add(
+        "--time-per-output-token",
+        type=durations.duration_arg,
+        default="10ms",
+        help="a decode step with one sequence running (LLM mimics)",
+    )
+    add(
+        "--batch-slowdown",
+        type=_non_negative_float,
+        default=0.1,
+        help="each other sequence decoding makes a step this much longer (LLM mimics)",
+    )
+    add("--kv-cache-tokens", type=_positive_int, default=16384, help="KV cache size (LLM mimics)")
     return parser
 
 
@@ -160,6 +199,16 @@ def config_from_args(args: argparse.Namespace) -> ModelServerConfig:
         push_token=token,
         push_interval_seconds=args.push_interval,
         drain_timeout_seconds=args.drain_timeout,
+        mimic=args.mimic,
+        tokens=TokenModel(
+            prompt_median_tokens=args.prompt_tokens,
+            output_median_tokens=args.output_tokens,
+            max_model_len=args.max_model_len,
+            prefill_seconds_per_token=args.prefill_time_per_token,
+            decode_step_seconds=args.time_per_output_token,
+            batch_slowdown=args.batch_slowdown,
+            kv_capacity_tokens=args.kv_cache_tokens,
+        ),
     )
 
 

@@ -26,7 +26,8 @@ import numpy as np
 
 from adapter import sketch
 from adapter.config import StoreConfig
-from adapter.report import Owner, PodRef, Report
+from adapter.report import Owner, Report
+from adapter.resources import PodRef
 
 
 class Applied(enum.Enum):

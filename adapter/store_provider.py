@@ -31,7 +31,7 @@ from adapter.provider import (
     ObjectReference,
     PodValues,
 )
-from adapter.report import PodRef
+from adapter.resources import PodRef
 from adapter.store import PodRecord, Store
 
 SERVED_RESOURCES = (resources.PODS, resources.DEPLOYMENTS, resources.NAMESPACES)

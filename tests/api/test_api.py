@@ -9,7 +9,7 @@ import pytest
 from kubernetes.utils import parse_quantity
 
 from adapter.client import PodIdentity
-from adapter.report import PodRef
+from adapter.resources import PodRef
 from tests.api.conftest import TOKEN, RunningAdapter
 
 CUSTOM = "/apis/custom.metrics.k8s.io"

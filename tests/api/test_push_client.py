@@ -8,7 +8,7 @@ import aiohttp
 import numpy as np
 
 from adapter.client import LatencyRecorder, PodIdentity, PushClient, Pusher, TokenFile
-from adapter.report import PodRef
+from adapter.resources import PodRef
 from adapter.sketch import LatencySketch
 from tests.api.conftest import TOKEN, RunningAdapter
 from tests.conftest import Pki

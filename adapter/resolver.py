@@ -76,18 +76,15 @@ def _address(text: str, entry: str) -> str:
     try:
         return str(ipaddress.ip_address(bare))
     except ValueError:
-        raise ValueError(
-            f"invalid --resolve {entry!r}: {text!r} is not an IP address"
-            " (write IPv6 addresses in brackets: [fd00::1])"
-        ) from None
+        raise ValueError(f"invalid --resolve {entry!r}: {text!r} is not an IP address") from None
 
 
 def parse_resolve(entries: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """``HOST:ADDR[,ADDR...]`` entries (as curl's ``--resolve``, without the port) into a map.
 
     Entries may also come joined by commas (an environment variable): a part that is an address
-    continues the entry before it. IPv6 addresses go in brackets. Raises ValueError naming the
-    first bad entry.
+    continues the entry before it. IPv6 addresses may go in brackets. Raises ValueError naming
+    the first bad entry.
 
     >>> parse_resolve(["adapter.metrics.svc:10.0.0.7,10.0.0.8", "other:[fd00::1]"])
     {'adapter.metrics.svc': ('10.0.0.7', '10.0.0.8'), 'other': ('fd00::1',)}

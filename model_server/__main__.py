@@ -110,7 +110,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="HOST:ADDR[,ADDR...]: the adapter replicas HOST stands for, instead of DNS (as curl's"
-        " --resolve; IPv6 in brackets; repeatable)",
+        " --resolve; repeatable)",
     )
     add("--adapter-ca-file", type=Path, help="CA that signed the adapter's serving certificate")
     add("--push-token-file", type=Path, help="bearer token for pushes")

@@ -237,6 +237,8 @@ class Pusher:
         self._in_flight: _Outgoing | None = None
         self._failures = 0
         self._next_attempt = 0.0
+        self._not_before = 0.0
+        """The end of a ``Retry-After``: no attempt before it (``_next_attempt`` may be later)."""
         self._lock = asyncio.Lock()
         self.unreachable = False
         """Whether the last attempt failed to connect (or timed out): the replica may be gone."""
@@ -347,20 +349,24 @@ class Pusher:
             self.stats.duplicates += 1
         self.stats.delivered += 1
 
-    async def deliver(self, session: aiohttp.ClientSession, force: bool = False) -> None:
+    async def deliver(
+        self, session: aiohttp.ClientSession, force: bool = False, early_seconds: float = 0.0
+    ) -> None:
         """Send what is due: the in-flight report first, then pending data as a new report.
 
-        One delivery at a time: a call while another runs waits for it. A report cancelled on
-        its way stays in flight (it may have arrived), so the next delivery resends it.
+        After a failure, nothing is due until the backoff ends; ``early_seconds`` lets an
+        attempt start that much sooner (a caller that tries on ticks passes half its tick, so a
+        retry lands on the tick nearest the backoff's end, not the one after), but never before
+        a ``Retry-After`` ends. ``force`` ignores both. One delivery at a time: a call while
+        another runs waits for it. A report cancelled on its way stays in flight (it may have
+        arrived), so the next delivery resends it.
         """
         async with self._lock:
-            if (
-                self._in_flight is not None
-                and self._clock() - self._in_flight.since > self._max_backlog_age
-            ):
+            now = self._clock()
+            if self._in_flight is not None and now - self._in_flight.since > self._max_backlog_age:
                 self._drop(self._in_flight.latency.count, "unacknowledged")
                 self._in_flight = None
-            if not force and self._clock() < self._next_attempt:
+            if not force and (now < self._not_before or now + early_seconds < self._next_attempt):
                 return
             try:
                 if self._in_flight is not None:
@@ -379,16 +385,18 @@ class Pusher:
                 self._back_off(error)
                 return
             self._failures = 0
-            self._next_attempt = 0.0
+            self._next_attempt = self._not_before = 0.0
 
     def _back_off(self, error: _Undelivered | _Unknown) -> None:
         self._failures += 1
         self.stats.failed_attempts += 1
         backoff = min(self._max_backoff, self._interval * 2 ** min(self._failures, 16))
         delay = random.uniform(min(self._interval, backoff), backoff)  # noqa: S311
+        now = self._clock()
         if isinstance(error, _Undelivered) and error.retry_after_seconds is not None:
             delay = max(delay, error.retry_after_seconds)
-        self._next_attempt = self._clock() + delay
+            self._not_before = now + error.retry_after_seconds
+        self._next_attempt = now + delay
         logger.warning(
             "push to %s failed (attempt %d, retry within %.1fs): %s",
             self.url,
@@ -600,11 +608,17 @@ class PushClient:
             raise RuntimeError("use PushClient as an async context manager")
         return self._session
 
-    async def _deliver(self, adapter: AdapterReplicas, pusher: Pusher, force: bool = False) -> None:
+    async def _deliver(
+        self,
+        adapter: AdapterReplicas,
+        pusher: Pusher,
+        force: bool = False,
+        early_seconds: float = 0.0,
+    ) -> None:
         """One delivery. A replica that just stopped answering (it may be gone) has the name
         looked up again with the next collection; one that keeps failing, at the usual interval."""
         was_unreachable = pusher.unreachable
-        await pusher.deliver(self._open_session(), force)
+        await pusher.deliver(self._open_session(), force, early_seconds)
         if pusher.unreachable and not was_unreachable:
             adapter.resolve_soon()
 
@@ -626,16 +640,23 @@ class PushClient:
         """Every interval until cancelled: look the replicas up when due, collect, and start a
         delivery to every replica not still busy with its last one. Lookups and deliveries run
         as tasks of their own, so neither a slow name server nor a slow replica delays the rest;
-        cancelling ``run`` cancels them (a report cut off on its way stays in flight)."""
+        cancelling ``run`` cancels them (a report cut off on its way stays in flight). A retry
+        goes on the tick nearest its backoff's end, so a replica that comes back hears from
+        this pod within two intervals."""
         self._open_session()
         async with asyncio.TaskGroup() as tasks:
             while True:
                 await asyncio.sleep(self.interval_seconds)
-                for adapter in self.adapters:
-                    if adapter.resolution_due():
-                        tasks.create_task(adapter.resolve())
-                self.collect()
-                for adapter in self.adapters:
-                    for pusher in list(adapter.pushers.values()):
-                        if not pusher.busy:
-                            tasks.create_task(self._deliver(adapter, pusher))
+                self._start_round(tasks)
+
+    def _start_round(self, tasks: asyncio.TaskGroup) -> None:
+        """One interval's work: the lookups due, the collection, a delivery per idle replica."""
+        for adapter in self.adapters:
+            if adapter.resolution_due():
+                tasks.create_task(adapter.resolve())
+        self.collect()
+        early = self.interval_seconds / 2
+        for adapter in self.adapters:
+            for pusher in list(adapter.pushers.values()):
+                if not pusher.busy:
+                    tasks.create_task(self._deliver(adapter, pusher, early_seconds=early))

@@ -238,3 +238,24 @@ async def test_a_backlog_older_than_the_max_age_is_dropped_and_counted(pki: Pki)
         pusher.add(LatencySketch.from_values([0.01] * 3), {})
         pusher.discard()  # the replica's address went away
         assert (pusher.pending_requests, pusher.stats.dropped_requests) == (0, 110)
+
+
+async def test_a_retry_starts_on_the_tick_nearest_the_end_of_its_backoff(pki: Pki) -> None:
+    """``run`` tries on ticks one interval apart and lets a retry start half a tick early, so a
+    replica that comes back hears from the pod within two intervals (the adapter's warm-up),
+    not three; a ``Retry-After`` is never cut short (``test_push_client``)."""
+    clock = [1_800_000_000.0]
+    dead = f"https://127.0.0.1:{free_port()}"
+    pusher = Pusher(dead, POD, TOKEN, interval_seconds=1.0, clock=lambda: clock[0])
+    connector = aiohttp.TCPConnector(ssl=pki.client_context(with_client_cert=False))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        pusher.add(LatencySketch.from_values([0.01]), {})
+        await pusher.deliver(session, force=True)
+        due = pusher._next_attempt
+        assert 1.0 <= due - clock[0] <= 2.0
+        clock[0] = due - 0.6
+        await pusher.deliver(session, early_seconds=0.5)
+        assert pusher.stats.failed_attempts == 1, "too early even for the nearest tick"
+        clock[0] = due - 0.4
+        await pusher.deliver(session, early_seconds=0.5)
+        assert pusher.stats.failed_attempts == 2

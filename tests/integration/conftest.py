@@ -57,10 +57,10 @@ class AdapterProcess:
         return self.log_file.read_text()
 
 
-def _spawn_adapter(
-    cert_dir: Path, port: int, log_file: Path, flags: tuple[str, ...]
+def spawn_adapter(
+    cert_dir: Path, port: int, log_file: Path, flags: tuple[str, ...], host: str = "127.0.0.1"
 ) -> subprocess.Popen:
-    """``python -m adapter serve`` on 127.0.0.1:``port``, once it answers (log appended to)."""
+    """``python -m adapter serve`` on ``host``:``port``, once it answers (log appended to)."""
     with log_file.open("ab") as log:
         process = subprocess.Popen(
             [
@@ -69,7 +69,7 @@ def _spawn_adapter(
                 "adapter",
                 "serve",
                 "--bind-address",
-                "127.0.0.1",
+                host,
                 "--secure-port",
                 str(port),
                 "--cert-dir",
@@ -82,9 +82,10 @@ def _spawn_adapter(
         )
     try:
         processes.wait_until_answering(
-            f"https://127.0.0.1:{port}/healthz",
+            f"https://{host}:{port}/healthz",
             process,
             ca_file=cert_dir / "ca.crt",
+            verify_name=host == "127.0.0.1",  # the generated certificate names no other address
             timeout_seconds=START_TIMEOUT_SECONDS,
         )
     except BaseException:
@@ -100,7 +101,7 @@ def start_adapter(tmp_path: Path, *extra: str, cert_dir: Path | None = None) -> 
     port = free_port()
     url = f"https://127.0.0.1:{port}"
     log_file = tmp_path / f"adapter-{port}.log"
-    process = _spawn_adapter(cert_dir, port, log_file, extra)
+    process = spawn_adapter(cert_dir, port, log_file, extra)
     answering_since = time.monotonic()
     kubeconfig = tmp_path / "kubeconfig"
     # What `inference-adapter certs client` runs, without a second interpreter's start-up.
@@ -131,7 +132,7 @@ def restart_adapter(adapter: AdapterProcess) -> AdapterProcess:
     """The same command line again (port, cert dir, flags) after the old process has exited;
     the CA, serving certificate, push token and kubeconfig on disk stay valid."""
     assert adapter.process.poll() is not None, "stop the old adapter first"
-    process = _spawn_adapter(adapter.cert_dir, adapter.port, adapter.log_file, adapter.flags)
+    process = spawn_adapter(adapter.cert_dir, adapter.port, adapter.log_file, adapter.flags)
     return dataclasses.replace(adapter, process=process, answering_since=time.monotonic())
 
 

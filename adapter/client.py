@@ -249,7 +249,7 @@ class Pusher:
         older than the max age is dropped first."""
         now = self._clock()
         if self._has_pending and now - self._pending_since > self._max_backlog_age:
-            self._drop(self._pending.count, "undelivered")
+            self._drop(self._pending.count, f"undelivered for over {self._max_backlog_age:g}s")
             self._pending, self._has_pending = LatencySketch.empty(), False
         if not self._has_pending:
             self._pending_since = now
@@ -270,19 +270,15 @@ class Pusher:
 
     def discard(self) -> None:
         """Drop the whole backlog (the replica is gone), counting it."""
-        self._drop(self.pending_requests, "meant for a replica that went away")
+        self._drop(self.pending_requests, "the replica's address went away")
         self._pending, self._has_pending, self._in_flight = LatencySketch.empty(), False, None
 
     def _drop(self, requests: int, why: str) -> None:
+        """Count (and log) requests whose latencies will never reach this replica."""
         self.stats.dropped_requests += requests
         if requests:
             logger.warning(
-                "dropped the latencies of %d requests for %s, %s: older than %gs, they would"
-                " land in a window that never saw them",
-                requests,
-                self.url,
-                why,
-                self._max_backlog_age,
+                "dropped the latencies of %d requests for %s: %s", requests, self.url, why
             )
 
     def _take_pending(self) -> _Outgoing:
@@ -364,7 +360,10 @@ class Pusher:
         async with self._lock:
             now = self._clock()
             if self._in_flight is not None and now - self._in_flight.since > self._max_backlog_age:
-                self._drop(self._in_flight.latency.count, "unacknowledged")
+                self._drop(
+                    self._in_flight.latency.count,
+                    f"unacknowledged for over {self._max_backlog_age:g}s",
+                )
                 self._in_flight = None
             if not force and (now < self._not_before or now + early_seconds < self._next_attempt):
                 return

@@ -13,7 +13,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,6 +211,37 @@ def start_model_server(tmp_path: Path, *flags: str, port: int | None = None) -> 
         process.wait()
         raise
     return ModelServerProcess(process, url, log_file)
+
+
+def start_model_pods(
+    tmp_path: Path, namespace: str, names: Sequence[str], *flags: str
+) -> dict[str, ModelServerProcess]:
+    """A ``model-server`` (model ``m``) for each pod name of Deployment ``model`` (label
+    ``app=model``, uid ``uid-<i>``), with ``flags``, started side by side; when one fails, the
+    others are stopped and its error is raised."""
+
+    def start(index: int) -> ModelServerProcess:
+        return start_model_server(
+            tmp_path,
+            "--model-name=m",
+            f"--pod-name={names[index]}",
+            f"--namespace={namespace}",
+            f"--pod-uid=uid-{index}",
+            "--labels=app=model",
+            "--deployment=model",
+            *flags,
+        )
+
+    with ThreadPoolExecutor(len(names)) as pool:  # their start-ups overlap
+        starting = {name: pool.submit(start, index) for index, name in enumerate(names)}
+    started = {name: f.result() for name, f in starting.items() if not f.exception()}
+    if len(started) < len(names):
+        for pod in started.values():
+            pod.process.kill()
+            pod.process.wait()
+        for future in starting.values():
+            future.result()  # the first failure
+    return started
 
 
 def wait_until_ready(server: ModelServerProcess) -> None:

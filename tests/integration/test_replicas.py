@@ -40,7 +40,7 @@ from tests.conftest import free_port
 from tests.integration.conftest import (
     ModelServerProcess,
     spawn_adapter,
-    start_model_server,
+    start_model_pods,
     wait_until_ready,
 )
 
@@ -171,40 +171,27 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 @contextlib.contextmanager
 def model_servers(tmp_path: Path, cluster: Cluster) -> Iterator[list[ModelServerProcess]]:
     """Four pods of Deployment ``model`` pushing to every replica through the push name."""
-
-    def start(index: int) -> ModelServerProcess:
-        return start_model_server(
-            tmp_path,
-            "--model-name=m",
-            f"--pod-name={PODS[index]}",
-            f"--namespace={NAMESPACE}",
-            f"--pod-uid=uid-{index}",
-            "--labels=app=model",
-            "--deployment=model",
-            "--max-concurrency=1",
-            f"--service-time=constant:{SERVICE_SECONDS * 1000:g}ms",
-            f"--adapter-url=https://{PUSH_NAME}:{cluster.port}",
-            f"--resolve={PUSH_NAME}:{','.join(REPLICAS)}",
-            f"--adapter-ca-file={cluster.cert_dir / 'ca.crt'}",
-            f"--push-token-file={cluster.cert_dir / 'push-token'}",
-            f"--push-interval={PUSH_INTERVAL:g}s",
-            f"--push-backlog-max-age={MAX_AGE:g}s",
-        )
-
-    servers: list[ModelServerProcess] = []
+    pods = start_model_pods(
+        tmp_path,
+        NAMESPACE,
+        PODS,
+        "--max-concurrency=1",
+        f"--service-time=constant:{SERVICE_SECONDS * 1000:g}ms",
+        f"--adapter-url=https://{PUSH_NAME}:{cluster.port}",
+        f"--resolve={PUSH_NAME}:{','.join(REPLICAS)}",
+        f"--adapter-ca-file={cluster.cert_dir / 'ca.crt'}",
+        f"--push-token-file={cluster.cert_dir / 'push-token'}",
+        f"--push-interval={PUSH_INTERVAL:g}s",
+        f"--push-backlog-max-age={MAX_AGE:g}s",
+    )
     try:
-        with ThreadPoolExecutor(len(PODS)) as pool:
-            starting = [pool.submit(start, i) for i in range(len(PODS))]
-        servers = [f.result() for f in starting if not f.exception()]
-        for future in starting:
-            future.result()
-        for server in servers:
-            wait_until_ready(server)
-        yield servers
+        for pod in pods.values():
+            wait_until_ready(pod)
+        yield list(pods.values())
     finally:
-        for server in servers:
-            server.process.kill()
-            server.process.wait()
+        for pod in pods.values():
+            pod.process.kill()
+            pod.process.wait()
 
 
 @contextlib.asynccontextmanager

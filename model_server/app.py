@@ -21,7 +21,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,15 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapter import background
-from adapter.client import LatencyRecorder, PodIdentity, PushClient, Pusher, Token
+from adapter.client import (
+    DEFAULT_MAX_BACKLOG_AGE_SECONDS,
+    LatencyRecorder,
+    PodIdentity,
+    PushClient,
+    Token,
+)
 from adapter.report import CONCURRENCY, QUEUE_DEPTH
+from adapter.resolver import StaticResolver
 from model_server import openai, protocol
 from model_server.llm import LanguageModel
 from model_server.metrics import OUTCOMES, ServerMetrics
@@ -73,10 +80,15 @@ class ModelServerConfig:
     seed: int = 0
     identity: PodIdentity = field(default_factory=lambda: PodIdentity("default", "model-server"))
     adapter_urls: tuple[str, ...] = ()
+    """Each URL's host name stands for every address it resolves to: a replica each."""
+    adapter_addresses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Fixed addresses for adapter host names (``--resolve``), instead of DNS."""
     adapter_ca_file: Path | None = None
     push_token: Token = ""
     """The bearer token, or a ``TokenFile`` read again when it changes (projected tokens rotate)."""
     push_interval_seconds: float = 1.0
+    push_backlog_max_age_seconds: float = DEFAULT_MAX_BACKLOG_AGE_SECONDS
+    """Undelivered data older than this is dropped (the adapter's ``--max-age``)."""
     drain_timeout_seconds: float = 30.0
     mimic: str | None = None
     """Serve this real server's metric surface (a key of ``mimic.SERVERS``); None: our own."""
@@ -103,7 +115,7 @@ class ModelServerState:
     load_seconds: float = 0.0
 
     def __post_init__(self) -> None:
-        self.metrics = ServerMetrics(lambda: self.scheduler, self._pushers)
+        self.metrics = ServerMetrics(lambda: self.scheduler, lambda: self.push_client)
         config = self.config
         if config.mimic is not None:
             self.mimic = Recorder(
@@ -129,9 +141,6 @@ class ModelServerState:
             kv_reserved_tokens=kv.reserved_tokens if kv else 0.0,
             load_seconds=self.load_seconds,
         )
-
-    def _pushers(self) -> list[Pusher]:
-        return self.push_client.pushers if self.push_client else []
 
     @property
     def ready(self) -> bool:
@@ -401,6 +410,8 @@ async def push_context(app: web.Application) -> AsyncIterator[None]:
         state.gauges,
         ca_file=config.adapter_ca_file,
         interval_seconds=config.push_interval_seconds,
+        max_backlog_age_seconds=config.push_backlog_max_age_seconds,
+        resolver=StaticResolver(config.adapter_addresses) if config.adapter_addresses else None,
     )
     async with client:
         state.push_client = client

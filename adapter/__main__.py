@@ -267,6 +267,12 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
         " 1m: a pod's newest sample may be a scrape interval old)",
     )
     serve.add_argument(
+        "--warm-up",
+        type=durations.duration_arg,
+        help="/readyz is 503 for this long after start-up, until every live pod has pushed to"
+        " this replica (default 2s: two push intervals; 0s with --source prometheus)",
+    )
+    serve.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="log line format"
     )
     _add_connections(serve)
@@ -368,14 +374,18 @@ def server_config(
         allow_shared_push_token=args.allow_shared_push_token,
         preflight=not args.skip_preflight,
     )
+    prometheus = args.source == "prometheus"
     max_age = args.max_age
     if max_age is None:
-        prometheus = args.source == "prometheus"
         max_age = PROMETHEUS_MAX_AGE_SECONDS if prometheus else StoreConfig.max_age_seconds
+    warm_up = args.warm_up
+    if warm_up is None:  # nothing pushes to a replica that reads Prometheus
+        warm_up = 0.0 if prometheus else ServerConfig.warm_up_seconds
     return ServerConfig(
         bind_address=args.bind_address,
         secure_port=args.secure_port,
         log_format=args.log_format,
+        warm_up_seconds=warm_up,
         tls=TlsConfig(
             cert_dir=args.cert_dir,
             cert_file=args.tls_cert_file,

@@ -44,8 +44,10 @@ def test_prometheus_flags(tmp_path: Path) -> None:
         "kubernetes_namespace",
         token,
     )
-    # A scrape may be 15 s old: the default max age in this mode leaves room for four.
+    # A scrape may be 15 s old: the default max age in this mode leaves room for four. And no
+    # pod pushes to this replica, so it is ready at once.
     assert config.store.max_age_seconds == 60
+    assert config.warm_up_seconds == 0 and config_for().warm_up_seconds == 2
     assert config_for("--source=prometheus", "--max-age=20s").store.max_age_seconds == 20
     assert config_for().store.max_age_seconds == 10 and config_for().source == "push"
 

@@ -94,12 +94,15 @@ async def stalled_backend() -> AsyncIterator[str]:
 async def test_a_stalled_backend_is_a_503_within_the_timeout_and_pushes_are_off(
     pki: Pki,
 ) -> None:
-    config = ServerConfig(source="prometheus")
     queries = Queries(SeriesLabels(), 30.0, 15.0, 60.0)
     async with (
         stalled_backend() as url,
         PrometheusClient(url, timeout_seconds=0.3) as client,
-        serve_adapter(pki, config=config, provider=PrometheusProvider(client, queries)) as adapter,
+        serve_adapter(
+            pki,
+            config=config_for("--source=prometheus", f"--prometheus-url={url}"),
+            provider=PrometheusProvider(client, queries),
+        ) as adapter,
     ):
         adapter.state.telemetry.registry.register(client.telemetry)
         started = asyncio.get_running_loop().time()

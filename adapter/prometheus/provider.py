@@ -38,6 +38,7 @@ from adapter.provider import (
     PodValues,
 )
 from adapter.report import PodRef
+from adapter.store_provider import seconds_text
 
 SERVED_RESOURCES = (resources.PODS, resources.DEPLOYMENTS, resources.NAMESPACES)
 NAMES_PER_QUERY = 100
@@ -45,10 +46,6 @@ NAMES_PER_QUERY = 100
 
 Group = tuple[str, ...]
 """The values of the labels an aggregate groups by (empty for one object)."""
-
-
-def seconds_text(seconds: float) -> str:
-    return f"{seconds:.3g}s"
 
 
 @dataclass(frozen=True)

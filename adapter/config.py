@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adapter.prometheus.promql import is_label_name
-
 DEFAULT_SERVICE_NAME = "inference-metrics-adapter"
 DEFAULT_SERVICE_NAMESPACE = "metrics"
 
@@ -119,6 +117,8 @@ class PrometheusConfig:
     """Gauges are averaged over this (a scrape is a snapshot; pushes carry interval means)."""
 
     def validate(self) -> list[str]:
+        from adapter.prometheus.promql import is_label_name  # config is imported below it
+
         problems = []
         if not self.url:
             problems.append("--prometheus-url is required with --source prometheus")

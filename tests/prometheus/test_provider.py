@@ -1,8 +1,8 @@
 """``PrometheusProvider`` in process against the fleet's real Prometheus, after the traffic.
 
 With a window that holds every request of the steady load and no request since, the pooled
-latency barely changes between scrapes (only ``rate``'s extrapolation, per series, moves it by
-parts per million), so answers computed different ways must agree: Prometheus' own
+latency barely changes between scrapes (only ``rate``'s extrapolation, per series, moves it, by
+about 1e-4 a second), so answers computed different ways must agree: Prometheus' own
 ``histogram_quantile``, the standalone provider (one query by the ``deployment`` label) and the
 cluster-mode provider whose selection is split into one query per pod and pooled in the
 adapter. At one evaluation time, the adapter's arithmetic equals Prometheus' exactly.
@@ -27,6 +27,9 @@ from tests.prometheus.conftest import NAMESPACE, PODS, Fleet
 pytestmark = pytest.mark.integration
 
 WHOLE_RUN_SECONDS = 300.0
+TOLERANCE = 2e-3
+"""Between two queries a second apart the pooled p99 moves by about 1e-4: ``rate()``
+extrapolates each bucket series by its own first value, and the window's samples grow."""
 P99 = "inference_latency_p99_seconds"
 
 
@@ -112,9 +115,9 @@ async def test_split_selection_pools_as_prometheus_does(
     service = await in_cluster.get_metric_by_name(services, NAMESPACE, "model-svc", everything)
     (computed,) = instant(fleet, prometheus_p99())
     expected = float(computed["value"][1])
-    assert by_label.value == pytest.approx(expected, rel=1e-4)
-    assert split.value == pytest.approx(expected, rel=1e-4)
-    assert service.value == pytest.approx(expected, rel=1e-4)
+    assert by_label.value == pytest.approx(expected, rel=TOLERANCE)
+    assert split.value == pytest.approx(expected, rel=TOLERANCE)
+    assert service.value == pytest.approx(expected, rel=TOLERANCE)
 
     # Pooled, not averaged: between the pods' own p99s, which the cluster view selects.
     pods = CustomMetricInfo(resources.PODS.group_resource, True, P99)
@@ -122,7 +125,7 @@ async def test_split_selection_pools_as_prometheus_does(
     per_pod = await in_cluster.get_metric_by_selector(pods, NAMESPACE, app_model, everything)
     assert {v.described_object.name for v in per_pod} == {"p0", "p1"}
     same = await standalone.get_metric_by_selector(pods, NAMESPACE, app_model, everything)
-    assert [v.value for v in per_pod] == pytest.approx([v.value for v in same], rel=1e-4)
+    assert [v.value for v in per_pod] == pytest.approx([v.value for v in same], rel=TOLERANCE)
     assert min(v.value for v in per_pod) < split.value < max(v.value for v in per_pod)
 
 
@@ -159,14 +162,14 @@ async def test_every_object_kind_agrees_between_modes(
         await in_cluster.get_metric_by_selector(deployments, NAMESPACE, everything, everything)
     )
     assert set(labelled) == set(informed) == {"model", "slow"}
-    assert informed["model"] == pytest.approx(labelled["model"], rel=1e-4)
+    assert informed["model"] == pytest.approx(labelled["model"], rel=TOLERANCE)
 
     namespaces = CustomMetricInfo(resources.NAMESPACES.group_resource, False, P99)
     whole = await standalone.get_metric_by_name(namespaces, None, NAMESPACE, everything)
     split = await in_cluster.get_metric_by_name(namespaces, None, NAMESPACE, everything)
-    assert split.value == pytest.approx(whole.value, rel=1e-4)
+    assert split.value == pytest.approx(whole.value, rel=TOLERANCE)
     listed = await standalone.get_metric_by_selector(namespaces, None, everything, everything)
-    assert by_name(listed) == pytest.approx({NAMESPACE: whole.value}, rel=1e-4)
+    assert by_name(listed) == pytest.approx({NAMESPACE: whole.value}, rel=TOLERANCE)
 
     rate = "inference_requests_per_second"
     labelled_series = await standalone.get_external_metric(NAMESPACE, rate, everything)

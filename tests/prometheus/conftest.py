@@ -214,8 +214,10 @@ def steady_traffic(fleet: Fleet) -> Iterator[subprocess.Popen[bytes]]:
 
 @pytest.fixture(scope="session")
 def traffic_done(steady_traffic: subprocess.Popen[bytes], fleet: Fleet) -> None:
-    """The steady load has ended and Prometheus has scraped its last counts."""
+    """The steady load has ended, no pod holds a request (slow-0's from the gauge test), and
+    Prometheus has scraped the last counts."""
     steady_traffic.wait(timeout=60)
+    fleet.prometheus.wait_for("max(inference_concurrency) == 0", bool)
     done = time.time()
     fleet.prometheus.wait_for(
         "min(timestamp(inference_request_duration_seconds_count))",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from adapter import certs, durations, heap
+from adapter import certs, clientcerts, durations, heap
 from adapter.app import AdapterState, make_app
 from adapter.config import (
     DEFAULT_ALWAYS_ALLOW_PATHS,
@@ -367,6 +367,7 @@ def serve(config: ServerConfig) -> None:
         provider=StoreProvider(store),
         push_token=PushToken.from_file(token_file),
         tls=serving,
+        client_certificates=clientcerts.ClientCertificates(client_ca, serving),
     )
     run_server(
         make_app(state),

@@ -7,8 +7,6 @@
   scratch context, from the same bytes, because a ``load_cert_chain`` that fails half-way (a new
   certificate next to the old key, when the files are replaced one after the other) leaves the
   context without a usable key and every handshake failing until the next good pair.
-- ``user_from_peer_cert`` turns a verified client certificate into a Kubernetes user (CN is the
-  name, each O a group), as kube-apiserver's x509 authenticator does.
 - ``PushToken`` checks the shared push bearer token in constant time.
 - ``peer_chain_der`` reads the certificates a client presented, for ``adapter.kubeauth`` to judge
   in cluster mode.
@@ -37,7 +35,6 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -54,25 +51,11 @@ class User:
     extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
 
 
-def user_from_peer_cert(peer_cert: dict[str, Any] | None) -> User | None:
-    """The user a verified client certificate names, or None without one.
-
-    ``peer_cert`` is ``SSLObject.getpeercert()``: only certificates that passed verification
-    against the client CA get this far, since the handshake refuses the others.
-    """
-    if not peer_cert:
-        return None
-    common_names, organizations = [], []
-    for rdn in peer_cert.get("subject", ()):
-        for attribute, value in rdn:
-            if attribute == "commonName":
-                common_names.append(value)
-            elif attribute == "organizationName":
-                organizations.append(value)
-    if not common_names or not common_names[0]:
-        return None
-    groups = [*organizations, AUTHENTICATED_GROUP]
-    return User(common_names[0], tuple(dict.fromkeys(groups)))
+def with_authenticated_group(user: User) -> User:
+    """``user`` with ``system:authenticated`` among its groups (once)."""
+    if AUTHENTICATED_GROUP in user.groups:
+        return user
+    return User(user.name, (*user.groups, AUTHENTICATED_GROUP), user.uid, user.extra)
 
 
 @contextlib.contextmanager

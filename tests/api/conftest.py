@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,6 +14,7 @@ from aiohttp import web
 
 from adapter.app import AdapterState, Handler, make_app
 from adapter.client import PodIdentity, encode_report
+from adapter.clientcerts import ClientCertificates
 from adapter.config import ConnectionConfig, ServerConfig, StoreConfig
 from adapter.sketch import LatencySketch
 from adapter.store import Store
@@ -103,11 +105,13 @@ async def serve_adapter(
     clock: Callable[[], float] | None = None,
     window_seconds: float = 30,
     request_timeout_seconds: float = 60,
+    client_ca_file: Path | None = None,
 ) -> AsyncIterator[RunningAdapter]:
     """Serve the application on ``port`` (a free one by default) until the block ends.
 
     The clock is a ``FakeClock`` unless one is given (``time.time`` for tests with real
-    processes pushing in real time).
+    processes pushing in real time). Client certificates are verified against the PKI's CA
+    unless ``client_ca_file`` names another.
     """
     clock = clock or FakeClock()
     config = ServerConfig(
@@ -115,13 +119,16 @@ async def serve_adapter(
         connections=ConnectionConfig(request_timeout_seconds=request_timeout_seconds),
     )
     store = Store(config.store)
+    client_ca_file = client_ca_file or pki.ca_cert
+    tls = ServingTls(pki.serving_cert, pki.serving_key, client_ca_file)
     state = AdapterState(
         config=config,
         store=store,
         provider=StoreProvider(store, clock),
         push_token=PushToken(TOKEN),
         clock=clock,
-        tls=ServingTls(pki.serving_cert, pki.serving_key, pki.ca_cert),
+        tls=tls,
+        client_certificates=ClientCertificates(client_ca_file, tls),
     )
     faults = Faults()
     app = make_app(state)

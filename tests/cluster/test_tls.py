@@ -8,6 +8,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from tests.cluster.conftest import CUSTOM, ClusterAdapter, client_context, eventually
 from tests.cluster.pki import Issued, issue, make_ca
@@ -111,3 +113,18 @@ async def test_allowed_names_follow_the_configmap(cluster: ClusterAdapter) -> No
     )
     status, body = await get_as(cluster, presenting(cluster, cluster_pki.rogue_proxy))
     assert status == 200, body
+
+
+@pytest.mark.parametrize(
+    ("names", "status"),
+    [(("front-proxy-client", "evil-proxy"), 401), (("evil-proxy", "front-proxy-client"), 200)],
+)
+async def test_of_two_common_names_the_last_is_the_proxys_as_in_go(
+    cluster: ClusterAdapter, tmp_path: Path, names: tuple[str, str], status: int
+) -> None:
+    """kube-apiserver (Go's ``pkix.Name``) reads the last CN; so must the allowed-names check."""
+    cluster.kubeapi.grant("alice")
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name) for name in names])
+    proxy = issue(cluster.cluster_pki.front_proxy_ca, tmp_path, "two", "", subject=subject)
+    answer, body = await get_as(cluster, presenting(cluster, proxy))
+    assert answer == status, body

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 from cryptography import x509
 
 from adapter import clientcerts, errors
-from adapter.transport import User, with_authenticated_group
+from adapter.transport import User, bearer_token, with_authenticated_group
 
 logger = logging.getLogger(__name__)
 
@@ -308,11 +308,7 @@ class Credentials:
     headers: Headers = ()
 
     def bearer_token(self) -> str | None:
-        value = _first_value(self.headers, ("Authorization",))
-        scheme, _, token = value.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None
-        return token.strip()
+        return bearer_token(_first_value(self.headers, ("Authorization",)))
 
 
 class Authenticator:
@@ -401,7 +397,13 @@ class Authenticator:
         return None, problems
 
     async def _review(self, token: str, audiences: tuple[str, ...]) -> TokenReviewResult:
-        key = (hashlib.sha256(token.encode()).hexdigest(), audiences)
+        try:
+            raw = token.encode()
+        except UnicodeEncodeError:
+            # Header bytes that are not UTF-8 (aiohttp keeps them as lone surrogates): no token
+            # of the cluster's, and the JSON of a TokenReview could not carry them.
+            return TokenReviewResult(False, error="the token is not UTF-8 text")
+        key = (hashlib.sha256(raw).hexdigest(), audiences)
         now = self.clock()
         cached = self.tokens.get(key, now)
         if cached is not None:

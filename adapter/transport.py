@@ -7,7 +7,8 @@
   scratch context, from the same bytes, because a ``load_cert_chain`` that fails half-way (a new
   certificate next to the old key, when the files are replaced one after the other) leaves the
   context without a usable key and every handshake failing until the next good pair.
-- ``PushToken`` checks the shared push bearer token in constant time.
+- ``bearer_token`` reads an ``Authorization`` header as kube-apiserver does (the scheme in any
+  case); ``PushToken`` checks the shared push bearer token in constant time.
 - ``peer_chain_der`` reads the certificates a client presented, for ``adapter.kubeauth`` to judge
   in cluster mode.
 
@@ -183,13 +184,37 @@ def _digest(cert_pem: bytes, key_pem: bytes) -> bytes:
     return hashlib.sha256(b"%d:" % len(cert_pem) + cert_pem + key_pem).digest()
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; None for another scheme or no
+    token. As kube-apiserver reads it: the scheme in any case (RFC 9110), the token up to the
+    next space.
+
+    >>> bearer_token("bearer abc"), bearer_token("Basic abc"), bearer_token("Bearer ")
+    ('abc', None, None)
+    """
+    if not authorization:
+        return None
+    parts = authorization.strip().split(" ", 2)
+    if len(parts) < 2 or parts[0].lower() != "bearer" or not parts[1]:
+        return None
+    return parts[1]
+
+
+def token_bytes(token: str) -> bytes:
+    """The bytes a token arrived as. aiohttp decodes header bytes that are not UTF-8 to lone
+    surrogates (``surrogateescape``), which the plain ``encode()`` refuses with an exception."""
+    return token.encode("utf-8", "surrogateescape")
+
+
 class PushToken:
     """The shared bearer token that standalone pushes present."""
 
     def __init__(self, token: str) -> None:
         if not token:
             raise ValueError("the push token is empty")
-        self._expected = f"Bearer {token}".encode()
+        if len(token.split()) > 1:
+            raise ValueError("the push token holds white space: a bearer token cannot carry it")
+        self._expected = token.encode()
 
     @classmethod
     def from_file(cls, path: Path) -> PushToken:
@@ -198,9 +223,10 @@ class PushToken:
 
     def accepts(self, authorization: str | None) -> bool:
         """Whether an ``Authorization`` header carries the token (constant-time compare)."""
-        if authorization is None:
+        token = bearer_token(authorization)
+        if token is None:
             return False
-        return hmac.compare_digest(authorization.encode(), self._expected)
+        return hmac.compare_digest(token_bytes(token), self._expected)
 
 
 def ensure_token_file(path: Path) -> Path:

@@ -396,6 +396,7 @@ async def post_push(request: web.Request) -> web.Response:
         now = state.clock()
         try:
             outcome = state.store.apply(report, now)
+            state.known_pods.remember_last()  # only now: a refused push leaves nothing cached
         except store.StoreFull as full:
             raise errors.ApiError(
                 429,

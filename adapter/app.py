@@ -93,7 +93,11 @@ class AdapterState:
     """Pod sections of earlier pushes, so a pod's identity is validated once."""
 
     def __post_init__(self) -> None:
-        self.telemetry = Telemetry(lambda: len(self.store))
+        self.telemetry = Telemetry(
+            lambda: len(self.store),
+            lambda: self.store.held_bytes,
+            self.store.config.total_budget_bytes,
+        )
         self.known_pods = push.KnownPods(self.store.max_pods)
 
 
@@ -404,6 +408,13 @@ async def post_push(request: web.Request) -> web.Response:
                 str(full),
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             ) from full
+        except store.OverBudget as over:
+            raise errors.ApiError(
+                429,
+                "TooManyRequests",
+                str(over),
+                headers={"Retry-After": str(over.retry_after_seconds)},
+            ) from over
     except errors.ApiError as error:
         state.telemetry.count_push("rejected", error.reason)
         raise

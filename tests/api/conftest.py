@@ -106,6 +106,7 @@ async def serve_adapter(
     window_seconds: float = 30,
     request_timeout_seconds: float = 60,
     client_ca_file: Path | None = None,
+    pod_memory_budget_bytes: int | None = None,
 ) -> AsyncIterator[RunningAdapter]:
     """Serve the application on ``port`` (a free one by default) until the block ends.
 
@@ -115,7 +116,11 @@ async def serve_adapter(
     """
     clock = clock or FakeClock()
     config = ServerConfig(
-        store=StoreConfig(window_seconds=window_seconds, max_age_seconds=10),
+        store=StoreConfig(
+            window_seconds=window_seconds,
+            max_age_seconds=10,
+            pod_memory_budget_bytes=pod_memory_budget_bytes,
+        ),
         connections=ConnectionConfig(request_timeout_seconds=request_timeout_seconds),
     )
     store = Store(config.store)

@@ -144,9 +144,11 @@ class PodRecord:
             + BAND_BYTES * len(self._band)
         )
 
-    def held_bytes_with(self, report: Report, slice_index: int) -> int:
-        """What this pod would cost with ``report`` applied in ``slice_index`` (changes nothing)."""
-        held = self.held_bytes()
+    def held_bytes_with(
+        self, report: Report, slice_index: int, held: int, low: int, high: int
+    ) -> int:
+        """What this pod, holding ``held`` bytes now, would hold with ``report`` applied in
+        ``slice_index`` (changes nothing); ``low`` and ``high`` are its lowest and highest bin."""
         if report.labels is not self.labels:
             held += label_bytes(report.labels) - self.label_bytes
         bins = report.latency_bins
@@ -155,11 +157,14 @@ class PodRecord:
         if not self._slice_index or self._slice_index[-1] < slice_index:
             held += SLICE_BYTES
         if bins:
-            low, high = self._band_bounds(min(bins), max(bins))
-            held += BIN_BYTES * len(bins) + BAND_BYTES * (high - low + 1 - len(self._band))
+            held += BIN_BYTES * len(bins)
+            size = len(self._band)
+            if not size or low < self._band_low or high >= self._band_low + size:
+                low, high = self._band_bounds(low, high)
+                held += BAND_BYTES * (high - low + 1 - size)
         return held
 
-    def _apply(self, report: Report, slice_index: int, now: float) -> None:
+    def _apply(self, report: Report, slice_index: int, now: float, low: int, high: int) -> None:
         self.last_seq = report.seq
         self.last_seen = now
         if report.labels is not self.labels:
@@ -176,7 +181,7 @@ class PodRecord:
             self._slice_zero_count.append(0)
         # else the same slice, or the clock stepped back: keep slices in order so expiry is exact
         if bins:
-            self._cover(min(bins), max(bins))
+            self._cover(low, high)
             band, offset = self._band, -self._band_low
             for index, count in bins.items():  # one pass, no temporaries: the push hot path
                 band[index + offset] += count
@@ -201,9 +206,9 @@ class PodRecord:
     def _cover(self, low: int, high: int) -> None:
         """Grow the band to cover bins ``low`` to ``high``."""
         size = len(self._band)
-        low, high = self._band_bounds(low, high)
-        if low == self._band_low and high - low + 1 == size:
+        if size and low >= self._band_low and high < self._band_low + size:
             return
+        low, high = self._band_bounds(low, high)
         band = _zeros(high - low + 1)
         offset = self._band_low - low
         band[offset : offset + size] = self._band
@@ -291,6 +296,8 @@ class Store:
         """``selection``'s answers, valid until a pod is added, replaced by a new incarnation or
         forgotten, or its labels or owner change (``_membership_changed``)."""
         self._held_bytes = 0
+        self._pod_budget_bytes = config.pod_budget_bytes
+        self._total_budget_bytes = config.total_budget_bytes
 
     def __len__(self) -> int:
         return self._count
@@ -347,13 +354,15 @@ class Store:
         namespace = self._pods.get(report.pod.namespace)
         record = namespace.get(report.pod.name) if namespace else None
         slice_index = self._slice_index(now)
+        bins = report.latency_bins
+        low, high = (min(bins), max(bins)) if bins else (0, 0)
         outcome = Applied.ACCEPTED
         if record is None or record.uid != report.uid:
             if record is None and self._count >= self.max_pods:
                 raise StoreFull(f"the adapter tracks its maximum of {self.max_pods} pods")
             held = 0 if record is None else record.held_bytes()
             new = PodRecord(report, now)
-            needed = new.held_bytes_with(report, slice_index)
+            needed = new.held_bytes_with(report, slice_index, new.held_bytes(), low, high)
             self._admit(report.pod, held, needed)
             outcome = Applied.ACCEPTED if record is None else Applied.NEW_INCARNATION
             if record is None:
@@ -366,20 +375,21 @@ class Store:
         else:
             self._held_bytes -= record._expire(self._oldest_slice(now))
             held = record.held_bytes()
-            needed = record.held_bytes_with(report, slice_index)
-            self._admit(report.pod, held, needed)
+            needed = record.held_bytes_with(report, slice_index, held, low, high)
+            if needed > held:
+                self._admit(report.pod, held, needed)
             if (record.labels is not report.labels and record.labels != report.labels) or (
                 record.owner is not report.owner and record.owner != report.owner
             ):
                 self._membership_changed()
-        record._apply(report, slice_index, now)
+        record._apply(report, slice_index, now, low, high)
         self._held_bytes += needed - held
         return outcome
 
     def _admit(self, pod: PodRef, held: int, needed: int) -> None:
         """Raise ``OverBudget`` unless a pod holding ``held`` bytes may hold ``needed``."""
         retry_after = max(1, math.ceil(self.config.slice_seconds))
-        budget = self.config.pod_budget_bytes
+        budget = self._pod_budget_bytes
         if needed > budget:
             raise OverBudget(
                 f"pod {pod} would hold {needed:,} bytes of labels and latencies, more than the"
@@ -387,7 +397,7 @@ class Store:
                 f" {self.config.window_seconds:g}s: push less often or fewer bins",
                 retry_after,
             )
-        total = self.config.total_budget_bytes
+        total = self._total_budget_bytes
         if total is not None and needed > held and self._held_bytes - held + needed > total:
             raise OverBudget(
                 f"the adapter holds {self._held_bytes:,} bytes of pod data, near the"

@@ -12,6 +12,11 @@ counts over the pod's latency range. A push adds to both; a slice that leaves th
 subtracted from the sum. A query therefore never merges slices: per-pod quantiles and pooled ones
 (over a Deployment's pods) read the bands directly.
 
+Memory budgets: every pod's cost is estimated (``PodRecord.held_bytes``) and kept summed through
+pushes, expiry and forgetting, so ``apply`` can refuse (``OverBudget``) a report that would take
+its pod past ``StoreConfig.pod_budget_bytes``, or grow its pod while the store is at
+``StoreConfig.total_budget_bytes``, before changing anything.
+
 Must not import aiohttp or read the clock.
 """
 
@@ -135,7 +140,8 @@ class PodRecord:
         self._window_total = 0
 
     def held_bytes(self) -> int:
-        """What this pod costs in memory, estimated from what it holds (``POD_BYTES`` ...)."""
+        """What this pod costs in memory, estimated from what it holds by the measured constants
+        (``POD_BYTES``, ``label_bytes``, ``BIN_BYTES``, ``SLICE_BYTES``, ``BAND_BYTES``)."""
         return (
             POD_BYTES
             + self.label_bytes
@@ -194,13 +200,11 @@ class PodRecord:
         self._window_total += zero_count
 
     def _band_bounds(self, low: int, high: int) -> tuple[int, int]:
-        """The first and last bin of the band once it covers bins ``low`` to ``high``."""
+        """The first and last bin of the band grown to cover bins ``low`` to ``high`` too (for
+        a band that does not cover them yet: it grows by a margin)."""
         size = len(self._band)
-        band_high = self._band_low + size - 1
-        if size and low >= self._band_low and high <= band_high:
-            return self._band_low, band_high
         if size:
-            low, high = min(low, self._band_low), max(high, band_high)
+            low, high = min(low, self._band_low), max(high, self._band_low + size - 1)
         return max(sketch.MIN_INDEX, low - _BAND_MARGIN), min(sketch.MAX_INDEX, high + _BAND_MARGIN)
 
     def _cover(self, low: int, high: int) -> None:

@@ -9,8 +9,8 @@
   context without a usable key and every handshake failing until the next good pair.
 - ``bearer_token`` reads an ``Authorization`` header as kube-apiserver does (the scheme in any
   case); ``PushToken`` checks the shared push bearer token in constant time.
-- ``peer_chain_der`` reads the certificates a client presented, for ``adapter.kubeauth`` to judge
-  in cluster mode.
+- ``peer_chain_der`` reads the certificates a client presented, for ``adapter.clientcerts``
+  (standalone) and ``adapter.kubeauth`` (cluster mode) to judge on every request.
 
 CA rotation (cluster mode): Python's ``ssl`` cannot request a client certificate without
 verifying it during the handshake, so the server context must trust every CA that may sign one.

@@ -7,7 +7,7 @@ import json
 
 from adapter import sketch
 from adapter.client import PodIdentity, encode_report
-from adapter.report import PodRef
+from adapter.resources import PodRef
 from adapter.sketch import LatencySketch
 from tests.api.conftest import TOKEN, serve_adapter
 from tests.conftest import Pki

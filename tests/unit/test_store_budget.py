@@ -14,7 +14,8 @@ import pytest
 from adapter import push, sketch
 from adapter.client import PodIdentity, encode_report
 from adapter.config import PushConfig, StoreConfig
-from adapter.report import PodRef, Report
+from adapter.report import Report
+from adapter.resources import PodRef
 from adapter.sketch import LatencySketch
 from adapter.store import OverBudget, Store
 

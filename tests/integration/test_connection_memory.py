@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import start_adapter, stop
+from tests.integration.conftest import start_adapter
 
 pytestmark = pytest.mark.integration
 
-CONNECTIONS = 150
-"""About 40 MB of buffers: well past what the adapter keeps free for reuse (16 MiB)."""
+CONNECTIONS = 100
+"""About 28 MB of buffers: past what the adapter lets lie free before handing it back (16 MiB)."""
 
 
 def resident_bytes(pid: int) -> int:
@@ -41,7 +41,7 @@ async def test_the_memory_of_closed_connections_comes_back(tmp_path: Path) -> No
         context = ssl.create_default_context(cafile=str(adapter.ca_file))
         started = resident_bytes(pid)
         writers = []
-        for _ in range(CONNECTIONS // 50):
+        for _ in range(CONNECTIONS // 50):  # 50 at a time: the listen backlog holds them
             writers += await asyncio.gather(*(open_idle(adapter.port, context) for _ in range(50)))
         held = resident_bytes(pid) - started
         assert held > CONNECTIONS * 200 * 1024, f"{held >> 20} MiB for {CONNECTIONS} connections"
@@ -52,4 +52,5 @@ async def test_the_memory_of_closed_connections_comes_back(tmp_path: Path) -> No
             assert time.monotonic() < deadline, f"{left >> 20} of {held >> 20} MiB stayed"
             await asyncio.sleep(0.2)
     finally:
-        stop(adapter)
+        adapter.process.kill()  # how it stops is not the point here: no graceful wait
+        adapter.process.wait()

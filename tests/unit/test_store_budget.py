@@ -91,7 +91,7 @@ def _held_and_allocated(
 
 @pytest.mark.parametrize(
     ("pods", "labels", "pushes", "bins"),
-    [(300, {}, 1, 0), (20, MAX_LABELS, 1, 0), (20, {"app": "model"}, 30, 50)],
+    [(300, {}, 1, 0), (20, MAX_LABELS, 1, 0), (10, {"app": "model"}, 30, 50)],
     ids=["bare", "largest-labels", "full-window"],
 )
 def test_the_estimate_is_what_a_pod_costs(

@@ -404,6 +404,14 @@ def server_config(
     )
 
 
+def _push_token(path: Path) -> PushToken:
+    """The shared push token in ``path``; exits with one line when it cannot be one."""
+    try:
+        return PushToken.from_file(path)
+    except ValueError as error:
+        raise SystemExit(f"inference-adapter: --push-token-file {path}: {error}") from None
+
+
 def serve(config: ServerConfig) -> None:
     """Prepare certificates and token, then run until SIGINT or SIGTERM."""
     logger.info(
@@ -438,7 +446,7 @@ def serve(config: ServerConfig) -> None:
         config=config,
         store=store,
         provider=StoreProvider(store),
-        push_token=PushToken.from_file(token_file),
+        push_token=_push_token(token_file),
         tls=serving,
         client_certificates=clientcerts.ClientCertificates(client_ca, serving),
     )
@@ -460,7 +468,7 @@ def serve_cluster(config: ServerConfig, cert_file: Path, key_file: Path) -> None
         token_file = config.push.token_file or ensure_token_file(
             config.tls.cert_dir / PUSH_TOKEN_FILE
         )
-        push_token = PushToken.from_file(token_file)
+        push_token = _push_token(token_file)
         logger.info("pushes may also use the shared bearer token in %s", token_file)
     client = kube.KubeClient.from_kubeconfig(config.cluster.kubeconfig)
     store = Store(config.store)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from adapter import __main__ as adapter_cli
 from adapter.transport import PushToken, bearer_token
 
 
@@ -39,3 +42,10 @@ def test_push_token_compares_the_token_whatever_the_schemes_case() -> None:
 def test_a_push_token_a_bearer_header_cannot_carry_is_refused(token: str) -> None:
     with pytest.raises(ValueError, match="push token"):
         PushToken(token)
+
+
+def test_serve_refuses_such_a_token_file_in_one_line(tmp_path: Path) -> None:
+    token_file = tmp_path / "push-token"
+    token_file.write_text("two words\n")
+    with pytest.raises(SystemExit, match=r"^inference-adapter: --push-token-file .*white space"):
+        adapter_cli._push_token(token_file)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from adapter import certs, durations, heap
+from adapter import certs, clientcerts, durations, heap, memorylimit, quantity
 from adapter.app import AdapterState, make_app
 from adapter.cluster import PodView
 from adapter.config import (
@@ -209,6 +209,56 @@ def _add_prometheus(serve: argparse.ArgumentParser) -> None:
     )
 
 
+STORE_BUDGET_SHARE = 0.5
+"""The share of the memory limit (the machine's memory without one) that pods' data may take by
+default; the rest is the process itself, its connections and the query caches."""
+
+
+def _bytes(text: str) -> int:
+    """A Kubernetes quantity of bytes (``512Mi``, ``1G``, ``1048576``) as a flag value."""
+    try:
+        value = quantity.parse_quantity(text)
+    except quantity.InvalidQuantity as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if value <= 0 or value != value.to_integral_value():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number of bytes")
+    return int(value)
+
+
+def _bytes_or_auto(text: str) -> int | None:
+    return None if text == "auto" else _bytes(text)
+
+
+def _add_memory(serve: argparse.ArgumentParser) -> None:
+    """The memory budgets of pushed data (``adapter.store``)."""
+    group = serve.add_argument_group(
+        "memory", "how much memory pushed data may take; a push past a budget gets 429"
+    )
+    group.add_argument(
+        "--pod-memory-budget",
+        type=_bytes,
+        help="the most one pod's labels and latency window may hold (default: 32Ki for each"
+        " second of --window, plus 64Ki: 1Mi for 30s)",
+    )
+    group.add_argument(
+        "--store-memory-budget",
+        type=_bytes_or_auto,
+        default=None,
+        help="the most all pods' data may hold together (default auto: half the container's"
+        " memory limit, or of the machine's memory without one)",
+    )
+
+
+def store_memory_budget(args: argparse.Namespace, memory_bytes: int | None) -> int:
+    """``--store-memory-budget``, or ``STORE_BUDGET_SHARE`` of the memory the process may use
+    (``memory_bytes``; None: read the cgroup limit, else the machine's memory)."""
+    if args.store_memory_budget is not None:
+        return int(args.store_memory_budget)
+    if memory_bytes is None:
+        memory_bytes = memorylimit.memory_limit_bytes() or memorylimit.machine_memory_bytes()
+    return int(memory_bytes * STORE_BUDGET_SHARE)
+
+
 def cluster_mode_wanted(args: argparse.Namespace, environ: Mapping[str, str]) -> bool:
     """In-cluster when asked, given --kubeconfig, or running in a pod (``--mode auto``)."""
     from adapter.incluster import running_in_pod
@@ -276,6 +326,7 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
         "--log-format", choices=("text", "json"), default="text", help="log line format"
     )
     _add_connections(serve)
+    _add_memory(serve)
     _add_cluster(serve)
     _add_prometheus(serve)
 
@@ -355,9 +406,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def server_config(
-    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+    args: argparse.Namespace,
+    environ: Mapping[str, str] | None = None,
+    memory_bytes: int | None = None,
 ) -> ServerConfig:
-    """The serve flags as configuration (``environ`` only tells whether this is a pod)."""
+    """The serve flags as configuration (``environ`` only tells whether this is a pod,
+    ``memory_bytes`` how much memory the process may use: see ``store_memory_budget``)."""
     cluster = ClusterConfig(
         enabled=cluster_mode_wanted(args, os.environ if environ is None else environ),
         kubeconfig=args.kubeconfig,
@@ -394,7 +448,12 @@ def server_config(
             service_name=args.service_name,
             service_namespace=args.service_namespace,
         ),
-        store=StoreConfig(window_seconds=args.window, max_age_seconds=max_age),
+        store=StoreConfig(
+            window_seconds=args.window,
+            max_age_seconds=max_age,
+            pod_memory_budget_bytes=args.pod_memory_budget,
+            store_memory_budget_bytes=store_memory_budget(args, memory_bytes),
+        ),
         push=PushConfig(token_file=args.push_token_file),
         connections=ConnectionConfig(
             tls_handshake_timeout_seconds=args.tls_handshake_timeout,
@@ -451,8 +510,22 @@ def application(state: AdapterState, client: PrometheusClient | None) -> web.App
     return app
 
 
+def _push_token(path: Path) -> PushToken:
+    """The shared push token in ``path``; exits with one line when it cannot be one."""
+    try:
+        return PushToken.from_file(path)
+    except ValueError as error:
+        raise SystemExit(f"inference-adapter: --push-token-file {path}: {error}") from None
+
+
 def serve(config: ServerConfig) -> None:
     """Prepare certificates and token, then run until SIGINT or SIGTERM."""
+    logger.info(
+        "pods' data may hold %d MiB together, %d KiB a pod (--store-memory-budget,"
+        " --pod-memory-budget)",
+        (config.store.total_budget_bytes or 0) >> 20,
+        config.store.pod_budget_bytes >> 10,
+    )
     tls = config.tls
     now = datetime.datetime.now(datetime.UTC)
     if tls.cert_file is None or tls.key_file is None:
@@ -480,8 +553,9 @@ def serve(config: ServerConfig) -> None:
         config=config,
         store=store,
         provider=provider,
-        push_token=PushToken.from_file(token_file),
+        push_token=_push_token(token_file),
         tls=serving,
+        client_certificates=clientcerts.ClientCertificates(client_ca, serving),
     )
     run_server(
         application(state, client),
@@ -501,7 +575,7 @@ def serve_cluster(config: ServerConfig, cert_file: Path, key_file: Path) -> None
         token_file = config.push.token_file or ensure_token_file(
             config.tls.cert_dir / PUSH_TOKEN_FILE
         )
-        push_token = PushToken.from_file(token_file)
+        push_token = _push_token(token_file)
         logger.info("pushes may also use the shared bearer token in %s", token_file)
     client = kube.KubeClient.from_kubeconfig(config.cluster.kubeconfig)
     store = Store(config.store)

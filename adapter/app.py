@@ -28,12 +28,23 @@ from typing import Any
 from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from adapter import api, background, cluster, errors, kubeauth, logs, push, serving, store
+from adapter import (
+    api,
+    background,
+    clientcerts,
+    cluster,
+    errors,
+    kubeauth,
+    logs,
+    push,
+    serving,
+    store,
+)
 from adapter.config import ServerConfig
 from adapter.provider import MetricsProvider, timestamps_of
 from adapter.report import Report
 from adapter.telemetry import Telemetry
-from adapter.transport import PushToken, ServingTls, User, peer_chain_der, user_from_peer_cert
+from adapter.transport import PushToken, ServingTls, User, peer_chain_der
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("adapter.access")
@@ -75,12 +86,18 @@ class AdapterState:
     tls: ServingTls | None = None
     cluster: ClusterMode | None = None
     """None: standalone security. Set: delegated authentication and authorization."""
+    client_certificates: clientcerts.ClientCertificates | None = None
+    """Standalone: judges each query's client certificate. None: no certificate is accepted."""
     telemetry: Telemetry = field(init=False)
     known_pods: push.KnownPods = field(init=False)
     """Pod sections of earlier pushes, so a pod's identity is validated once."""
 
     def __post_init__(self) -> None:
-        self.telemetry = Telemetry(lambda: len(self.store))
+        self.telemetry = Telemetry(
+            lambda: len(self.store),
+            lambda: self.store.held_bytes,
+            self.store.config.total_budget_bytes,
+        )
         self.known_pods = push.KnownPods(self.store.max_pods)
 
 
@@ -136,18 +153,15 @@ async def authenticate(state: AdapterState, request: web.Request) -> None:
     """Who asks, and may they? Raises ``ApiError`` if not. Pushes check their own token
     (``post_push``), so the caller skips them.
 
-    Standalone: a verified client certificate, health open. Cluster: ``adapter.kubeauth``
+    Standalone: a client certificate valid now, from a CA of the client CA file (checked on every
+    request, see ``adapter.clientcerts``), health open. Cluster: ``adapter.kubeauth``
     authenticates, a SubjectAccessReview authorizes; the always-allowed paths skip both.
     """
     mode = state.cluster
     if mode is None:
         if request.path in OPEN_PATHS:
             return
-        transport = request.transport
-        user = user_from_peer_cert(transport.get_extra_info("peercert") if transport else None)
-        if user is None:
-            raise errors.unauthorized()
-        request[USER] = user
+        request[USER] = _certificate_user(state, request)
         return
     if mode.authorizer.always_allowed(request.path):
         return
@@ -155,6 +169,19 @@ async def authenticate(state: AdapterState, request: web.Request) -> None:
     request[USER] = user
     attributes = kubeauth.request_attributes(request.method, request.path, request.query)
     await mode.authorizer.authorize(user, attributes)
+
+
+def _certificate_user(state: AdapterState, request: web.Request) -> User:
+    """The standalone user of a request's client certificate; 401 without a good one."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport else None
+    try:
+        user = state.client_certificates.user(ssl_object) if state.client_certificates else None
+    except clientcerts.CertificateRejected as rejected:
+        raise errors.unauthorized(f"Unauthorized: {rejected}") from rejected
+    if user is None:
+        raise errors.unauthorized()
+    return user
 
 
 def request_middleware(state: AdapterState, deadlines: serving.RequestDeadlines) -> Middleware:
@@ -392,6 +419,7 @@ async def post_push(request: web.Request) -> web.Response:
         now = state.clock()
         try:
             outcome = state.store.apply(report, now)
+            state.known_pods.remember_last()  # only now: a refused push leaves nothing cached
         except store.StoreFull as full:
             raise errors.ApiError(
                 429,
@@ -399,6 +427,13 @@ async def post_push(request: web.Request) -> web.Response:
                 str(full),
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             ) from full
+        except store.OverBudget as over:
+            raise errors.ApiError(
+                429,
+                "TooManyRequests",
+                str(over),
+                headers={"Retry-After": str(over.retry_after_seconds)},
+            ) from over
     except errors.ApiError as error:
         state.telemetry.count_push("rejected", error.reason)
         raise
@@ -457,14 +492,21 @@ async def log_flusher_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def certificate_reloader_context(app: web.Application) -> AsyncIterator[None]:
-    """Watch the serving certificate files and load them again when they change."""
+    """Watch the serving certificate files (and standalone's client CA file) and load them
+    again when they change."""
     state = app[STATE]
-    if state.tls is None:
+    tls = state.tls
+    if tls is None:
         yield
         return
-    async with background.running(
-        _every(state.config.tls.reload_interval_seconds, state.tls.reload_if_changed)
-    ):
+    client_certificates = state.client_certificates
+
+    def reload() -> None:
+        tls.reload_if_changed()
+        if client_certificates is not None:
+            client_certificates.reload_if_changed()
+
+    async with background.running(_every(state.config.tls.reload_interval_seconds, reload)):
         yield
 
 

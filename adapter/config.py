@@ -6,11 +6,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_SERVICE_NAME = "inference-metrics-adapter"
 DEFAULT_SERVICE_NAMESPACE = "metrics"
+POD_BUDGET_BASE_BYTES = 64 * 1024
+POD_BUDGET_BYTES_PER_WINDOW_SECOND = 32 * 1024
+"""The default pod memory budget: 1 MiB for the default 30 s window. A pod pushing every bin
+there is (1,728) once a second, with 64 labels of the greatest size, holds about 420 KB."""
+MIN_POD_BUDGET_BYTES = 64 * 1024
+"""Room for the largest report a pod may send (64 labels of the greatest size, 1,728 bins)."""
 
 
 @dataclass(frozen=True)
@@ -43,11 +50,33 @@ class StoreConfig:
     """A pod whose last applied report is older than this is not served."""
     slice_seconds: float = 1.0
     """Width of one time slice of the window."""
+    pod_memory_budget_bytes: int | None = None
+    """The most memory one pod may hold, its labels and the latencies of its window (estimated:
+    ``adapter.store.PodRecord.held_bytes``); a push that would take it past is refused. None:
+    ``POD_BUDGET_BYTES_PER_WINDOW_SECOND`` for each second of the window, plus
+    ``POD_BUDGET_BASE_BYTES``."""
+    store_memory_budget_bytes: int | None = None
+    """The most memory all pods together may hold; at it, a push that would grow its pod is
+    refused. None: no bound (``adapter.__main__`` derives one from the memory limit)."""
 
     @property
     def forget_after_seconds(self) -> float:
         """Silent pods are dropped from memory after this long (both horizons, doubled)."""
         return 2 * max(self.window_seconds, self.max_age_seconds)
+
+    @property
+    def pod_budget_bytes(self) -> int:
+        """``pod_memory_budget_bytes``, or the default for this window."""
+        if self.pod_memory_budget_bytes is not None:
+            return self.pod_memory_budget_bytes
+        return POD_BUDGET_BASE_BYTES + math.ceil(
+            POD_BUDGET_BYTES_PER_WINDOW_SECOND * self.window_seconds
+        )
+
+    @property
+    def total_budget_bytes(self) -> int | None:
+        """``store_memory_budget_bytes`` (a shorter name for the store's use)."""
+        return self.store_memory_budget_bytes
 
 
 @dataclass(frozen=True)
@@ -236,6 +265,14 @@ class ServerConfig:
             problems.append(f"--window must be at least {self.store.slice_seconds:g}s")
         if self.store.max_age_seconds <= 0:
             problems.append("--max-age must be positive")
+        if self.store.pod_budget_bytes < MIN_POD_BUDGET_BYTES:
+            problems.append(
+                f"--pod-memory-budget must be at least {MIN_POD_BUDGET_BYTES // 1024}Ki, the room"
+                " the largest report needs"
+            )
+        budget = self.store.store_memory_budget_bytes
+        if budget is not None and budget < self.store.pod_budget_bytes:
+            problems.append("--store-memory-budget must be at least the pod memory budget")
         if self.warm_up_seconds < 0:
             problems.append("--warm-up must not be negative")
         problems += self.connections.validate()

@@ -233,16 +233,21 @@ def _pod_identity(value: Any, limits: PushConfig) -> _PodIdentity:
 
 
 class KnownPods:
-    """The ``pod`` sections validated lately, by namespace and name, each with its identity.
+    """The ``pod`` sections of reports applied lately, by namespace and name, each with its
+    identity.
 
     A pod sends the same section in every push; one that equals the remembered one is valid
-    without checking it again (a dict comparison instead of a dozen syntax checks). Bounded:
-    past ``capacity`` the oldest entry is forgotten.
+    without checking it again (a dict comparison instead of a dozen syntax checks). A section
+    newly validated waits aside until its report is applied (``remember_last``), so a refused
+    push (a pod pushing for another, a store without room) leaves nothing here: at most one
+    section waits, replaced by the next. Bounded: past ``capacity`` the oldest entry is
+    forgotten.
     """
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._sections: dict[tuple[str, str], tuple[dict[str, Any], _PodIdentity]] = {}
+        self._last: tuple[tuple[str, str], dict[str, Any], _PodIdentity] | None = None
 
     def __len__(self) -> int:
         return len(self._sections)
@@ -258,7 +263,9 @@ class KnownPods:
         return before - len(self._sections)
 
     def identity(self, section: Any, limits: PushConfig) -> _PodIdentity:
-        """The identity of ``section``, validated now or remembered."""
+        """The identity of ``section``, remembered or validated now (then it waits for
+        ``remember_last``)."""
+        self._last = None
         key = None
         if type(section) is dict:
             namespace, name = section.get("namespace"), section.get("name")
@@ -269,16 +276,26 @@ class KnownPods:
                     return known[1]
         identity = _pod_identity(section, limits)
         if key is not None:
-            if len(self._sections) >= self._capacity and key not in self._sections:
-                del self._sections[next(iter(self._sections))]
-            self._sections[key] = (section, identity)
+            self._last = (key, section, identity)
         return identity
+
+    def remember_last(self) -> None:
+        """Remember the section ``identity`` validated last: its report was applied. Call it
+        before decoding another report (the push handler does, without awaiting between)."""
+        if self._last is None:
+            return
+        key, section, identity = self._last
+        self._last = None
+        if len(self._sections) >= self._capacity and key not in self._sections:
+            del self._sections[next(iter(self._sections))]
+        self._sections[key] = (section, identity)
 
 
 def decode_report(body: bytes, limits: PushConfig, known: KnownPods | None = None) -> Report:
     """Parse and validate one push body. Raises ``ApiError`` naming the first bad field.
 
-    With ``known``, a pod section seen before is recognised instead of checked again."""
+    With ``known``, a pod section seen before is recognised instead of checked again (and a new
+    one is remembered once the caller applied the report: ``KnownPods.remember_last``)."""
     try:
         document = _JSON.decode(body.decode("utf-8"))
     except (ValueError, RecursionError) as error:

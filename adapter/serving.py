@@ -13,7 +13,9 @@ it asyncio's TLS read buffer) for a minute or, for a body, forever. Here each st
   answers (``RequestDeadlines``, which ``adapter.app`` applies to every request): this bounds a
   body that trickles in.
 
-SIGTERM and SIGINT stop the server gracefully, as ``web.run_app`` does.
+SIGTERM and SIGINT stop the server gracefully, as ``web.run_app`` does. While it serves, the
+heap's free memory is handed back to the kernel when a lot of it accumulates (``adapter.heap``):
+the buffers of connections that closed, above all.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from adapter import background, errors
+from adapter import background, errors, heap
 from adapter.config import ServerConfig
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,8 @@ SHUTDOWN_TIMEOUT_SECONDS = 5.0
 """On SIGTERM, requests in progress get this long to finish."""
 SWEEP_INTERVAL_SECONDS = 1.0
 """How often requests are checked against the request timeout."""
+RELEASE_CHECK_SECONDS = 2.0
+"""How often the heap is checked for free memory to hand back (``heap.FreedMemory``)."""
 
 
 class RequestDeadlines:
@@ -130,6 +134,12 @@ class BoundedTlsSite(web.TCPSite):
         )
 
 
+async def _release_freed_memory(freed: heap.FreedMemory) -> None:
+    while True:
+        await asyncio.sleep(RELEASE_CHECK_SECONDS)
+        freed.release_if_grown()
+
+
 def run_server(
     app: web.Application | Awaitable[web.Application],
     config: ServerConfig,
@@ -159,7 +169,8 @@ def run_server(
                 limits.tls_handshake_timeout_seconds,
             ).start()
             announce()
-            await asyncio.Event().wait()  # until a signal raises GracefulExit
+            async with background.running(_release_freed_memory(heap.FreedMemory())):
+                await asyncio.Event().wait()  # until a signal raises GracefulExit
         finally:
             await runner.cleanup()
 

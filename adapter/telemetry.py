@@ -28,10 +28,36 @@ class _TrackedPods(Collector):
         )
 
 
+class _PodData(Collector):
+    """The memory the tracked pods hold, and the budget of it, read at scrape time."""
+
+    def __init__(self, held_bytes: Callable[[], int], budget_bytes: int | None) -> None:
+        self._held_bytes = held_bytes
+        self._budget_bytes = budget_bytes
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "adapter_pod_data_bytes",
+            "Memory the tracked pods' labels and latency windows hold (estimated)",
+            value=self._held_bytes(),
+        )
+        if self._budget_bytes is not None:
+            yield GaugeMetricFamily(
+                "adapter_pod_data_budget_bytes",
+                "The most memory the tracked pods may hold together (--store-memory-budget)",
+                value=self._budget_bytes,
+            )
+
+
 class Telemetry:
     """Every metric the adapter exports about itself."""
 
-    def __init__(self, tracked_pods: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        tracked_pods: Callable[[], int],
+        pod_data_bytes: Callable[[], int] = lambda: 0,
+        pod_data_budget_bytes: int | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "adapter_requests",
@@ -64,6 +90,7 @@ class Telemetry:
             registry=self.registry,
         )
         self.registry.register(_TrackedPods(tracked_pods))
+        self.registry.register(_PodData(pod_data_bytes, pod_data_budget_bytes))
         self._request_children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
         self._push_children: dict[tuple[str, str], Counter] = {}
 

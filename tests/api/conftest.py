@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from adapter.app import AdapterState, Handler, make_app
 from adapter.client import PodIdentity, encode_report
+from adapter.clientcerts import ClientCertificates
 from adapter.config import ConnectionConfig, ServerConfig, StoreConfig
 from adapter.provider import MetricsProvider
 from adapter.sketch import LatencySketch
@@ -114,6 +116,8 @@ async def serve_adapter(
     clock: Callable[[], float] | None = None,
     window_seconds: float = 30,
     request_timeout_seconds: float = 60,
+    client_ca_file: Path | None = None,
+    pod_memory_budget_bytes: int | None = None,
     host: str = "127.0.0.1",
     config: ServerConfig | None = None,
     provider: MetricsProvider | None = None,
@@ -121,22 +125,30 @@ async def serve_adapter(
     """Serve the application on ``host``:``port`` (a free port by default) until the block ends.
 
     The clock is a ``FakeClock`` unless one is given (``time.time`` for tests with real
-    processes pushing in real time). ``config`` and ``provider`` replace the push-mode
-    defaults (the window and request timeout arguments then do nothing).
+    processes pushing in real time). Client certificates are verified against the PKI's CA
+    unless ``client_ca_file`` names another. ``config`` and ``provider`` replace the push-mode
+    defaults (the window, request timeout and budget arguments then do nothing).
     """
     clock = clock or FakeClock()
     config = config or ServerConfig(
-        store=StoreConfig(window_seconds=window_seconds, max_age_seconds=10),
+        store=StoreConfig(
+            window_seconds=window_seconds,
+            max_age_seconds=10,
+            pod_memory_budget_bytes=pod_memory_budget_bytes,
+        ),
         connections=ConnectionConfig(request_timeout_seconds=request_timeout_seconds),
     )
     store = Store(config.store)
+    client_ca_file = client_ca_file or pki.ca_cert
+    tls = ServingTls(pki.serving_cert, pki.serving_key, client_ca_file)
     state = AdapterState(
         config=config,
         store=store,
         provider=provider or StoreProvider(store, clock),
         push_token=PushToken(TOKEN),
         clock=clock,
-        tls=ServingTls(pki.serving_cert, pki.serving_key, pki.ca_cert),
+        tls=tls,
+        client_certificates=ClientCertificates(client_ca_file, tls),
     )
     faults = Faults()
     app = make_app(state)

@@ -16,25 +16,31 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 from aiohttp import web
 
 from adapter import certs, clientcerts, durations, heap, memorylimit, quantity
 from adapter.app import AdapterState, make_app
+from adapter.cluster import PodView
 from adapter.config import (
     DEFAULT_ALWAYS_ALLOW_PATHS,
     DEFAULT_SERVICE_NAME,
     DEFAULT_SERVICE_NAMESPACE,
+    PROMETHEUS_MAX_AGE_SECONDS,
+    SOURCES,
     ClusterConfig,
     ConnectionConfig,
+    PrometheusConfig,
     PushConfig,
     ServerConfig,
     StoreConfig,
     TlsConfig,
 )
 from adapter.logs import configure_logging
+from adapter.prometheus import PrometheusClient, PrometheusProvider, Queries, SeriesLabels
+from adapter.provider import MetricsProvider
 from adapter.serving import run_server
 from adapter.store import Store
 from adapter.store_provider import StoreProvider
@@ -156,6 +162,53 @@ def _add_connections(serve: argparse.ArgumentParser) -> None:
         group.add_argument(flag, type=durations.duration_arg, default=default, help=what)
 
 
+def _add_prometheus(serve: argparse.ArgumentParser) -> None:
+    """The flags of ``--source prometheus`` (``adapter.prometheus``)."""
+    group = serve.add_argument_group(
+        "prometheus source",
+        "read the metrics from a Prometheus-compatible query API (Prometheus, Thanos, Mimir,"
+        " VictoriaMetrics) instead of pushes; only GET /api/v1/query is used",
+    )
+    group.add_argument(
+        "--source",
+        choices=SOURCES,
+        default="push",
+        help="push (default): pods push to the adapter; prometheus: PromQL over their /metrics",
+    )
+    group.add_argument("--prometheus-url", help="base URL of the query API")
+    group.add_argument(
+        "--prometheus-bearer-token-file",
+        type=_path,
+        help="bearer token for the query API, read again when the file changes",
+    )
+    group.add_argument(
+        "--prometheus-ca-file", type=_path, help="CA bundle for an https URL (default: system)"
+    )
+    defaults = PrometheusConfig()
+    group.add_argument(
+        "--prometheus-timeout",
+        type=durations.duration_arg,
+        default=defaults.timeout_seconds,
+        help="a query not answered within this is a 503 (default 5s)",
+    )
+    group.add_argument(
+        "--prometheus-pod-label",
+        default=defaults.pod_label,
+        help="the series label naming the pod (default %(default)s)",
+    )
+    group.add_argument(
+        "--prometheus-namespace-label",
+        default=defaults.namespace_label,
+        help="the series label naming the namespace (default %(default)s)",
+    )
+    group.add_argument(
+        "--prometheus-gauge-window",
+        type=durations.duration_arg,
+        default=defaults.gauge_window_seconds,
+        help="gauges are averaged over this (default 15s)",
+    )
+
+
 STORE_BUDGET_SHARE = 0.5
 """The share of the memory limit (the machine's memory without one) that pods' data may take by
 default; the rest is the process itself, its connections and the query caches."""
@@ -260,15 +313,14 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--max-age",
         type=durations.duration_arg,
-        default=StoreConfig.max_age_seconds,
-        help="pods silent for longer are not served (default 10s)",
+        help="pods silent for longer are not served (default 10s; with --source prometheus"
+        " 1m: a pod's newest sample may be a scrape interval old)",
     )
     serve.add_argument(
         "--warm-up",
         type=durations.duration_arg,
-        default=ServerConfig.warm_up_seconds,
         help="/readyz is 503 for this long after start-up, until every live pod has pushed to"
-        " this replica (default 2s: two push intervals)",
+        " this replica (default 2s: two push intervals; 0s with --source prometheus)",
     )
     serve.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="log line format"
@@ -276,6 +328,7 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     _add_connections(serve)
     _add_memory(serve)
     _add_cluster(serve)
+    _add_prometheus(serve)
 
 
 def _add_certs(subparsers: argparse._SubParsersAction) -> None:
@@ -375,11 +428,18 @@ def server_config(
         allow_shared_push_token=args.allow_shared_push_token,
         preflight=not args.skip_preflight,
     )
+    prometheus = args.source == "prometheus"
+    max_age = args.max_age
+    if max_age is None:
+        max_age = PROMETHEUS_MAX_AGE_SECONDS if prometheus else StoreConfig.max_age_seconds
+    warm_up = args.warm_up
+    if warm_up is None:  # nothing pushes to a replica that reads Prometheus
+        warm_up = 0.0 if prometheus else ServerConfig.warm_up_seconds
     return ServerConfig(
         bind_address=args.bind_address,
         secure_port=args.secure_port,
         log_format=args.log_format,
-        warm_up_seconds=args.warm_up,
+        warm_up_seconds=warm_up,
         tls=TlsConfig(
             cert_dir=args.cert_dir,
             cert_file=args.tls_cert_file,
@@ -390,7 +450,7 @@ def server_config(
         ),
         store=StoreConfig(
             window_seconds=args.window,
-            max_age_seconds=args.max_age,
+            max_age_seconds=max_age,
             pod_memory_budget_bytes=args.pod_memory_budget,
             store_memory_budget_bytes=store_memory_budget(args, memory_bytes),
         ),
@@ -401,7 +461,53 @@ def server_config(
             request_timeout_seconds=args.request_timeout,
         ),
         cluster=cluster,
+        source=args.source,
+        prometheus=PrometheusConfig(
+            url=args.prometheus_url,
+            bearer_token_file=args.prometheus_bearer_token_file,
+            ca_file=args.prometheus_ca_file,
+            timeout_seconds=args.prometheus_timeout,
+            pod_label=args.prometheus_pod_label,
+            namespace_label=args.prometheus_namespace_label,
+            gauge_window_seconds=args.prometheus_gauge_window,
+        ),
     )
+
+
+def provider_for(
+    config: ServerConfig, store: Store, view: PodView | None = None
+) -> tuple[MetricsProvider, PrometheusClient | None]:
+    """The provider ``--source`` asks for, and the Prometheus client it needs (if any)."""
+    if config.source != "prometheus":
+        return StoreProvider(store, view=view), None
+    settings = config.prometheus
+    assert settings.url is not None  # validate() saw to it
+    client = PrometheusClient(
+        settings.url, settings.timeout_seconds, settings.bearer_token_file, settings.ca_file
+    )
+    queries = Queries(
+        SeriesLabels(pod=settings.pod_label, namespace=settings.namespace_label),
+        window_seconds=config.store.window_seconds,
+        gauge_window_seconds=settings.gauge_window_seconds,
+        max_age_seconds=config.store.max_age_seconds,
+    )
+    logger.info("reading metrics from Prometheus at %s; pushes are off", settings.url)
+    return PrometheusProvider(client, queries, view=view), client
+
+
+def application(state: AdapterState, client: PrometheusClient | None) -> web.Application:
+    """``make_app`` plus, in Prometheus mode, the client's session and its query metrics."""
+    app = make_app(state)
+    if client is not None:
+        backend = client
+        state.telemetry.registry.register(backend.telemetry)
+
+        async def backend_session(app: web.Application) -> AsyncIterator[None]:
+            async with backend:
+                yield
+
+        app.cleanup_ctx.append(backend_session)
+    return app
 
 
 def _push_token(path: Path) -> PushToken:
@@ -442,16 +548,17 @@ def serve(config: ServerConfig) -> None:
     logger.info("pushes authenticate with the bearer token in %s", token_file)
     serving = ServingTls(cert_file, key_file, client_ca)
     store = Store(config.store)
+    provider, client = provider_for(config, store)
     state = AdapterState(
         config=config,
         store=store,
-        provider=StoreProvider(store),
+        provider=provider,
         push_token=_push_token(token_file),
         tls=serving,
         client_certificates=clientcerts.ClientCertificates(client_ca, serving),
     )
     run_server(
-        make_app(state),
+        application(state, client),
         config,
         serving.context,
         lambda: logger.info("serving on https://%s:%d", config.bind_address, config.secure_port),
@@ -475,15 +582,16 @@ def serve_cluster(config: ServerConfig, cert_file: Path, key_file: Path) -> None
 
     async def build() -> web.Application:
         mode = await incluster.prepare(config, client, store, serving)
+        provider, backend = provider_for(config, store, mode.view)
         state = AdapterState(
             config=config,
             store=store,
-            provider=StoreProvider(store, view=mode.view),
+            provider=provider,
             push_token=push_token,
             tls=serving,
             cluster=mode,
         )
-        return make_app(state)
+        return application(state, backend)
 
     try:
         run_server(

@@ -450,6 +450,13 @@ async def post_push(request: web.Request) -> web.Response:
     return web.Response(body=_ACCEPTED_BODY, content_type="application/json")
 
 
+async def push_disabled(request: web.Request) -> web.Response:
+    """``POST /push/v1`` when the metrics come from Prometheus: a 404 that says so."""
+    raise errors.not_found(
+        "pushes are off: this adapter reads its metrics from Prometheus (--source prometheus)"
+    )
+
+
 # -- lifetimes ---------------------------------------------------------------------------------
 
 
@@ -547,7 +554,8 @@ def make_app(state: AdapterState) -> web.Application:
     )
     router.add_get("/openapi/v2", get_openapi_v2, name="openapi_v2")
     router.add_get("/metrics", get_metrics, name="metrics")
-    router.add_post(PUSH_PATH, post_push, name="push")
+    pushes_on = state.config.source == "push"
+    router.add_post(PUSH_PATH, post_push if pushes_on else push_disabled, name="push")
     app.cleanup_ctx.append(deadlines.lifetime)
     app.cleanup_ctx.append(sweeper_context)
     app.cleanup_ctx.append(log_flusher_context)

@@ -124,6 +124,55 @@ class PushConfig:
 
 DEFAULT_ALWAYS_ALLOW_PATHS = ("/healthz", "/readyz", "/livez")
 
+SOURCES = ("push", "prometheus")
+PROMETHEUS_MAX_AGE_SECONDS = 60.0
+"""``--max-age`` in Prometheus mode unless given: four scrapes at Prometheus' default 15 s."""
+
+
+@dataclass(frozen=True)
+class PrometheusConfig:
+    """``--source prometheus``: where the metrics engine is and how its series are labelled."""
+
+    url: str | None = None
+    """Base URL of a Prometheus-compatible query API (``/api/v1/query`` is appended)."""
+    bearer_token_file: Path | None = None
+    """Token sent as ``Authorization: Bearer``, read again when the file changes."""
+    ca_file: Path | None = None
+    """CA bundle that verifies an https URL (default: the system's)."""
+    timeout_seconds: float = 5.0
+    pod_label: str = "pod"
+    namespace_label: str = "namespace"
+    gauge_window_seconds: float = 15.0
+    """Gauges are averaged over this (a scrape is a snapshot; pushes carry interval means)."""
+
+    def validate(self) -> list[str]:
+        from adapter.prometheus.promql import is_label_name  # config is imported below it
+
+        problems = []
+        if not self.url:
+            problems.append("--prometheus-url is required with --source prometheus")
+        elif not self.url.startswith(("http://", "https://")):
+            problems.append(f"--prometheus-url {self.url!r} must start with http:// or https://")
+        for flag, path in (
+            ("--prometheus-bearer-token-file", self.bearer_token_file),
+            ("--prometheus-ca-file", self.ca_file),
+        ):
+            if path is not None and not path.is_file():
+                problems.append(f"{flag} {path}: no such file")
+        for flag, seconds in (
+            ("--prometheus-timeout", self.timeout_seconds),
+            ("--prometheus-gauge-window", self.gauge_window_seconds),
+        ):
+            if seconds <= 0:
+                problems.append(f"{flag} must be positive")
+        for flag, label in (
+            ("--prometheus-pod-label", self.pod_label),
+            ("--prometheus-namespace-label", self.namespace_label),
+        ):
+            if not is_label_name(label):
+                problems.append(f"{flag} {label!r} is not a Prometheus label name")
+        return problems
+
 
 @dataclass(frozen=True)
 class ClusterConfig:
@@ -199,6 +248,9 @@ class ServerConfig:
     push: PushConfig = field(default_factory=PushConfig)
     connections: ConnectionConfig = field(default_factory=ConnectionConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    source: str = "push"
+    """Where numbers come from: ``push`` (pods push to the adapter) or ``prometheus``."""
+    prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
 
     def validate(self) -> list[str]:
         """Every problem with this configuration, as one line each; empty when usable."""
@@ -234,4 +286,8 @@ class ServerConfig:
                 problems.append(f"{flag} {path}: no such file")
         if self.cluster.enabled:
             problems += self.cluster.validate()
+        if self.source not in SOURCES:
+            problems.append(f"--source must be push or prometheus, not {self.source!r}")
+        if self.source == "prometheus":
+            problems += self.prometheus.validate()
         return problems

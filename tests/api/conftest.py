@@ -17,6 +17,7 @@ from adapter.app import AdapterState, Handler, make_app
 from adapter.client import PodIdentity, encode_report
 from adapter.clientcerts import ClientCertificates
 from adapter.config import ConnectionConfig, ServerConfig, StoreConfig
+from adapter.provider import MetricsProvider
 from adapter.sketch import LatencySketch
 from adapter.store import Store
 from adapter.store_provider import StoreProvider
@@ -118,15 +119,18 @@ async def serve_adapter(
     client_ca_file: Path | None = None,
     pod_memory_budget_bytes: int | None = None,
     host: str = "127.0.0.1",
+    config: ServerConfig | None = None,
+    provider: MetricsProvider | None = None,
 ) -> AsyncIterator[RunningAdapter]:
     """Serve the application on ``host``:``port`` (a free port by default) until the block ends.
 
     The clock is a ``FakeClock`` unless one is given (``time.time`` for tests with real
     processes pushing in real time). Client certificates are verified against the PKI's CA
-    unless ``client_ca_file`` names another.
+    unless ``client_ca_file`` names another. ``config`` and ``provider`` replace the push-mode
+    defaults (the window, request timeout and budget arguments then do nothing).
     """
     clock = clock or FakeClock()
-    config = ServerConfig(
+    config = config or ServerConfig(
         store=StoreConfig(
             window_seconds=window_seconds,
             max_age_seconds=10,
@@ -140,7 +144,7 @@ async def serve_adapter(
     state = AdapterState(
         config=config,
         store=store,
-        provider=StoreProvider(store, clock),
+        provider=provider or StoreProvider(store, clock),
         push_token=PushToken(TOKEN),
         clock=clock,
         tls=tls,

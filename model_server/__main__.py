@@ -18,7 +18,7 @@ from pathlib import Path
 
 from adapter import durations, resolver
 from adapter.client import PodIdentity, Token, TokenFile, parse_adapter_url
-from model_server import identity
+from adapter.client import identity
 from model_server.app import ModelServerConfig, serve
 from model_server.mimic import SERVERS
 from model_server.service_time import parse_distribution

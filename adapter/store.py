@@ -26,10 +26,11 @@ import enum
 import math
 from array import array
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from typing import NamedTuple
 
 import numpy as np
 
-from adapter import sketch
+from adapter import catalog, sketch
 from adapter.config import StoreConfig
 from adapter.report import Owner, Report
 from adapter.resources import PodRef
@@ -85,6 +86,16 @@ _BAND_TRIM_SIZE = 256
 
 def _zeros(size: int) -> array[int]:
     return array("q", bytes(8 * size))
+
+
+class SketchWindow(NamedTuple):
+    """A pod's window of one sketch signal, to read (never change): its dense band of counts
+    (lowest bin index, int64 counts from it on), the latencies below the smallest bin, and
+    how many values it holds."""
+
+    band: tuple[int, array[int]]
+    zero_count: int
+    total: int
 
 
 class PodRecord:
@@ -267,6 +278,12 @@ class PodRecord:
         """The window's latency counts as (lowest bin index, dense int64 counts from it on).
         The store's own band, not a copy: read it, never change it."""
         return self._band_low, self._band
+
+    def sketch_window(self, signal: catalog.Signal) -> SketchWindow | None:
+        """The window of the sketch ``signal``, or None when the pod does not report it."""
+        if signal is not catalog.Signal.LATENCY:
+            return None
+        return SketchWindow(self.window_band, self._window_zero_count, self._window_total)
 
     @property
     def window_bins(self) -> Mapping[int, int]:

@@ -17,6 +17,7 @@ cluster does not have (or of an older incarnation) is never served.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -429,20 +430,30 @@ class StoreProvider:
         self, metric: catalog.Metric, records: Sequence[PodRecord], now: float
     ) -> _Aggregate | None:
         """The object-level value over ``records`` (already fresh), or None without data."""
-        self._refresh_windows(metric, records, now)
-        if metric.kind is catalog.Kind.GAUGE:
-            records = [r for r in records if metric.name in r.gauges]
-            value = sum(r.gauges[metric.name] for r in records)
-        elif metric.kind is catalog.Kind.RATE:
-            value = sum(self._rate(r, now) for r in records)
-        else:
-            merged = sketch.LatencySketch.from_bands(
-                [r.window_band for r in records], [r.window_zero_count for r in records]
-            )
-            value = merged.quantile(metric.quantile)
+        records = self._with_signal(metric, records)
         if not records:
             return None
+        self._refresh_windows(metric, records, now)
+        if metric.kind is catalog.Kind.GAUGE:
+            values = [r.gauges[metric.signal.value] for r in records]
+            value = _AGGREGATES[metric.aggregate](values)
+        elif metric.kind is catalog.Kind.RATE:
+            value = sum(self._rate(r, now) for r in records)
+        elif metric.kind is catalog.Kind.MEAN:
+            value = _pooled_mean(records)
+        else:
+            bands, zero_counts = _sketches(metric.signal, records)
+            value = sketch.LatencySketch.from_bands(bands, zero_counts).quantile(metric.quantile)
         return _Aggregate(value, max(r.last_seen for r in records))
+
+    @staticmethod
+    def _with_signal(metric: catalog.Metric, records: Sequence[PodRecord]) -> Sequence[PodRecord]:
+        """Those of ``records`` that report what ``metric`` reads."""
+        if metric.kind is catalog.Kind.GAUGE:
+            return [r for r in records if metric.signal.value in r.gauges]
+        if metric.signal in catalog.SKETCH_SIGNALS:
+            return [r for r in records if r.sketch_window(metric.signal) is not None]
+        return records
 
     def _object_value(
         self,
@@ -511,20 +522,18 @@ class StoreProvider:
         now: float,
     ) -> PodValues:
         """One value per pod, for the pods (already fresh) that have ``metric``."""
-        records = self._in_series(records, metric_selector)
+        records = self._with_signal(metric, self._in_series(records, metric_selector))
         self._refresh_windows(metric, records, now)
         numbers: Sequence[float] | NDArray[np.float64]
         if metric.kind is catalog.Kind.GAUGE:
-            records = [r for r in records if metric.name in r.gauges]
-            numbers = [r.gauges[metric.name] for r in records]
+            numbers = [r.gauges[metric.signal.value] for r in records]
         elif metric.kind is catalog.Kind.RATE:
             numbers = [self._rate(r, now) for r in records]
+        elif metric.kind is catalog.Kind.MEAN:
+            numbers = [_pooled_mean([r]) for r in records]
         else:
-            numbers = sketch.quantile_per_band(
-                [r.window_band for r in records],
-                [r.window_zero_count for r in records],
-                metric.quantile,
-            )
+            bands, zero_counts = _sketches(metric.signal, records)
+            numbers = sketch.quantile_per_band(bands, zero_counts, metric.quantile)
         return PodValues(
             metric.name,
             [r.pod for r in records],
@@ -533,3 +542,27 @@ class StoreProvider:
             self._window_seconds(metric, now),
             metric_selector,
         )
+
+
+_AGGREGATES: dict[catalog.Aggregate, Callable[[Sequence[float]], float]] = {
+    catalog.Aggregate.SUM: sum,
+    catalog.Aggregate.MEAN: statistics.fmean,
+    catalog.Aggregate.MAX: max,
+}
+"""How the pods' gauge values make an object's value (a fraction is never summed)."""
+
+
+def _sketches(
+    signal: catalog.Signal, records: Sequence[PodRecord]
+) -> tuple[list[tuple[int, sketch.Int64Buffer]], list[int]]:
+    """The window bands and zero counts of each record's ``signal`` sketch (which it has)."""
+    windows = [r.sketch_window(signal) for r in records]
+    return [w.band for w in windows if w], [w.zero_count for w in windows if w]
+
+
+def _pooled_mean(records: Sequence[PodRecord]) -> float:
+    """The mean latency of the requests the records' windows hold, pooled; 0 for none."""
+    windows = [w for r in records if (w := r.sketch_window(catalog.Signal.LATENCY))]
+    count = sum(w.total for w in windows)
+    total = sketch.sum_per_band([w.band for w in windows]).sum()
+    return float(total) / count if count else 0.0

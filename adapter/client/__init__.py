@@ -1,4 +1,5 @@
-"""The pods' side: the push client model servers embed (``pusher``).
+"""The pods' side: the push client model servers embed (``pusher``), and the relay that pushes
+for a real server from its ``/metrics`` (``relay``: ``reading`` and ``buckets`` are its cores).
 
 Everything a pod needs to report to the adapter lives in this package; the public names are
 re-exported here, so ``from adapter.client import PushClient`` keeps working.
@@ -8,11 +9,13 @@ from adapter.client.pusher import (
     DEFAULT_MAX_BACKLOG_AGE_SECONDS,
     DEFAULT_RESOLVE_INTERVAL_SECONDS,
     PUSH_PATH,
+    Contents,
     LatencyRecorder,
     PodIdentity,
     PushClient,
     Pusher,
     PushStats,
+    ReportSource,
     Token,
     TokenFile,
     client_ssl_context,
@@ -24,11 +27,13 @@ __all__ = [
     "DEFAULT_MAX_BACKLOG_AGE_SECONDS",
     "DEFAULT_RESOLVE_INTERVAL_SECONDS",
     "PUSH_PATH",
+    "Contents",
     "LatencyRecorder",
     "PodIdentity",
     "PushClient",
     "PushStats",
     "Pusher",
+    "ReportSource",
     "Token",
     "TokenFile",
     "client_ssl_context",

@@ -372,11 +372,13 @@ class Pusher:
                     await self._post(session, self._in_flight.body)
                     self._in_flight = None
                 if self._has_pending:
-                    self._in_flight = self._take_pending()
+                    # Kept here, not read back from ``_in_flight``: ``discard`` may empty that
+                    # while the post is under way (the address went away).
+                    outgoing = self._in_flight = self._take_pending()
                     try:
-                        await self._post(session, self._in_flight.body)
+                        await self._post(session, outgoing.body)
                     except _Undelivered:
-                        outgoing, self._in_flight = self._in_flight, None
+                        self._in_flight = None
                         self._restore(outgoing)
                         raise
                     self._in_flight = None

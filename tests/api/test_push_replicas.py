@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -210,6 +210,44 @@ async def test_a_stalled_replica_delays_no_other(named_pki: Pki) -> None:
             assert client.adapters[0].pushers[second]._in_flight is not None
             two.faults.mode = None
             two.faults.released.set()
+
+
+async def test_an_address_that_goes_away_mid_delivery_stops_no_other(named_pki: Pki) -> None:
+    """The lookup that drops a replica's address can land while a push to it is under way: that
+    push's late failure leaves the other replicas' deliveries running (it once ended them all),
+    and its data is counted as dropped once."""
+    first, second, _ = ADDRESSES
+    async with replicas((first, named_pki), (second, named_pki)) as (one, two):
+        two.faults.mode = "stall"
+        resolver = StaticResolver({NAME: (first, second)})
+        recorder = LatencyRecorder()
+        client = client_for(named_pki, port_of(one), resolver, recorder)
+        client.interval_seconds = 0.05
+        loop = asyncio.get_running_loop()
+
+        async def wait_for(condition: Callable[[], bool], what: str) -> None:
+            deadline = loop.time() + 30
+            while not condition():
+                assert not running.done(), running.exception()
+                assert loop.time() < deadline, what
+                await asyncio.sleep(0.02)
+
+        async with client:
+            observe(recorder, 20)
+            running = asyncio.ensure_future(client.run())
+            adapter = client.adapters[0]
+            await wait_for(lambda: len(two.faults.push_peers) == 1, "a push to the second")
+            resolve_to(resolver, first)
+            await wait_for(lambda: second not in adapter.pushers, "the second one dropped")
+            two.faults.mode = "refuse"  # the push under way fails late: certainly undelivered
+            two.faults.released.set()
+            pushes = len(one.faults.push_peers)
+            await wait_for(lambda: len(one.faults.push_peers) >= pushes + 5, "pushes go on")
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+        assert client.totals().dropped_requests == 20
+        assert (stored(one), stored(two)) == (20, 0)
 
 
 async def test_a_backlog_older_than_the_max_age_is_dropped_and_counted(pki: Pki) -> None:

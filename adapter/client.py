@@ -16,7 +16,9 @@ slow or dead replica never delays another. Retries never double count:
   ``duplicate``), so the adapter's de-duplication makes the retry harmless.
 
 Sequence numbers come from one counter per client, so they increase at every replica, also at
-one whose address went away and came back.
+one whose address went away and came back. The counter starts at the client's start time in
+microseconds, not at 1: a container that restarts keeps its pod's uid, so a new process counting
+from 1 would have its reports ignored as duplicates for as long as the old one had pushed.
 
 Memory is bounded: one pending sketch and at most one in-flight report per replica, and neither
 older than ``max_backlog_age_seconds`` (set it to the adapter's ``--max-age``): an older backlog
@@ -515,6 +517,17 @@ class AdapterReplicas:
         return totals
 
 
+def first_seq(unix_time: float) -> int:
+    """Where a client's ``seq`` starts: above every ``seq`` an earlier process of the same pod
+    sent, as long as that one pushed less than once a microsecond (microseconds since the epoch
+    stay far below the protocol's 2^63 - 1).
+
+    >>> first_seq(1_800_000_000.25)
+    1800000000250000
+    """
+    return int(unix_time * 1_000_000)
+
+
 def client_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
     """TLS to the adapter, trusting ``ca_file`` (the adapter's CA) or the system roots."""
     context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
@@ -543,7 +556,7 @@ class PushClient:
         self.recorder = recorder
         self.gauges = gauges
         self.interval_seconds = interval_seconds
-        next_seq = itertools.count(1).__next__
+        next_seq = itertools.count(first_seq(clock())).__next__
 
         def make_pusher(url: str, server_hostname: str | None) -> Pusher:
             return Pusher(

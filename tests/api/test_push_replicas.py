@@ -185,6 +185,36 @@ async def test_tls_is_verified_against_the_name_never_the_address(
         assert two.faults.push_peers == [], "no request went past the handshake"
 
 
+async def test_a_connection_verified_for_one_name_is_not_reused_for_another(
+    named_pki: Pki,
+) -> None:
+    """Two adapter URLs whose names resolve to one address: the certificate names only the
+    first, so pushes by the second name are refused every time, also once the first name's
+    verified connection waits idle in the pool (aiohttp before 3.14.1 reused it)."""
+    first = ADDRESSES[0]
+    async with replicas((first, named_pki)) as (one,):
+        port = port_of(one)
+        resolver = StaticResolver({NAME: (first,), "other.test": (first,)})
+        client = PushClient(
+            [f"https://{NAME}:{port}", f"https://other.test:{port}"],
+            POD,
+            TOKEN,
+            LatencyRecorder(),
+            lambda: {"inference_queue_depth": 2.0},
+            ca_file=named_pki.ca_cert,
+            resolver=resolver,
+        )
+        async with client:
+            named, other = (adapter.pushers[first] for adapter in client.adapters)
+            session = client._open_session()
+            for _ in range(3):  # one after the other: the first's connection is idle in the pool
+                client.collect()
+                await named.deliver(session, force=True)
+                await other.deliver(session, force=True)
+            assert (named.stats.delivered, named.stats.failed_attempts) == (3, 0)
+            assert (other.stats.delivered, other.stats.failed_attempts) == (0, 3)
+
+
 async def test_a_stalled_replica_delays_no_other(named_pki: Pki) -> None:
     """Each replica has its own delivery: while one holds a push unanswered, the other keeps
     receiving one report per interval."""

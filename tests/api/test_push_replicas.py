@@ -28,7 +28,7 @@ from adapter.resources import PodRef
 from adapter.sketch import LatencySketch
 from model_server.metrics import ServerMetrics
 from tests.api.conftest import TOKEN, RunningAdapter, serve_adapter
-from tests.conftest import Pki, free_port, make_pki
+from tests.conftest import Pki, exposition_sample, free_port, make_pki
 
 NAME = "adapter-push.test"
 """The host name of the pushes (a headless Service's, in a cluster)."""
@@ -103,14 +103,6 @@ def resolve_to(resolver: StaticResolver, *addresses: str) -> None:
     resolver.addresses[NAME] = sorted(addresses)
 
 
-def sample(text: str, name: str) -> float:
-    """One sample of a Prometheus exposition, e.g. ``model_server_push_replicas{...}``."""
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    raise KeyError(name)
-
-
 async def test_every_address_of_the_name_gets_every_report_and_changes_are_followed(
     named_pki: Pki,
 ) -> None:
@@ -148,17 +140,21 @@ async def test_every_address_of_the_name_gets_every_report_and_changes_are_follo
                 ServerMetrics(lambda: None, lambda: client).registry
             ).decode()
             url = adapter.url
-            assert sample(exposition, f'model_server_push_replicas{{adapter="{url}"}}') == 3
+            assert (
+                exposition_sample(exposition, f'model_server_push_replicas{{adapter="{url}"}}') == 3
+            )
             for address, delivered in ((first, 1), (second, 3), (third, 0)):
                 labels = f'adapter="{url}",address="{address}"'
                 pushes = f"model_server_replica_pushes_total{{{labels},result="
-                assert sample(exposition, f'{pushes}"delivered"}}') == delivered
-                assert sample(exposition, f'{pushes}"failed"}}') == (address == third)
+                assert exposition_sample(exposition, f'{pushes}"delivered"}}') == delivered
+                assert exposition_sample(exposition, f'{pushes}"failed"}}') == (address == third)
                 backlog = f"model_server_push_backlog_requests{{{labels}}}"
-                assert sample(exposition, backlog) == (30 if address == third else 0)
+                assert exposition_sample(exposition, backlog) == (30 if address == third else 0)
             # The totals keep what the pusher of the address that went away had delivered.
-            assert sample(exposition, 'model_server_pushes_total{result="delivered"}') == 5
-            assert sample(exposition, 'model_server_pushes_total{result="failed"}') == 1
+            assert (
+                exposition_sample(exposition, 'model_server_pushes_total{result="delivered"}') == 5
+            )
+            assert exposition_sample(exposition, 'model_server_pushes_total{result="failed"}') == 1
         # One keep-alive connection per replica: every push to the second came on one.
         assert len(two.faults.push_peers) == 3
         assert len(set(two.faults.push_peers)) == 1

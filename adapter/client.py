@@ -424,6 +424,10 @@ def parse_adapter_url(url: str) -> urllib.parse.SplitResult:
         raise ValueError(f"adapter URL {url!r}: expected https://HOST[:PORT] (TLS only)")
     if parts.query or parts.fragment:
         raise ValueError(f"adapter URL {url!r}: a base URL has no query or fragment")
+    try:
+        parts.hostname.encode("idna")  # what every lookup does first
+    except UnicodeError:
+        raise ValueError(f"adapter URL {url!r}: {parts.hostname!r} is not a host name") from None
     return parts
 
 

@@ -211,31 +211,65 @@ async def test_a_connection_verified_for_one_name_is_not_reused_for_another(
             assert (other.stats.delivered, other.stats.failed_attempts) == (0, 3)
 
 
-async def test_a_stalled_replica_delays_no_other(named_pki: Pki) -> None:
-    """Each replica has its own delivery: while one holds a push unanswered, the other keeps
-    receiving one report per interval."""
+@dataclasses.dataclass
+class Pushing:
+    """A pod's client running (a push every 0.05 s) to two replicas, the second one stalled."""
+
+    one: RunningAdapter
+    two: RunningAdapter
+    resolver: StaticResolver
+    client: PushClient
+    running: asyncio.Future[None]
+
+    async def until(self, condition: Callable[[], bool], what: str) -> None:
+        """Poll ``condition``; fail if ``run`` ended or 30 s went by."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while not condition():
+            assert not self.running.done(), self.running.exception()
+            assert loop.time() < deadline, f"not within 30 s: {what}"
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        self.running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.running
+
+
+@contextlib.asynccontextmanager
+async def pushing_with_the_second_stalled(pki: Pki, requests: int = 0) -> AsyncIterator[Pushing]:
+    """``requests`` recorded before the first push; the stall released at the end."""
     first, second, _ = ADDRESSES
-    async with replicas((first, named_pki), (second, named_pki)) as (one, two):
+    async with replicas((first, pki), (second, pki)) as (one, two):
         two.faults.mode = "stall"
         resolver = StaticResolver({NAME: (first, second)})
         recorder = LatencyRecorder()
-        client = client_for(named_pki, port_of(one), resolver, recorder)
+        client = client_for(pki, port_of(one), resolver, recorder)
         client.interval_seconds = 0.05
         async with client:
-            running = asyncio.ensure_future(client.run())
-            deadline = asyncio.get_running_loop().time() + 30
-            while len(one.faults.push_peers) < 5:
-                assert asyncio.get_running_loop().time() < deadline, "the first replica starved"
-                await asyncio.sleep(0.05)
-            assert len(two.faults.push_peers) == 1, "one push, still unanswered"
-            assert client.adapters[0].pushers[second].busy
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
-            # Cut off on its way, the stalled report stays in flight for the next delivery.
-            assert client.adapters[0].pushers[second]._in_flight is not None
-            two.faults.mode = None
-            two.faults.released.set()
+            observe(recorder, requests)
+            pushing = Pushing(one, two, resolver, client, asyncio.ensure_future(client.run()))
+            try:
+                yield pushing
+            finally:
+                await pushing.stop()
+                two.faults.mode = None
+                two.faults.released.set()
+
+
+async def test_a_stalled_replica_delays_no_other(named_pki: Pki) -> None:
+    """Each replica has its own delivery: while one holds a push unanswered, the other keeps
+    receiving one report per interval."""
+    second = ADDRESSES[1]
+    async with pushing_with_the_second_stalled(named_pki) as pushing:
+        one, two = pushing.one, pushing.two
+        await pushing.until(lambda: len(one.faults.push_peers) >= 5, "the first replica starved")
+        assert len(two.faults.push_peers) == 1, "one push, still unanswered"
+        stalled = pushing.client.adapters[0].pushers[second]
+        assert stalled.busy
+        await pushing.stop()
+        # Cut off on its way, the stalled report stays in flight for the next delivery.
+        assert stalled._in_flight is not None
 
 
 async def test_an_address_that_goes_away_mid_delivery_stops_no_other(named_pki: Pki) -> None:
@@ -243,37 +277,17 @@ async def test_an_address_that_goes_away_mid_delivery_stops_no_other(named_pki: 
     push's late failure leaves the other replicas' deliveries running (it once ended them all),
     and its data is counted as dropped once."""
     first, second, _ = ADDRESSES
-    async with replicas((first, named_pki), (second, named_pki)) as (one, two):
-        two.faults.mode = "stall"
-        resolver = StaticResolver({NAME: (first, second)})
-        recorder = LatencyRecorder()
-        client = client_for(named_pki, port_of(one), resolver, recorder)
-        client.interval_seconds = 0.05
-        loop = asyncio.get_running_loop()
-
-        async def wait_for(condition: Callable[[], bool], what: str) -> None:
-            deadline = loop.time() + 30
-            while not condition():
-                assert not running.done(), running.exception()
-                assert loop.time() < deadline, what
-                await asyncio.sleep(0.02)
-
-        async with client:
-            observe(recorder, 20)
-            running = asyncio.ensure_future(client.run())
-            adapter = client.adapters[0]
-            await wait_for(lambda: len(two.faults.push_peers) == 1, "a push to the second")
-            resolve_to(resolver, first)
-            await wait_for(lambda: second not in adapter.pushers, "the second one dropped")
-            two.faults.mode = "refuse"  # the push under way fails late: certainly undelivered
-            two.faults.released.set()
-            pushes = len(one.faults.push_peers)
-            await wait_for(lambda: len(one.faults.push_peers) >= pushes + 5, "pushes go on")
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
-        assert client.totals().dropped_requests == 20
-        assert (stored(one), stored(two)) == (20, 0)
+    async with pushing_with_the_second_stalled(named_pki, requests=20) as pushing:
+        one, two, adapter = pushing.one, pushing.two, pushing.client.adapters[0]
+        await pushing.until(lambda: len(two.faults.push_peers) == 1, "a push to the second")
+        resolve_to(pushing.resolver, first)
+        await pushing.until(lambda: second not in adapter.pushers, "the second one dropped")
+        two.faults.mode = "refuse"  # the push under way fails late: certainly undelivered
+        two.faults.released.set()
+        pushes = len(one.faults.push_peers)
+        await pushing.until(lambda: len(one.faults.push_peers) >= pushes + 5, "pushes go on")
+    assert pushing.client.totals().dropped_requests == 20
+    assert (stored(one), stored(two)) == (20, 0)
 
 
 async def test_a_backlog_older_than_the_max_age_is_dropped_and_counted(pki: Pki) -> None:

@@ -13,6 +13,7 @@ Specs (durations as in ``adapter.durations``):
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +85,15 @@ def parse_distribution(spec: str) -> ServiceTime:
         if not 0 <= sigma <= 5 or not math.isfinite(sigma):
             raise ValueError(f"invalid service time {spec!r}: sigma must be a number in [0, 5]")
     return ServiceTime(kind, scale, sigma)
+
+
+def distribution_arg(text: str) -> ServiceTime:
+    """``parse_distribution`` for argparse's ``type=``: the same message, as
+    ``ArgumentTypeError`` (argparse prints it after the flag's name)."""
+    try:
+        return parse_distribution(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 class ServiceTimeSampler:

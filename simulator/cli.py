@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
-from adapter import durations
+from adapter import arguments, durations
 from adapter.config import StoreConfig
 from localcluster import hpa
 from model_server import profiles
-from model_server.service_time import parse_distribution
+from model_server.service_time import distribution_arg
 from simulator import inputs
 from simulator.pods import PodModel
 
@@ -36,11 +35,10 @@ MAX_DURATION_SECONDS = 31 * 24 * 3600.0
 """Per-second counts are kept for the whole run: a month is the longest it takes."""
 
 PROG = "inference-adapter simulate"
-DESCRIPTION = (
-    "Replay a load profile against one or more HPA manifests in virtual time: the pods as"
-    " queues, the adapter's own store and provider, the HPA's own algorithm. Writes a timeline"
-    " per manifest and a summary; an hour of traffic takes seconds."
-)
+DESCRIPTION = """\
+Replay a load profile against one or more HPA manifests in virtual time: the pods as
+queues, the adapter's own store and provider, the HPA's own algorithm. Writes a timeline
+per manifest and a summary; an hour of traffic takes seconds."""
 EPILOG = (
     profiles.PROFILE_HELP
     + """
@@ -54,57 +52,6 @@ example: inference-adapter simulate --hpa apiservice/examples/hpa-tuned.yaml \\
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (no usage dump): ``prog: error: message``, exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, not {text!r}")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, not {text!r}")
-    return value
-
-
-def _positive_duration(text: str) -> float:
-    value = durations.duration_arg(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be longer than 0, not {text!r}")
-    return value
-
-
-def _distribution(text: str) -> object:
-    try:
-        return parse_distribution(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def _startup_delay(text: str) -> object:
     try:
         return inputs.parse_startup_delay(text)
@@ -115,98 +62,87 @@ def _startup_delay(text: str) -> object:
 def build_parser() -> argparse.ArgumentParser:
     """The ``simulate`` flags; ``simulate_options`` in the parsed namespace maps each option a
     sweep may vary (flag without dashes) to its argparse action."""
-    parser = _Parser(
+    parser = arguments.OneLineParser(
         prog=PROG,
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    options: dict[str, argparse.Action] = {}
-    parser.set_defaults(simulate_options=options)
     parser.add_argument(
         "--hpa",
         type=Path,
         action="append",
         required=True,
         metavar="FILE",
-        help="an autoscaling/v2 HPA manifest (repeat to compare several on the same traffic)",
+        help="an autoscaling/v2 HPA manifest; repeat to compare several on the same traffic",
     )
-    load = parser.add_argument_group("load (as model-server loadgen)")
-    load.add_argument("--profile", default="constant", help="rate over time (default constant)")
+    pod, store, upstream = PodModel(), StoreConfig(), hpa.ControllerConfig()
+    seconds = durations.format_duration
+    load = parser.add_argument_group("load, as model-server loadgen")
+    pods = parser.add_argument_group("pods, as model-server")
+    adapter = parser.add_argument_group("adapter")
+    controller = parser.add_argument_group(
+        "HPA controller: kube-controller-manager's --horizontal-pod-autoscaler-* flags"
+    )
+    duration, number = arguments.positive_duration, arguments.non_negative_number
+    for group, flag, kind, default, shown, what in (
+        (load, "--profile", str, "constant", "constant", "rate over time"),
+        (load, "--rate", number, 10.0, "10", "requests per second (the profile's base)"),
+        (load, "--seed", int, 1, "1", "seed of arrivals and service times"),
+        (load, "--slo", duration, 0.5, "500ms", "latency objective"),
+        (pods, "--service-time", distribution_arg, pod.service_time, str(pod.service_time),
+         "constant:20ms, exponential:20ms (mean) or lognormal:20ms,0.5 (median, sigma)"),
+        (pods, "--max-concurrency", arguments.positive_int, pod.max_concurrency,
+         str(pod.max_concurrency), "worker slots"),
+        (pods, "--max-queue", arguments.count, pod.max_queue, str(pod.max_queue),
+         "waiting requests beyond which a pod sheds"),
+        (pods, "--max-batch-size", arguments.positive_int, pod.max_batch_size, "1",
+         "requests per batch"),
+        (pods, "--batch-timeout-ms", number, 0.0, "0", "how long a batch may wait to fill"),
+        (pods, "--batch-growth", number, pod.batch_growth, "0",
+         "a batch of n holds its slot 1 + growth*(n-1) draws"),
+        (pods, "--drain-timeout", durations.duration_arg, pod.drain_timeout_seconds,
+         seconds(pod.drain_timeout_seconds), "a deleted pod is cut this long after deletion"),
+        (pods, "--startup-delay", _startup_delay, pod.startup_delay, "20s",
+         "pod created to ready (scheduling, image pull, model load): a duration, or a"
+         " distribution as --service-time such as lognormal:20s,0.3"),
+        (adapter, "--push-interval", duration, 1.0, "1s", "each pod pushes this often"),
+        (adapter, "--window", duration, store.window_seconds, seconds(store.window_seconds),
+         "latency quantiles and rates cover this window"),
+        (adapter, "--max-age", duration, store.max_age_seconds, seconds(store.max_age_seconds),
+         "pods silent for longer are not served"),
+        (controller, "--sync-period", duration, 15.0, "15s", "how often the HPA is evaluated"),
+        (controller, "--tolerance", number, upstream.tolerance, f"{upstream.tolerance:g}",
+         "ratios within 1 +- tolerance keep the size"),
+        (controller, "--cpu-initialization-period", durations.duration_arg,
+         upstream.cpu_initialization_period_seconds,
+         seconds(upstream.cpu_initialization_period_seconds), "CPU readiness rule"),
+        (controller, "--initial-readiness-delay", durations.duration_arg,
+         upstream.delay_of_initial_readiness_status_seconds,
+         seconds(upstream.delay_of_initial_readiness_status_seconds), "CPU readiness rule"),
+        (controller, "--downscale-stabilization", durations.duration_arg,
+         float(upstream.downscale_stabilization_window_seconds),
+         seconds(upstream.downscale_stabilization_window_seconds),
+         "the scale-down window when a manifest sets none"),
+    ):  # fmt: skip
+        group.add_argument(flag, type=kind, default=default, help=f"{what} ({shown})")
     load.add_argument(
-        "--rate", type=_number, default=10.0, help="requests per second, the profile's base"
-    )
-    load.add_argument(
-        "--duration", type=_positive_duration, required=True, help="simulated time, e.g. 1h"
-    )
-    load.add_argument("--seed", type=int, default=1, help="seed of arrivals and draws (1)")
-    load.add_argument(
-        "--slo", type=_positive_duration, default=0.5, help="latency objective (500ms)"
-    )
-    pods = parser.add_argument_group("pods (as model-server)")
-    defaults = PodModel()
-    pods.add_argument(
-        "--service-time",
-        type=_distribution,
-        default=defaults.service_time,
-        help="constant:20ms, exponential:20ms (mean) or lognormal:20ms,0.5 (median, sigma);"
-        " default lognormal:20ms,0.5",
-    )
-    pods.add_argument("--max-concurrency", type=_positive_int, default=defaults.max_concurrency)
-    pods.add_argument("--max-queue", type=_count, default=defaults.max_queue)
-    pods.add_argument("--max-batch-size", type=_positive_int, default=defaults.max_batch_size)
-    pods.add_argument("--batch-timeout-ms", type=_number, default=0.0)
-    pods.add_argument("--batch-growth", type=_number, default=defaults.batch_growth)
-    pods.add_argument(
-        "--drain-timeout",
-        type=durations.duration_arg,
-        default=defaults.drain_timeout_seconds,
-        help="a deleted pod is cut this long after deletion (30s)",
-    )
-    pods.add_argument(
-        "--startup-delay",
-        type=_startup_delay,
-        default=defaults.startup_delay,
-        help="pod created to ready: scheduling, image pull, model load; a duration (20s) or a"
-        " distribution as --service-time (lognormal:20s,0.3); default 20s",
+        "--duration", type=duration, required=True, help="simulated time, e.g. 30m or 24h"
     )
     pods.add_argument(
         "--initial-replicas",
-        type=_positive_int,
-        help="replicas running at the start (default: the HPA's minReplicas)",
-    )
-    adapter = parser.add_argument_group("adapter")
-    store = StoreConfig()
-    adapter.add_argument("--push-interval", type=_positive_duration, default=1.0)
-    adapter.add_argument("--window", type=_positive_duration, default=store.window_seconds)
-    adapter.add_argument("--max-age", type=_positive_duration, default=store.max_age_seconds)
-    controller = parser.add_argument_group(
-        "HPA controller (kube-controller-manager --horizontal-pod-autoscaler-*)"
-    )
-    upstream = hpa.ControllerConfig()
-    controller.add_argument("--sync-period", type=_positive_duration, default=15.0)
-    controller.add_argument("--tolerance", type=_number, default=upstream.tolerance)
-    controller.add_argument(
-        "--cpu-initialization-period",
-        type=durations.duration_arg,
-        default=upstream.cpu_initialization_period_seconds,
-    )
-    controller.add_argument(
-        "--initial-readiness-delay",
-        type=durations.duration_arg,
-        default=upstream.delay_of_initial_readiness_status_seconds,
-    )
-    controller.add_argument(
-        "--downscale-stabilization",
-        type=durations.duration_arg,
-        default=float(upstream.downscale_stabilization_window_seconds),
+        type=arguments.positive_int,
+        help="replicas running at the start (the HPA's minReplicas)",
     )
     output = parser.add_argument_group("output")
     output.add_argument("--out", type=Path, default=Path("simulate-out"), help="(simulate-out)")
     output.add_argument("--sweep", metavar="KEY=V1,V2,...", help="one run per value (below)")
-    for group in (load, pods, adapter, controller):
-        for action in group._group_actions:  # what a sweep may vary, by flag name
-            options[action.option_strings[0].removeprefix("--")] = action
+    options = {  # what a sweep may vary, by flag name
+        action.option_strings[0].removeprefix("--"): action
+        for group in (load, pods, adapter, controller)
+        for action in group._group_actions
+    }
+    parser.set_defaults(simulate_options=options)
     return parser
 
 

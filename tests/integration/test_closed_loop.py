@@ -193,9 +193,31 @@ def startup_seconds(result: LoopResult) -> float:
     return max(0.5, statistics.median(delays)) if delays else 2.0
 
 
+Steps = list[tuple[float, int, int]]
+"""(time since the start, current, desired) of each HPA sync."""
+
+
+def unmatched_scale_ups(steps: Steps, other: Steps, period: float) -> list[tuple[float, int]]:
+    """The scale-ups (time, size) of ``steps`` that ``other`` does not take within one sync
+    period: at no sync within ``period`` of it does ``other`` want at least that size. (A step
+    to 5 matched by steps to 4 then 5 a sync later is the same step within one period.)"""
+    return [
+        (time, desired)
+        for time, current, desired in steps
+        if desired > current
+        and not any(abs(t - time) <= period and d >= desired for t, _, d in other)
+    ]
+
+
 def test_the_simulator_agrees_with_the_real_loop(step_run: StepRun) -> None:
-    """The same trace, manifest, pods, windows and sync period in virtual time: the same
-    scale-up steps, each within one sync period of the real one, and the same final count."""
+    """The same trace, manifest, pods (their startup time as measured in the real run),
+    windows and sync period in virtual time: the same scale-up steps, each within one sync
+    period of the other run's, and the same final count.
+
+    The real loop runs 160 requests/s through Python processes on two cores: on a machine busy
+    with other work its pods serve slower than their nominal service time once the step comes,
+    and at the steady state (where the HPA holds concurrency at its target) it then takes steps
+    the simulator, given nominal times, does not. Rerun on a quieter machine before chasing."""
     config, real = step_run.config, step_run.result
     simulated = simulate(
         manifests.load_hpa(config.hpa_manifest),
@@ -215,20 +237,12 @@ def test_the_simulator_agrees_with_the_real_loop(step_run: StepRun) -> None:
             slo_seconds=config.slo_seconds,
         ),
     )
-    real_ups = [
-        (r.time - real.started, r.desired_replicas)
-        for r in real.syncs
-        if r.desired_replicas > r.current_replicas
+    real_steps = [
+        (r.time - real.started, r.current_replicas, r.desired_replicas) for r in real.syncs
     ]
-    simulated_ups = [
-        (r.time, r.desired_replicas)
-        for r in simulated.rows
-        if r.desired_replicas > r.current_replicas
-    ]
-    assert [size for _, size in simulated_ups] == [size for _, size in real_ups], (
-        real_ups,
-        simulated_ups,
-    )
-    for (real_time, _), (simulated_time, _) in zip(real_ups, simulated_ups, strict=True):
-        assert abs(simulated_time - real_time) <= config.sync_period_seconds + 0.5
+    simulated_steps = [(r.time, r.current_replicas, r.desired_replicas) for r in simulated.rows]
+    period = config.sync_period_seconds + 0.5  # a real sync starts a little late
+    assert any(d > c for _, c, d in real_steps), "the real loop must scale up"
+    assert unmatched_scale_ups(real_steps, simulated_steps, period) == [], simulated_steps
+    assert unmatched_scale_ups(simulated_steps, real_steps, period) == [], real_steps
     assert simulated.rows[-1].desired_replicas == real.syncs[-1].desired_replicas

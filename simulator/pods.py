@@ -460,31 +460,31 @@ class Service:
 
     def dispatch(self, time: float) -> None:
         """Send the request arriving at ``time`` to a pod, or refuse it."""
-        if not self.endpoints:
+        by_count = self._by_count
+        tied = by_count[self._fewest]
+        if not tied:
             self.refused += 1
             self._tally.unserved(time)
             return
-        tied = self._by_count[self._fewest]
         index = tied[self._turn % len(tied)]
         self._turn += 1
         if self.endpoints[index].admit(time):
-            self._move(index, 1)
+            # the pod moves up a bucket (written out: this runs for every request)
+            count = self.in_flight[index] + 1
+            self.in_flight[index] = count
+            tied.remove(index)
+            if count + 1 == len(by_count):
+                by_count.append([])
+            bisect.insort(by_count[count], index)
+            if not tied:
+                self._fewest = count
 
     def release(self, index: int) -> None:
-        """Endpoint ``index`` answered a request."""
-        self._move(index, -1)
-
-    def _move(self, index: int, step: int) -> None:
+        """Endpoint ``index`` answered a request: it moves down a bucket."""
         by_count = self._by_count
         count = self.in_flight[index]
-        left = by_count[count]
-        left.remove(index)
-        count += step
+        by_count[count].remove(index)
+        count -= 1
         self.in_flight[index] = count
-        if count + 1 == len(by_count):
-            by_count.append([])
         bisect.insort(by_count[count], index)
-        if step < 0:
-            self._fewest = min(self._fewest, count)
-        elif not left and count - 1 == self._fewest:
-            self._fewest = count
+        self._fewest = min(self._fewest, count)

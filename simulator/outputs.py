@@ -181,10 +181,10 @@ def _pyplot():  # type: ignore[no-untyped-def]
     return pyplot
 
 
-def _save(figure: Any, path: Path, pyplot: Any) -> None:
+def _save(figure: Any, path: Path, pyplot: Any, bottom: float = 0.06) -> None:
     """Fixed margins rather than ``tight_layout``, which renders every label twice (it was
     most of a plot's time)."""
-    figure.subplots_adjust(left=0.09, right=0.91, bottom=0.06, top=0.95, hspace=0.12)
+    figure.subplots_adjust(left=0.1, right=0.91, bottom=bottom, top=0.94, hspace=0.12)
     figure.savefig(path, dpi=90)
     pyplot.close(figure)
 
@@ -228,6 +228,7 @@ def plot_timeline(path: Path, labelled: Labelled) -> None:
     ratios.axhline(1.0, color="tab:red", linestyle=":", label="target")
     ratios.set_ylabel("metric / target")
     ratios.set_yscale("symlog", linthresh=1.0)
+    ratios.set_ylim(bottom=0.0)
     ratios.legend(loc="upper left", fontsize="small")
     queue.plot(times, [r.queue_depth or 0 for r in run.rows], color="tab:orange")
     queue.set_ylabel("queue depth (sum)")
@@ -236,10 +237,14 @@ def plot_timeline(path: Path, labelled: Labelled) -> None:
     latency.axhline(slo, color="tab:red", linestyle=":", label=f"SLO {slo:g}s")
     latency.set_ylabel(f"p99 over {run.config.store.window_seconds:g} s (s)")
     share = latency.twinx()
-    share.plot(times, _missed_share(run), color="tab:red", alpha=0.4, label="missed share")
+    share.plot(
+        times, _missed_share(run), color="tab:red", alpha=0.4, label="share over SLO or shed"
+    )
     share.set_ylabel("over SLO or shed")
     share.set_ylim(0, 1)
-    latency.legend(loc="upper left")
+    lines = latency.get_legend_handles_labels()
+    extra = share.get_legend_handles_labels()
+    latency.legend(lines[0] + extra[0], lines[1] + extra[1], loc="upper left")
     latency.set_xlabel("time (s)")
     for axis in axes:
         axis.grid(alpha=0.3)
@@ -313,4 +318,4 @@ def plot_pareto(path: Path, runs: Sequence[Labelled], sweep_key: str) -> None:
     axis.set_title(f"sweep of {sweep_key}: cost against SLO misses")
     axis.grid(alpha=0.3)
     axis.legend()
-    _save(figure, path, pyplot)
+    _save(figure, path, pyplot, bottom=0.1)

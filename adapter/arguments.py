@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from typing import NoReturn
 
 from adapter import durations
@@ -19,6 +20,7 @@ from adapter import durations
 __all__ = [
     "OneLineParser",
     "count",
+    "integer_at_least",
     "non_negative_number",
     "positive_duration",
     "positive_int",
@@ -33,26 +35,25 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1: ``--max-concurrency 4``."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
-    return value
+def integer_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type for integers of at least ``minimum``."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, not {text!r}")
+        return value
+
+    return convert
 
 
-def count(text: str) -> int:
-    """An integer >= 0: ``--max-queue 0``."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, not {text!r}")
-    return value
+positive_int = integer_at_least(1)
+"""An integer >= 1: ``--max-concurrency 4``."""
+count = integer_at_least(0)
+"""An integer >= 0: ``--max-queue 0``."""
 
 
 def positive_number(text: str) -> float:

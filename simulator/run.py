@@ -109,18 +109,11 @@ class RunResult:
     def unserved(self) -> int:
         return int(self.unserved_per_second.sum())
 
-    @property
-    def served(self) -> int:
-        return self.latencies.count
-
-
-def _shifted(profile: profiles.RateProfile, offset: float) -> profiles.RateProfile:
-    """``profile`` as seen from ``offset`` seconds on (to draw arrivals a block at a time)."""
-    return profiles.PiecewiseProfile((0.0,), (0.0,)) if offset < 0 else _Shifted(profile, offset)
-
 
 @dataclass(frozen=True)
 class _Shifted:
+    """``base`` as seen from ``offset`` seconds on (to draw arrivals a block at a time)."""
+
     base: profiles.RateProfile
     offset: float
 
@@ -229,9 +222,10 @@ class _Run:
         while start < config.duration_seconds:
             end = min(start + ARRIVAL_BLOCK_SECONDS, config.duration_seconds)
             block = start + profiles.arrival_times(
-                _shifted(config.profile, start), end - start, self.arrivals_rng
+                _Shifted(config.profile, start), end - start, self.arrivals_rng
             )
-            np.add.at(self.offered, block.astype(np.int64), 1)
+            per_second = np.bincount(block.astype(np.int64) - int(start))
+            self.offered[int(start) : int(start) + per_second.size] += per_second
             self.events.run(block.tolist(), dispatch, until=end)
             start = end
         return self._result()

@@ -2,7 +2,8 @@
 
 - **replica-seconds**: every pod's life (created to gone: starting and draining pods cost too);
 - **over the SLO or not served**: the share of requests answered slower than ``--slo``, shed by
-  a pod, refused for want of a ready pod or cut at a drain timeout;
+  a pod, refused for want of a ready pod or cut at a drain timeout (requests still in flight
+  when the run ends count as neither);
 - **p99**: of the answered requests over the whole run;
 - **scale events**: syncs that changed the replica count;
 - **longest above the SLO**: the longest run of consecutive seconds in which more than 1 % of

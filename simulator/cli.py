@@ -192,7 +192,7 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
 
 
 @dataclass(frozen=True)
-class _Planned:
+class Planned:
     """One run to make: a manifest, the swept value if any, and where its files go."""
 
     stem: str
@@ -200,6 +200,14 @@ class _Planned:
     autoscaler: hpa.HorizontalPodAutoscaler
     config: SimulationConfig
     out_dir: Path
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every run the flags ask for, and the swept key (None without ``--sweep``)."""
+
+    runs: list[Planned]
+    sweep_key: str | None
 
 
 def _with_option(args: argparse.Namespace, key: str, value: str) -> argparse.Namespace:
@@ -214,7 +222,7 @@ def _with_option(args: argparse.Namespace, key: str, value: str) -> argparse.Nam
     return changed
 
 
-def plan(args: argparse.Namespace) -> list[_Planned]:
+def plan(args: argparse.Namespace) -> Plan:
     """Every run the flags ask for, checked before any starts (``InvalidInput`` otherwise)."""
     if args.duration > MAX_DURATION_SECONDS:
         raise inputs.InvalidInput("--duration: at most 31 days (744h)")
@@ -223,25 +231,35 @@ def plan(args: argparse.Namespace) -> list[_Planned]:
         raise inputs.InvalidInput(
             f"--hpa: two manifests named {max(stems, key=stems.count)!r} would share a folder"
         )
-    sweep = inputs.parse_sweep(args.sweep, list(args.simulate_options)) if args.sweep else None
-    planned = []
-    for value in sweep.values if sweep else (None,):
-        assert sweep is None or value is not None
-        swept = _with_option(args, sweep.key, value) if sweep and sweep.is_option else args
-        config = config_from_args(swept)
-        for path in args.hpa:
-            edit = sweep.edit(value) if sweep and value is not None else None
-            out_dir = args.out / path.stem
-            if sweep:
-                out_dir /= f"{sweep.key}={value}".replace("/", "_")
-            planned.append(
-                _Planned(path.stem, value, inputs.load_manifest(path, edit), config, out_dir)
+    if args.sweep is None:
+        config = config_from_args(args)
+        runs = [
+            Planned(path.stem, None, inputs.load_manifest(path), config, args.out / path.stem)
+            for path in args.hpa
+        ]
+    else:
+        sweep = inputs.parse_sweep(args.sweep, list(args.simulate_options))
+        runs = []
+        for value in sweep.values:
+            config = config_from_args(
+                _with_option(args, sweep.key, value) if sweep.is_option else args
             )
+            folder = f"{sweep.key}={value}".replace("/", "_")
+            runs += [
+                Planned(
+                    path.stem,
+                    value,
+                    inputs.load_manifest(path, sweep.edit(value)),
+                    config,
+                    args.out / path.stem / folder,
+                )
+                for path in args.hpa
+            ]
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise inputs.InvalidInput(f"--out {args.out}: {error.strerror}") from None
-    return planned
+    return Plan(runs, None if args.sweep is None else sweep.key)
 
 
 def _fail(message: str) -> int:
@@ -263,7 +281,7 @@ def main(argv: Sequence[str]) -> int:
     from simulator import outputs, run, summary
 
     results = []
-    for one in planned:
+    for one in planned.runs:
         started = time.perf_counter()
         result = run.simulate(one.autoscaler, one.config)
         labelled = outputs.Labelled(one.stem, one.value, result, summary.summarize(result))
@@ -276,7 +294,7 @@ def main(argv: Sequence[str]) -> int:
         outputs.write_timeline(one.out_dir / "timeline.csv", result)
         outputs.plot_timeline(one.out_dir / "timeline.png", labelled)
         results.append(labelled)
-    sweep_key = inputs.parse_sweep(args.sweep, []).key if args.sweep else None
+    sweep_key = planned.sweep_key
     written = [args.out / "summary.csv"]
     outputs.write_summary(written[0], results, sweep_key)
     if len(args.hpa) > 1 and sweep_key is None:

@@ -196,3 +196,44 @@ def test_startup_delays_and_sweeps_parse() -> None:
     assert document["spec"]["behavior"] == {"scaleDown": {"stabilizationWindowSeconds": 60}}
     option = inputs.parse_sweep("--tolerance=0.05,0.2", ["tolerance"])
     assert option.is_option and option.key == "tolerance" and option.edit("0.05") is None
+
+
+def test_a_sweep_of_an_option_or_a_field_plans_one_run_per_value(tmp_path: Path) -> None:
+    from simulator import cli as simulate_cli
+
+    path = manifest(tmp_path)
+    base = ["--hpa", str(path), "--duration", "10s", "--out", str(tmp_path / "out")]
+    option = simulate_cli.plan(
+        simulate_cli.build_parser().parse_args(
+            [*base, "--sweep", "startup-delay=5s,exponential:1m"]
+        )
+    )
+    assert option.sweep_key == "startup-delay"
+    assert [r.config.pod.startup_delay.scale_seconds for r in option.runs] == [5.0, 60.0]
+    assert [r.out_dir.name for r in option.runs] == [
+        "startup-delay=5s",
+        "startup-delay=lognormal:1m,1",
+    ]
+    field = simulate_cli.plan(
+        simulate_cli.build_parser().parse_args(
+            [
+                *base,
+                "--hpa",
+                str(manifest(tmp_path, HPA, "other.yaml")),
+                "--sweep",
+                "spec.maxReplicas=2,9",
+            ]
+        )
+    )
+    assert [(r.stem, r.autoscaler.spec.max_replicas) for r in field.runs] == [
+        ("hpa", 2),
+        ("other", 2),
+        ("hpa", 9),
+        ("other", 9),
+    ]
+    target = simulate_cli.plan(
+        simulate_cli.build_parser().parse_args(
+            [*base, "--sweep", "inference_latency_p99_seconds=300m,1"]
+        )
+    )
+    assert [r.autoscaler.spec.metrics[1].target.value_milli for r in target.runs] == [300, 1000]

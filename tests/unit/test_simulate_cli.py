@@ -212,7 +212,7 @@ def test_a_sweep_of_an_option_or_a_field_plans_one_run_per_value(tmp_path: Path)
     assert [r.config.pod.startup_delay.scale_seconds for r in option.runs] == [5.0, 60.0]
     assert [r.out_dir.name for r in option.runs] == [
         "startup-delay=5s",
-        "startup-delay=lognormal:1m,1",
+        "startup-delay=exponential:1m",
     ]
     field = simulate_cli.plan(
         simulate_cli.build_parser().parse_args(

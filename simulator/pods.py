@@ -106,8 +106,9 @@ class Tally:
         self.slow_per_second = [0] * (self.seconds + 1)
         self.unserved_per_second = [0] * (self.seconds + 1)
 
-    def unserved(self, arrival: float, count: int = 1) -> None:
-        self.unserved_per_second[int(arrival)] += count
+    def unserved(self, arrival: float) -> None:
+        """One request that arrived at ``arrival`` was not served."""
+        self.unserved_per_second[int(arrival)] += 1
 
 
 class Pod:

@@ -44,8 +44,10 @@ def integer_at_least(minimum: int) -> Callable[[str], int]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, not {text!r}")
+            raise argparse.ArgumentTypeError(f"must be {wanted}, not {text!r}")
         return value
+
+    wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
 
     return convert
 

@@ -162,6 +162,9 @@ class ServerConfig:
     bind_address: str = "0.0.0.0"  # noqa: S104 - the Kubernetes default; the demo binds 127.0.0.1
     secure_port: int = 6443
     log_format: str = "text"
+    warm_up_seconds: float = 2.0
+    """``/readyz`` answers 503 for this long after start-up, time for every live pod to push to
+    a replica that has no history yet (two push intervals)."""
     tls: TlsConfig = field(default_factory=TlsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     push: PushConfig = field(default_factory=PushConfig)
@@ -181,6 +184,8 @@ class ServerConfig:
             problems.append(f"--window must be at least {self.store.slice_seconds:g}s")
         if self.store.max_age_seconds <= 0:
             problems.append("--max-age must be positive")
+        if self.warm_up_seconds < 0:
+            problems.append("--warm-up must not be negative")
         problems += self.connections.validate()
         for flag, path in (
             ("--tls-cert-file", self.tls.cert_file),

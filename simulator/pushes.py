@@ -26,7 +26,8 @@ from typing import NamedTuple
 import numpy as np
 
 from adapter import sketch
-from adapter.report import CONCURRENCY, QUEUE_DEPTH, Owner, PodRef, Report
+from adapter.report import CONCURRENCY, QUEUE_DEPTH, Owner, Report
+from adapter.resources import PodRef
 from adapter.store import Store
 from simulator.pods import Pod
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -41,14 +42,23 @@ class Faults:
     """What the network does to the next pushes: nothing, refuse them, or lose the answer."""
 
     mode: str | None = None
-    """None, "refuse" (503 before the adapter sees the push) or "lose_answer" (the adapter
-    applies the push, then the connection drops before the client reads the answer)."""
+    """None, "refuse" (503 before the adapter sees the push), "lose_answer" (the adapter
+    applies the push, then the connection drops before the client reads the answer) or "stall"
+    (no answer until ``released`` is set)."""
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    push_peers: list[tuple[str, int]] = field(default_factory=list)
+    """The client address and port of every push, faulty or not (one port: one connection)."""
 
 
 def fault_middleware(faults: Faults) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def inject(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == "/push/v1" and request.transport is not None:
+            faults.push_peers.append(request.transport.get_extra_info("peername")[:2])
         if request.path != "/push/v1" or faults.mode is None:
+            return await handler(request)
+        if faults.mode == "stall":
+            await faults.released.wait()
             return await handler(request)
         if faults.mode == "refuse":
             return web.Response(status=503, headers={"Retry-After": "1"})
@@ -103,8 +113,9 @@ async def serve_adapter(
     clock: Callable[[], float] | None = None,
     window_seconds: float = 30,
     request_timeout_seconds: float = 60,
+    host: str = "127.0.0.1",
 ) -> AsyncIterator[RunningAdapter]:
-    """Serve the application on ``port`` (a free one by default) until the block ends.
+    """Serve the application on ``host``:``port`` (a free port by default) until the block ends.
 
     The clock is a ``FakeClock`` unless one is given (``time.time`` for tests with real
     processes pushing in real time).
@@ -128,7 +139,7 @@ async def serve_adapter(
     app.middlewares.insert(0, fault_middleware(faults))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=state.tls.context)
+    site = web.TCPSite(runner, host, port, ssl_context=state.tls.context)
     await site.start()
     port = runner.addresses[0][1]
     reader = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=pki.client_context()))
@@ -136,7 +147,7 @@ async def serve_adapter(
         connector=aiohttp.TCPConnector(ssl=pki.client_context(with_client_cert=False))
     )
     try:
-        yield RunningAdapter(f"https://127.0.0.1:{port}", state, clock, reader, anonymous, faults)
+        yield RunningAdapter(f"https://{host}:{port}", state, clock, reader, anonymous, faults)
     finally:
         await reader.close()
         await anonymous.close()

@@ -155,7 +155,7 @@ RUN = ["--hpa", "{hpa}", "--duration", "10s"]
         ([*RUN, "--max-queue", "-1"], "argument --max-queue: must be an integer >= 0, not '-1'"),
         (
             [*RUN, "--max-concurrency", "0"],
-            "argument --max-concurrency: must be an integer >= 1",
+            "argument --max-concurrency: must be a positive integer",
         ),
         ([*RUN, "--service-time", "gamma:1s"], "argument --service-time: invalid service time"),
         ([*RUN, "--startup-delay", "soon"], "argument --startup-delay: invalid duration"),

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from adapter.config import StoreConfig
-from adapter.report import CONCURRENCY, QUEUE_DEPTH, PodRef, Report
+from adapter.report import CONCURRENCY, QUEUE_DEPTH, Report
+from adapter.resources import PodRef
 from adapter.sketch import LatencySketch
 from adapter.store import Store
 from simulator.pushes import PodPusher, Pushes

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from adapter.config import StoreConfig
-from adapter.report import PodRef
+from adapter.resources import PodRef
 from adapter.store import Store
 from localcluster import hpa, manifests
 from model_server import profiles

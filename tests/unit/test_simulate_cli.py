@@ -10,29 +10,12 @@ import pytest
 
 from adapter import __main__ as cli
 from simulator import inputs
+from tests.hpa_manifests import CONCURRENCY_3, P99_500MS, hpa_yaml
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "apiservice" / "examples"
 DEMO_HPA = EXAMPLES / "demo" / "hpa-demo.yaml"
 
-HPA = """\
-apiVersion: autoscaling/v2
-kind: HorizontalPodAutoscaler
-metadata: {name: model, namespace: ml}
-spec:
-  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: model}
-  minReplicas: 1
-  maxReplicas: 4
-  metrics:
-    - type: Pods
-      pods:
-        metric: {name: inference_concurrency}
-        target: {type: AverageValue, averageValue: "3"}
-    - type: Object
-      object:
-        describedObject: {apiVersion: apps/v1, kind: Deployment, name: model}
-        metric: {name: inference_latency_p99_seconds}
-        target: {type: Value, value: 500m}
-"""
+HPA = hpa_yaml(1, 4, CONCURRENCY_3 + P99_500MS)
 
 
 def simulate(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

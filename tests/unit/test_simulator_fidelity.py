@@ -22,6 +22,7 @@ from model_server import profiles
 from model_server.service_time import ServiceTime
 from simulator import PodModel, RunResult, SimulationConfig, simulate
 from simulator.queueing import JoinShortestQueue, MDc, MMc
+from tests.hpa_manifests import hpa_yaml
 
 SERVICE_SECONDS = 0.002
 MU = 1 / SERVICE_SECONDS
@@ -29,24 +30,7 @@ MU = 1 / SERVICE_SECONDS
 
 def pinned(replicas: int) -> manifests.hpa.HorizontalPodAutoscaler:
     """An HPA that can only keep ``replicas`` (its metric never matters)."""
-    return manifests.parse_hpa(
-        yaml.safe_load(
-            f"""
-apiVersion: autoscaling/v2
-kind: HorizontalPodAutoscaler
-metadata: {{name: model, namespace: ml}}
-spec:
-  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: model}}
-  minReplicas: {replicas}
-  maxReplicas: {replicas}
-  metrics:
-    - type: Pods
-      pods:
-        metric: {{name: inference_concurrency}}
-        target: {{type: AverageValue, averageValue: "3"}}
-"""
-        )
-    )
+    return manifests.parse_hpa(yaml.safe_load(hpa_yaml(replicas, replicas)))
 
 
 def run(kind: str, arrival_rate: float, pods: int, slots: int, requests: int) -> RunResult:

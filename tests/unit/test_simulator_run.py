@@ -22,25 +22,17 @@ from simulator.outputs import per_sync_counts
 from simulator.pods import Tally
 from simulator.pushes import Pushes
 from simulator.summary import count_flaps, longest_run, summarize
+from tests.hpa_manifests import hpa_yaml
 
-HPA = """
-apiVersion: autoscaling/v2
-kind: HorizontalPodAutoscaler
-metadata: {name: model, namespace: ml}
-spec:
-  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: model}
-  minReplicas: 1
-  maxReplicas: 6
-  metrics:
-    - type: Pods
-      pods:
-        metric: {name: inference_concurrency}
-        target: {type: AverageValue, averageValue: "3"}
-  behavior:
+HPA = hpa_yaml(
+    1,
+    6,
+    behavior="""\
     scaleDown:
       stabilizationWindowSeconds: 20
       policies: [{type: Pods, value: 1, periodSeconds: 5}]
-"""
+""",
+)
 
 
 def autoscaler(text: str = HPA) -> hpa.HorizontalPodAutoscaler:

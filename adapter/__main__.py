@@ -3,6 +3,8 @@
 Subcommands:
   serve         run the adapter (TLS always; certificates generated on first start if not given)
   certs client  issue a client certificate (and optionally a kubeconfig) from the generated CA
+  demo          the closed loop on this machine (docs/demo.md)
+  simulate      the what-if simulator: HPA manifests against a trace, in virtual time
 
 ``serve`` runs in cluster mode (delegated authentication and authorization, informers) when it
 runs in a pod or gets ``--kubeconfig``, and standalone otherwise; ``--mode`` forces either.
@@ -393,6 +395,16 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_simulate(subparsers: argparse._SubParsersAction) -> None:
+    """Listed here; ``main`` hands its arguments to ``simulator.cli`` (its own parser)."""
+    subparsers.add_parser(
+        "simulate",
+        help="replay a load against HPA manifests in virtual time (seconds for an hour);"
+        " inference-adapter simulate --help",
+        add_help=False,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inference-adapter",
@@ -402,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(subparsers)
     _add_certs(subparsers)
     _add_demo(subparsers)
+    _add_simulate(subparsers)
     return parser
 
 
@@ -664,6 +677,11 @@ def issue_client(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["simulate"]:
+        from simulator import cli
+
+        raise SystemExit(cli.main(argv[1:]))
     args = build_parser().parse_args(argv)
     if args.command == "certs":
         configure_logging("text")

@@ -21,11 +21,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import accuracy, freshness, machine, memory, profiles, push, query
+from bench import accuracy, freshness, machine, memory, profiles, push, query, simulate
 from bench import model_server as model_server_bench
 from bench import prometheus as prometheus_bench
 
-GROUPS = ("push", "query", "model-server", "memory", "freshness", "accuracy", "prometheus")
+GROUPS = (
+    "push",
+    "query",
+    "model-server",
+    "memory",
+    "freshness",
+    "accuracy",
+    "prometheus",
+    "simulate",
+)
 
 
 def _number(value: Any, unit: str) -> str:
@@ -189,6 +198,14 @@ def main(argv: list[str] | None = None) -> None:
             query_repeats=3 if args.quick else 5,
         )
         result["results"] += prometheus_bench.run(settings, log)
+    if "simulate" in groups:
+        log("simulate: an hour at 200 requests/s, up to 50 replicas, vs a bare event loop")
+        settings = simulate.SimulateSettings(
+            runs=runs,
+            hours=(1.0, 4.0) if args.quick else (1.0, 24.0),
+            cpu=min(query.cpu_plan(pin)[0] or {-1}) if pin else None,
+        )
+        result["results"].append(simulate.run(settings, log))
     if args.profile is not None:
         log(f"CPU profiles into {args.profile}")
         result["profiles"] = profiles.run(args.profile)

@@ -6,6 +6,11 @@ metrics API version, fetch each metric of the defaulted spec (``MetricsClient``)
 ``reconcile`` pass, apply the returned replica count and keep the returned status and state for
 the next pass. The loop and the math never share a function: this module is the I/O around
 ``hpa.reconcile``.
+
+What it scales and where it reads metrics are seams (``ScaleTarget``, ``MetricsSource``): the
+closed loop passes the supervisor's Deployment and the HTTPS ``MetricsClient``; the what-if
+simulator (``simulator``) passes its simulated Deployment and the adapter's provider in process,
+and drives ``sync`` in virtual time.
 """
 
 from __future__ import annotations
@@ -13,13 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from localcluster import hpa
 from localcluster import replica_calculator as rc
-from localcluster.metrics_client import ApiFailure, MetricsClient, fetch_error
-from localcluster.supervisor import Deployment
+from localcluster.metrics_client import ApiFailure, fetch_error
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +54,51 @@ class SyncRecord:
         return ""
 
 
-def pods_for_hpa(deployment: Deployment) -> list[rc.Pod]:
+class HpaPod(Protocol):
+    """What the HPA's pod lister reads of a pod (times on the controller's clock)."""
+
+    name: str
+    created: float
+    ready: bool
+    ready_since: float | None
+    """When readiness last changed (the Ready condition's lastTransitionTime)."""
+    deleting_since: float | None
+
+    @property
+    def phase(self) -> str: ...
+
+
+class ScaleTarget(Protocol):
+    """The workload an HPA scales: its scale subresource, pods and selector."""
+
+    replicas: int
+    """``spec.replicas``."""
+
+    @property
+    def pods(self) -> Sequence[HpaPod]: ...
+
+    @property
+    def selector(self) -> str: ...
+
+    @property
+    def cpu_request_milli(self) -> int | None: ...
+
+    def ready_count(self) -> int: ...
+
+    def scale(self, replicas: int) -> None: ...
+
+
+class MetricsSource(Protocol):
+    """The metrics APIs as the HPA's clients see them (``MetricsClient`` over HTTPS)."""
+
+    async def discover(self) -> str: ...
+
+    async def observe(
+        self, namespace: str, spec: hpa.MetricSpec, pod_selector: str
+    ) -> hpa.Observation: ...
+
+
+def pods_for_hpa(deployment: ScaleTarget) -> list[rc.Pod]:
     """The Deployment's pods as the HPA's pod lister sees them."""
     return [
         rc.Pod(
@@ -59,7 +108,7 @@ def pods_for_hpa(deployment: Deployment) -> list[rc.Pod]:
             ready_transition_time=pod.ready_since if pod.ready_since is not None else pod.created,
             start_time=pod.created,
             deletion_timestamp=pod.deleting_since,
-            cpu_request_milli=deployment.spec.cpu_request_milli,
+            cpu_request_milli=deployment.cpu_request_milli,
         )
         for pod in deployment.pods
         if pod.phase in ("Pending", "Running")
@@ -72,8 +121,8 @@ class HpaController:
     def __init__(
         self,
         autoscaler: hpa.HorizontalPodAutoscaler,
-        deployment: Deployment,
-        client: MetricsClient,
+        deployment: ScaleTarget,
+        client: MetricsSource,
         config: hpa.ControllerConfig | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:

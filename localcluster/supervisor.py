@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import aiohttp
 
@@ -49,6 +50,26 @@ def pod_name(deployment: str, pod_template_hash: str) -> str:
     """``<deployment>-<hash>-<5 random>``."""
     suffix = "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
     return f"{deployment}-{pod_template_hash}-{suffix}"
+
+
+class RankedPod(Protocol):
+    """What a ReplicaSet reads of a pod to choose which to delete."""
+
+    created: float
+    ready: bool
+    ready_since: float | None
+    deleting_since: float | None
+
+
+Ranked = TypeVar("Ranked", bound=RankedPod)
+
+
+def victims(pods: Sequence[Ranked], count: int) -> list[Ranked]:
+    """Which ``count`` pods to delete, as a ReplicaSet ranks them: not ready first, then the
+    most recently ready, then the newest (pods already terminating are not candidates)."""
+    candidates = [p for p in pods if p.deleting_since is None]
+    candidates.sort(key=lambda p: (p.ready, -(p.ready_since or 0.0), -p.created))
+    return candidates[:count]
 
 
 @dataclass
@@ -123,6 +144,11 @@ class Deployment:
         """The label selector of its pods, as a Deployment's scale subresource reports it."""
         return ",".join(f"{k}={v}" for k, v in sorted(self.spec.labels.items()))
 
+    @property
+    def cpu_request_milli(self) -> int | None:
+        """Each pod's CPU request, for utilization targets."""
+        return self.spec.cpu_request_milli
+
     def ready_count(self) -> int:
         return sum(1 for p in self.pods if p.serving)
 
@@ -167,20 +193,13 @@ class Deployment:
         logger.info("created pod %s (port %d)", name, port)
         return pod
 
-    def _victims(self, count: int) -> list[Pod]:
-        """Which pods to delete, as a ReplicaSet ranks them: not ready first, then the most
-        recently ready, then the newest."""
-        candidates = [p for p in self.pods if p.deleting_since is None]
-        candidates.sort(key=lambda p: (p.ready, -(p.ready_since or 0.0), -p.created))
-        return candidates[:count]
-
     def scale(self, replicas: int) -> None:
         """Set the desired replica count: start pods, or terminate the surplus gracefully."""
         self.replicas = replicas
         active = [p for p in self.pods if p.deleting_since is None]
         for _ in range(replicas - len(active)):
             self.pods.append(self._start_pod())
-        for pod in self._victims(max(0, len(active) - replicas)):
+        for pod in victims(self.pods, max(0, len(active) - replicas)):
             pod.deleting_since = self.clock()
             if pod.process.poll() is None:
                 pod.process.send_signal(signal.SIGTERM)

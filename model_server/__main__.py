@@ -14,11 +14,11 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from adapter import durations
+from adapter import arguments, durations
 from adapter.client import flags
 from model_server.app import ModelServerConfig, serve
 from model_server.mimic import SERVERS
-from model_server.service_time import parse_distribution
+from model_server.service_time import distribution_arg
 from model_server.tokens import TokenModel
 
 ENV_PREFIX = "MODEL_SERVER_"
@@ -26,33 +26,6 @@ ENV_PREFIX = "MODEL_SERVER_"
 
 def _env_name(flag: str) -> str:
     return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
-
-
-def _distribution_arg(text: str) -> object:
-    try:
-        return parse_distribution(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, not {text!r}")
-    return value
 
 
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -76,32 +49,37 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add("--mode", choices=("compute", "simulated"), default="simulated", help="service-time mode")
     add(
         "--service-time",
-        type=_distribution_arg,
+        type=distribution_arg,
         default="lognormal:20ms,0.5",
         help="simulated service time: constant:20ms, exponential:20ms (mean) or"
         " lognormal:20ms,0.5 (median, sigma)",
     )
     add(
         "--batch-growth",
-        type=_non_negative_float,
+        type=arguments.non_negative_number,
         default=0.0,
         help="a simulated batch of n costs 1 + growth*(n-1) single draws",
     )
-    add("--max-concurrency", type=_positive_int, default=4, help="worker slots")
+    add("--max-concurrency", type=arguments.positive_int, default=4, help="worker slots")
     add("--max-queue", type=int, default=100, help="waiting requests beyond which 503 is answered")
     add(
         "--max-batch-size",
-        type=_positive_int,
+        type=arguments.positive_int,
         default=1,
         help="dynamic batching: requests per batch",
     )
     add(
         "--batch-timeout-ms",
-        type=_non_negative_float,
+        type=arguments.non_negative_number,
         default=0.0,
         help="dynamic batching: how long a batch waits to fill",
     )
-    add("--model-size-mb", type=_non_negative_float, default=16.0, help="weight memory to load")
+    add(
+        "--model-size-mb",
+        type=arguments.non_negative_number,
+        default=16.0,
+        help="weight memory to load",
+    )
     add("--seed", type=int, default=0, help="seed of the weights and the service-time draws")
     flags.add_push_flags(add, environ)
     add(
@@ -119,15 +97,23 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         " POST /v1/completions too",
     )
     add(
-        "--max-model-len", type=_positive_int, default=4096, help="tokens per sequence (LLM mimics)"
+        "--max-model-len",
+        type=arguments.positive_int,
+        default=4096,
+        help="tokens per sequence (LLM mimics)",
     )
     add(
         "--prompt-tokens",
-        type=_positive_int,
+        type=arguments.positive_int,
         default=200,
         help="median prompt length drawn for requests that bring none (LLM mimics)",
     )
-    add("--output-tokens", type=_positive_int, default=100, help="median output length drawn")
+    add(
+        "--output-tokens",
+        type=arguments.positive_int,
+        default=100,
+        help="median output length drawn",
+    )
     add(
         "--prefill-time-per-token",
         type=durations.duration_arg,
@@ -142,11 +128,16 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     add(
         "--batch-slowdown",
-        type=_non_negative_float,
+        type=arguments.non_negative_number,
         default=0.1,
         help="each other sequence decoding makes a step this much longer (LLM mimics)",
     )
-    add("--kv-cache-tokens", type=_positive_int, default=16384, help="KV cache size (LLM mimics)")
+    add(
+        "--kv-cache-tokens",
+        type=arguments.positive_int,
+        default=16384,
+        help="KV cache size (LLM mimics)",
+    )
     return parser
 
 

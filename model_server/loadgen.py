@@ -49,13 +49,13 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, NoReturn, TextIO
+from typing import Any, Final, Literal, TextIO
 from urllib.parse import urlsplit
 
 import aiohttp
 import numpy as np
 
-from adapter import durations
+from adapter import arguments, durations
 from model_server import profiles
 
 __all__ = [
@@ -740,40 +740,6 @@ def _describe(error: BaseException) -> str:
 # --- command line -----------------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (no usage dump): ``prog: error: message``, exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
-    return value
-
-
-def _positive_duration(text: str) -> float:
-    value = durations.duration_arg(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be longer than 0, not {text!r}")
-    return value
-
-
 def _base_url(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -785,7 +751,7 @@ def _base_url(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``model-server loadgen`` flags (the profile grammar is in the epilog)."""
-    parser = _Parser(
+    parser = arguments.OneLineParser(
         prog="model-server loadgen",
         description=(
             "Send open-loop (Poisson) KServe v2 inference traffic to one or more model servers "
@@ -807,13 +773,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-name", required=True, help="the KServe v2 model name")
     parser.add_argument(
         "--rate",
-        type=_positive_float,
+        type=arguments.positive_number,
         default=10.0,
         help="requests per second (the profile's base rate; default 10)",
     )
     parser.add_argument(
         "--duration",
-        type=_positive_duration,
+        type=arguments.positive_duration,
         default=10.0,
         help="how long arrivals go on, e.g. 30s or 2m (default 10s)",
     )
@@ -822,12 +788,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--concurrency-limit",
-        type=_positive_int,
+        type=arguments.positive_int,
         default=1000,
         help="most requests outstanding at once; arrivals beyond it are counted as error "
         "client_concurrency_limit, never delayed (default 1000)",
     )
-    parser.add_argument("--max-requests", type=_positive_int, help="stop after this many arrivals")
+    parser.add_argument(
+        "--max-requests", type=arguments.positive_int, help="stop after this many arrivals"
+    )
     parser.add_argument(
         "--balance",
         choices=POLICIES,
@@ -836,13 +804,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--timeout",
-        type=_positive_duration,
+        type=arguments.positive_duration,
         default=5.0,
         help="per request, and the most the end of the run waits for outstanding ones (default 5s)",
     )
     parser.add_argument(
         "--slo",
-        type=_positive_duration,
+        type=arguments.positive_duration,
         default=None,
         help="a latency objective: the report counts requests slower than it, or not served",
     )
@@ -857,7 +825,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--input-size",
-        type=_positive_int,
+        type=arguments.positive_int,
         help="skip the metadata request; send one FP32 input 'input' of shape [1, N]",
     )
     parser.add_argument(
@@ -868,13 +836,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--prompt-tokens",
-        type=_positive_int,
+        type=arguments.positive_int,
         default=200,
         help="completions: median prompt length in words (default 200)",
     )
     parser.add_argument(
         "--max-tokens",
-        type=_positive_int,
+        type=arguments.positive_int,
         default=128,
         help="completions: max_tokens of each request (default 128)",
     )

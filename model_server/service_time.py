@@ -13,8 +13,10 @@ Specs (durations as in ``adapter.durations``):
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +45,18 @@ class ServiceTime:
     def __str__(self) -> str:
         scale = durations.format_duration(self.scale_seconds)
         return f"{self.kind}:{scale}" + (f",{self.sigma:g}" if self.kind == "lognormal" else "")
+
+    def sample(self, rng: np.random.Generator, size: int | None = None) -> Any:
+        """Draws in seconds: a float for ``size=None``, else a float64 array of ``size``.
+
+        One draw takes the same random numbers either way, so a seeded server and a seeded
+        simulation that draw the same count see the same times.
+        """
+        if self.kind == "constant":
+            return self.scale_seconds if size is None else np.full(size, self.scale_seconds)
+        if self.kind == "exponential":
+            return rng.exponential(self.scale_seconds, size)
+        return self.scale_seconds * np.exp(rng.normal(0.0, self.sigma, size))
 
 
 def parse_distribution(spec: str) -> ServiceTime:
@@ -73,6 +87,15 @@ def parse_distribution(spec: str) -> ServiceTime:
     return ServiceTime(kind, scale, sigma)
 
 
+def distribution_arg(text: str) -> ServiceTime:
+    """``parse_distribution`` for argparse's ``type=``: the same message, as
+    ``ArgumentTypeError`` (argparse prints it after the flag's name)."""
+    try:
+        return parse_distribution(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 class ServiceTimeSampler:
     """Seeded draws of service times."""
 
@@ -85,11 +108,5 @@ class ServiceTimeSampler:
 
     def draw(self, batch_size: int = 1) -> float:
         """One service time, in seconds, for a batch of ``batch_size`` requests."""
-        d = self.distribution
-        if d.kind == "constant":
-            base = d.scale_seconds
-        elif d.kind == "exponential":
-            base = float(self._rng.exponential(d.scale_seconds))
-        else:
-            base = float(d.scale_seconds * math.exp(self._rng.normal(0.0, d.sigma)))
+        base = float(self.distribution.sample(self._rng))
         return base * (1.0 + self.batch_growth * (batch_size - 1))

@@ -47,7 +47,7 @@ class Faults:
     mode: str | None = None
     """None, "refuse" (503 before the adapter sees the push), "lose_answer" (the adapter
     applies the push, then the connection drops before the client reads the answer) or "stall"
-    (no answer until ``released`` is set)."""
+    (no answer until ``released`` is set; then answered as ``mode`` says by then, e.g. refused)."""
     released: asyncio.Event = field(default_factory=asyncio.Event)
     push_peers: list[tuple[str, int]] = field(default_factory=list)
     """The client address and port of every push, faulty or not (one port: one connection)."""
@@ -62,6 +62,7 @@ def fault_middleware(faults: Faults) -> Callable[..., Awaitable[web.StreamRespon
             return await handler(request)
         if faults.mode == "stall":
             await faults.released.wait()
+        if faults.mode is None:
             return await handler(request)
         if faults.mode == "refuse":
             return web.Response(status=503, headers={"Retry-After": "1"})

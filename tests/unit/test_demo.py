@@ -87,3 +87,11 @@ def test_sync_line_and_timeline_files(tmp_path: Path) -> None:
 
     demo.plot_timeline(tmp_path / "timeline.png", loop_result, TRACE, 0.5, "test")
     assert (tmp_path / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_trace_file_for_the_simulator_is_the_demos() -> None:
+    """``apiservice/examples/demo/load-demo.csv`` replays the demo's load in the simulator."""
+    from model_server import profiles
+
+    table = profiles.parse_rate_csv((demo.DEMO_DIR / "load-demo.csv").read_text())
+    assert tuple(zip(table.times_seconds, table.rates, strict=True)) == demo.TRACE

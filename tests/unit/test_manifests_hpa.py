@@ -143,7 +143,6 @@ def test_resource_metric_and_tuned_behavior() -> None:
         ('"1Ki"', 1_024_000),
         ('"100u"', 1),  # MilliValue rounds up
         ('"1e-3"', 1),
-        ('"0"', 0),
     ],
 )
 def test_quantities_become_milli_units(written: str, milli: int) -> None:
@@ -298,3 +297,128 @@ def test_unreadable_yaml_is_a_manifest_error(tmp_path: Path, text: str) -> None:
 def test_a_missing_file_is_a_manifest_error(tmp_path: Path) -> None:
     with pytest.raises(manifests.ManifestError, match="No such file"):
         manifests.load_hpa(tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field", "message"),
+    [
+        ("spec.minReplicas", 0, "spec.minReplicas", "greater than or equal to 1"),
+        ("spec.maxReplicas", 0, "spec.maxReplicas", "greater than or equal to minReplicas"),
+        ("spec.metrics[0].type", "Memory", "spec.metrics[0].memory", "is required"),
+        (
+            "spec.metrics[0].pods.target.type",
+            "Value",
+            "spec.metrics[0].pods.target.type",
+            "must be AverageValue",
+        ),
+        (
+            "spec.metrics[0].pods.target.averageValue",
+            "0",
+            "spec.metrics[0].pods.target.averageValue",
+            "must be positive",
+        ),
+        (
+            "spec.metrics[0].pods.target.averageValue",
+            "-2",
+            "spec.metrics[0].pods.target.averageValue",
+            "must be positive",
+        ),
+        (
+            "spec.metrics[0].pods.target.averageValue",
+            ...,
+            "spec.metrics[0].pods.target.averageValue",
+            "is required for type AverageValue",
+        ),
+        (
+            "spec.behavior",
+            {"scaleUp": {"policies": []}},
+            "spec.behavior.scaleUp.policies",
+            "at least one Policy",
+        ),
+        (
+            "spec.behavior",
+            {"scaleUp": {"selectPolicy": "Fastest"}},
+            "spec.behavior.scaleUp.selectPolicy",
+            "Max, Min, Disabled",
+        ),
+        (
+            "spec.behavior",
+            {"scaleDown": {"stabilizationWindowSeconds": 3601}},
+            "spec.behavior.scaleDown.stabilizationWindowSeconds",
+            "between 0 and 3600",
+        ),
+        (
+            "spec.behavior",
+            {"scaleDown": {"policies": [{"type": "Pods", "value": 0, "periodSeconds": 5}]}},
+            "spec.behavior.scaleDown.policies[0].value",
+            "greater than zero",
+        ),
+        (
+            "spec.behavior",
+            {"scaleDown": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 1801}]}},
+            "spec.behavior.scaleDown.policies[0].periodSeconds",
+            "between 1 and 1800",
+        ),
+        (
+            "spec.behavior",
+            {"scaleDown": {"policies": [{"type": "Replicas", "value": 1, "periodSeconds": 5}]}},
+            "spec.behavior.scaleDown.policies[0].type",
+            "Pods or Percent",
+        ),
+        (
+            "spec.behavior",
+            {"scaleDown": {"tolerance": "-50m"}},
+            "spec.behavior.scaleDown.tolerance",
+            "greater than or equal to 0",
+        ),
+        (
+            "spec.behavior",
+            {"scaleDown": {"policies": [{"type": "Pods"}]}},
+            "spec.behavior.scaleDown.policies[0].value",
+            "is required",
+        ),
+    ],
+)
+def test_what_the_api_server_rejects_is_rejected_naming_the_field(
+    path: str, value: Any, field: str, message: str
+) -> None:
+    with pytest.raises(manifests.ManifestError) as raised:
+        manifests.parse_hpa(_set(path, value))
+    assert raised.value.field == field
+    assert str(raised.value).startswith(field)
+    assert message in str(raised.value)
+
+
+def test_errors_from_a_file_name_the_line_of_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "hpa.yaml"
+    text = f"{DEPLOYMENT}---\n{BASE}".replace('averageValue: "4"', 'averageValue: "0"')
+    path.write_text(text)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "averageValue" in t)
+    with pytest.raises(manifests.ManifestError) as raised:
+        manifests.load_hpa(path)
+    assert str(raised.value) == (
+        f"{path}: line {line}: spec.metrics[0].pods.target.averageValue: must be positive"
+    )
+    # a missing field is placed at its closest written parent
+    lines = text.splitlines()
+    assert manifests.field_line(text, "spec.metrics[0].pods.selector") == line - 2
+    assert lines[line - 3].strip() == "pods:"
+    max_line = manifests.field_line(text, "spec.maxReplicas")
+    assert max_line is not None and lines[max_line - 1].strip() == "maxReplicas: 5"
+    assert manifests.field_line("kind: Deployment\n", "spec") is None
+
+
+def test_load_hpa_edits_and_checks_before_it_answers(tmp_path: Path) -> None:
+    path = tmp_path / "hpa.yaml"
+    path.write_text(BASE)
+
+    def edit(document: dict[str, Any]) -> None:
+        document["spec"]["maxReplicas"] = 9
+
+    def check(autoscaler: hpa.HorizontalPodAutoscaler) -> None:
+        if autoscaler.spec.max_replicas > 8:
+            raise manifests.ManifestError("spec.maxReplicas: too many", "spec.maxReplicas")
+
+    assert manifests.load_hpa(path, edit=edit).spec.max_replicas == 9
+    with pytest.raises(manifests.ManifestError, match=rf"^{path}: line 7: spec.maxReplicas: too"):
+        manifests.load_hpa(path, edit=edit, check=check)

@@ -26,7 +26,9 @@ from typing import Any
 import pytest
 from kubernetes.utils import parse_quantity
 
+from localcluster import processes
 from localcluster import prometheus as prometheus_server
+from localcluster.ports import free_port
 from tests.integration.conftest import (
     AdapterProcess,
     ModelServerProcess,
@@ -223,3 +225,131 @@ def traffic_done(steady_traffic: subprocess.Popen[bytes], fleet: Fleet) -> None:
         "min(timestamp(inference_request_duration_seconds_count))",
         lambda samples: bool(samples) and float(samples[0]["value"][1]) > done + 0.1,
     )
+
+
+# --- real servers' surfaces: the vLLM and Triton mimics, each with a relay ---------------------
+
+LLM_NAMESPACE = "llm"
+LLM_WINDOW_SECONDS = 60
+"""The window of the adapter the relays push to, and of the in-process Prometheus providers:
+long enough to hold the whole burst of requests however slow the machine."""
+MIMICS = {
+    "vllm-0": (
+        "vllm",
+        "--mimic=vllm",
+        "--model-name=llama",
+        "--max-concurrency=16",
+        "--prompt-tokens=100",
+        "--output-tokens=60",
+        "--time-per-output-token=8ms",
+    ),
+    "triton-0": ("triton", "--mimic=triton", "--model-name=resnet", "--max-concurrency=4"),
+}
+
+
+@dataclass
+class RealServers:
+    """The mimics (pods ``vllm-0`` of Deployment ``vllm``, ``triton-0`` of ``triton``, in
+    namespace ``llm``), scraped by the fleet's Prometheus and by a relay each, which pushes to
+    ``push`` (a push-mode adapter of its own, ``LLM_WINDOW_SECONDS`` long)."""
+
+    servers: dict[str, ModelServerProcess]
+    relays: dict[str, Relay]
+    push: AdapterProcess
+    prometheus: prometheus_server.PrometheusServer
+
+
+@dataclass
+class Relay:
+    process: subprocess.Popen[bytes]
+    url: str
+    """Of its own /metrics and /healthz."""
+
+
+def start_relay(
+    directory: Path, pod: str, server: ModelServerProcess, push: AdapterProcess, token: Path
+) -> Relay:
+    """``inference-adapter relay`` for ``pod``, pushing every 100 ms; ready once /healthz
+    answers."""
+    deployment = MIMICS[pod][0]
+    port = free_port()
+    log = (directory / f"relay-{pod}.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "adapter",
+            "relay",
+            f"--preset={deployment}",
+            f"--scrape={server.url}/metrics",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            f"--adapter-url={push.url}",
+            f"--adapter-ca-file={push.ca_file}",
+            f"--push-token-file={token}",
+            "--push-interval=100ms",
+            "--scrape-timeout=2s",
+            f"--pod-name={pod}",
+            f"--namespace={LLM_NAMESPACE}",
+            f"--pod-uid=uid-{pod}",
+            f"--labels=app={deployment}",
+            f"--deployment={deployment}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    processes.wait_until_answering(f"{url}/healthz", process, timeout_seconds=60)
+    return Relay(process, url)
+
+
+@pytest.fixture(scope="session")
+def real_servers(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServers]:
+    """The mimics and their relays, started side by side; every relay has pushed its first
+    (baseline) report and Prometheus has scraped every mimic before any request."""
+    directory = tmp_path_factory.mktemp("real-servers")
+    token = directory / "push-token"
+    servers: dict[str, ModelServerProcess] = {}
+    relays: dict[str, Relay] = {}
+    push: AdapterProcess | None = None
+
+    def start_pod(pod: str) -> ModelServerProcess:
+        return start_model_server(directory, *MIMICS[pod][1:], "--model-size-mb=1")
+
+    try:
+        with ThreadPoolExecutor(len(MIMICS) + 1) as pool:
+            adapter = pool.submit(
+                start_adapter, directory / "push", f"--window={LLM_WINDOW_SECONDS}s"
+            )
+            servers.update(zip(MIMICS, pool.map(start_pod, MIMICS), strict=True))
+            push = adapter.result()
+        token.write_text(push.token)
+        fleet.prometheus.scrape(
+            [
+                *fleet.prometheus.targets,
+                *(
+                    prometheus_server.Target(
+                        server.url.removeprefix("http://"),
+                        {"namespace": LLM_NAMESPACE, "pod": pod, "deployment": MIMICS[pod][0]},
+                    )
+                    for pod, server in servers.items()
+                ),
+            ]
+        )
+        with ThreadPoolExecutor(len(MIMICS)) as pool:
+            started = pool.map(lambda p: start_relay(directory, p, servers[p], push, token), MIMICS)
+            relays.update(zip(MIMICS, started, strict=True))
+        for server in servers.values():
+            wait_until_ready(server)
+        fleet.prometheus.wait_for(
+            f'up{{namespace="{LLM_NAMESPACE}"}} == 1', lambda samples: len(samples) == len(MIMICS)
+        )
+        yield RealServers(servers, relays, push, fleet.prometheus)
+    finally:
+        with ThreadPoolExecutor(len(servers) + len(relays) + 1) as pool:
+            pool.map(
+                stop_process,
+                [*(r.process for r in relays.values()), *(s.process for s in servers.values())],
+            )
+            if push is not None:
+                pool.submit(stop, push)

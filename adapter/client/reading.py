@@ -25,6 +25,7 @@ Pure: text in, contents out; no I/O, no clock.
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,14 +63,61 @@ class Scrape:
         ]
 
 
-def parse(text: str) -> Scrape:
-    """``text`` parsed with prometheus-client's parser; ``ExpositionError`` if it is not
-    exposition text.
+_SUFFIXES = ("_total", "_bucket", "_count", "_sum", "_created")
+
+
+def family_of(name: str) -> str:
+    """The family a sample or series name belongs to (its ``_total``, ``_bucket``, ``_count``,
+    ``_sum`` or ``_created`` suffix off).
+
+    >>> family_of("vllm:request_success_created"), family_of("tgi_queue_size")
+    ('vllm:request_success', 'tgi_queue_size')
+    """
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return name
+
+
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def _only(text: str, families: frozenset[str]) -> str:
+    """The lines of ``text`` about ``families`` (samples, HELP and TYPE): a server writes
+    hundreds of samples a preset never reads, and the parser's time grows with each. A line
+    that does not start with a metric name is not exposition (``ExpositionError``)."""
+    kept = []
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        if line.startswith("#"):
+            parts = line.split(None, 3)
+            if len(parts) > 2 and parts[1] in ("HELP", "TYPE") and family_of(parts[2]) in families:
+                kept.append(line)
+        elif line.strip():
+            end = len(line)
+            for stop in ("{", " ", "\t"):
+                found = line.find(stop)
+                if found != -1:
+                    end = min(end, found)
+            name = line[:end]
+            if not _METRIC_NAME.fullmatch(name):
+                raise ExpositionError(
+                    f"not Prometheus exposition text: line {number} starts {line[:40]!r}"
+                )
+            if family_of(name) in families:
+                kept.append(line)
+    return "".join(kept)
+
+
+def parse(text: str, families: frozenset[str] | None = None) -> Scrape:
+    """``text`` parsed with prometheus-client's parser, only the lines about ``families`` if
+    given (``Reader.families``); ``ExpositionError`` if it is not exposition text.
 
     >>> scrape = parse("# TYPE tgi_request_success counter\\ntgi_request_success 5\\n")
     >>> scrape.find(Series("tgi_request_success"))
-    [({}, 5.0)]
+    [({}, 5)]
     """
+    if families is not None:
+        text = _only(text, families)
     samples: dict[str, list[tuple[Mapping[str, str], float]]] = defaultdict(list)
     try:
         for family in text_string_to_metric_families(text):
@@ -108,6 +156,19 @@ class Reader:
     """This scrape's delta of each series read so far (a series may serve two signals)."""
     _first: bool = True
     _restarted: bool = False
+
+    @property
+    def families(self) -> frozenset[str]:
+        """The families the preset reads (to parse only those: ``parse``)."""
+        names = []
+        for source in self.preset.inputs.values():
+            if isinstance(source, Gauge | Counter):
+                names.extend(s.name for s in source.series)
+            elif isinstance(source, Mean):
+                names.extend((source.total.name, *(s.name for s in source.count.series)))
+            else:
+                names.append(source.name)
+        return frozenset(map(family_of, names))
 
     def read(self, scrape: Scrape) -> Reading:
         """The contents of one report from ``scrape``; the next read counts from this one."""

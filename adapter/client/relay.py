@@ -91,6 +91,7 @@ class Relay:
         self.config = config
         self.session = session
         self.reader = Reader(config.preset)
+        self._families = self.reader.families
         self.clock = clock
         self.registry = registry or CollectorRegistry()
         self._scrapes = Counter(
@@ -122,7 +123,7 @@ class Relay:
         self.last_attempt = self.clock()
         try:
             text = await self._fetch()
-            reading = self.reader.read(parse(text))
+            reading = self.reader.read(parse(text, self._families))
         except (ScrapeFailed, ExpositionError) as error:
             self._failed(str(error))
             return None

@@ -137,9 +137,23 @@ def test_a_family_missing_from_one_scrape_is_not_counted_twice_when_it_returns()
     assert back.contents.requests == 0
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_parsing_only_the_families_a_preset_reads_reads_the_same(server: str) -> None:
+    """The relay parses only the lines of the families its preset reads (a third of vLLM's
+    time): the readings are those of the whole text."""
+    whole, only = reading.Reader(PRESETS[server]), reading.Reader(PRESETS[server])
+    for scrape in load(server):
+        partial = reading._only(scrape.text, only.families)
+        assert len(partial) < len(scrape.text)
+        assert only.read(reading.parse(scrape.text, only.families)) == whole.read(
+            reading.parse(scrape.text)
+        )
+
+
 def test_text_that_is_not_exposition_is_refused() -> None:
-    with pytest.raises(reading.ExpositionError, match="not Prometheus exposition"):
-        reading.parse("<html>502 Bad Gateway</html>\n")
+    for families in (None, reading.Reader(PRESETS["vllm"]).families):
+        with pytest.raises(reading.ExpositionError, match="not Prometheus exposition"):
+            reading.parse("<html>502 Bad Gateway</html>\n", families)
 
 
 def test_a_fraction_outside_0_to_1_is_left_out_and_said_why() -> None:

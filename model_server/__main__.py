@@ -156,7 +156,7 @@ def config_from_args(args: argparse.Namespace) -> ModelServerConfig:
         batch_timeout_seconds=args.batch_timeout_ms / 1000,
         model_size_mb=args.model_size_mb,
         seed=args.seed,
-        **flags.push_settings(args).as_fields(),
+        push=flags.push_settings(args),
         drain_timeout_seconds=args.drain_timeout,
         mimic=args.mimic,
         tokens=TokenModel(

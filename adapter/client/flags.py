@@ -11,19 +11,21 @@ from __future__ import annotations
 import argparse
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from adapter import durations, resolver
 from adapter.client import identity
 from adapter.client.pusher import (
     DEFAULT_MAX_BACKLOG_AGE_SECONDS,
+    LatencyRecorder,
     PodIdentity,
+    PushClient,
     Token,
     TokenFile,
     parse_adapter_url,
 )
+from adapter.resolver import StaticResolver
 
 AddFlag = Callable[..., None]
 """``add(flag, **argparse keywords)``: the command's way of declaring a flag."""
@@ -63,7 +65,7 @@ def add_push_flags(add: AddFlag, environ: Mapping[str, str]) -> None:
 
 @dataclass(frozen=True)
 class PushSettings:
-    """Who the pod is and where its reports go (field names as ``ModelServerConfig``'s)."""
+    """Who the pod is and where its reports go."""
 
     identity: PodIdentity
     adapter_urls: tuple[str, ...] = ()
@@ -77,9 +79,25 @@ class PushSettings:
     push_backlog_max_age_seconds: float = DEFAULT_MAX_BACKLOG_AGE_SECONDS
     """Undelivered data older than this is dropped (the adapter's ``--max-age``)."""
 
-    def as_fields(self) -> dict[str, Any]:
-        """The settings as keyword arguments (shallow: the identity stays one value)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+    def client(
+        self,
+        recorder: LatencyRecorder | None = None,
+        gauges: Callable[[], Mapping[str, float]] | None = None,
+    ) -> PushClient:
+        """The push client these settings describe (a relay gives no recorder or gauges: it
+        hands ``PushClient.run`` its own reading)."""
+        addresses = self.adapter_addresses
+        return PushClient(
+            list(self.adapter_urls),
+            self.identity,
+            self.push_token,
+            recorder,
+            gauges,
+            ca_file=self.adapter_ca_file,
+            interval_seconds=self.push_interval_seconds,
+            max_backlog_age_seconds=self.push_backlog_max_age_seconds,
+            resolver=StaticResolver(addresses) if addresses else None,
+        )
 
 
 def push_settings(args: argparse.Namespace) -> PushSettings:

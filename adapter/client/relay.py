@@ -43,12 +43,11 @@ from prometheus_client import (
 from adapter import durations
 from adapter.catalog import Signal
 from adapter.client import flags
-from adapter.client.pusher import Contents, PushClient
+from adapter.client.pusher import Contents
 from adapter.client.reading import ExpositionError, Reader, parse
 from adapter.client.telemetry import PushCollector
 from adapter.prometheus import preset_flags
 from adapter.prometheus.sources import Preset
-from adapter.resolver import StaticResolver
 
 logger = logging.getLogger(__name__)
 
@@ -229,21 +228,6 @@ def make_app(relay: Relay, interval_seconds: float) -> web.Application:
     return app
 
 
-def push_client(settings: flags.PushSettings) -> PushClient:
-    """The client that pushes the relay's reports (no recorder: ``run`` is handed the relay's
-    step)."""
-    addresses = settings.adapter_addresses
-    return PushClient(
-        list(settings.adapter_urls),
-        settings.identity,
-        settings.push_token,
-        ca_file=settings.adapter_ca_file,
-        interval_seconds=settings.push_interval_seconds,
-        max_backlog_age_seconds=settings.push_backlog_max_age_seconds,
-        resolver=StaticResolver(addresses) if addresses else None,
-    )
-
-
 async def run(config: RelayConfig) -> None:
     """Relay until SIGTERM or SIGINT."""
     stop = asyncio.Event()
@@ -251,7 +235,7 @@ async def run(config: RelayConfig) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     interval = config.push.push_interval_seconds
-    async with aiohttp.ClientSession() as session, push_client(config.push) as client:
+    async with aiohttp.ClientSession() as session, config.push.client() as client:
         relay = Relay(config, session)
         relay.registry.register(PushCollector(lambda: client, "relay"))
         async with _serving(make_app(relay, interval), config.host, config.port):

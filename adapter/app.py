@@ -28,15 +28,28 @@ from typing import Any
 from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from adapter import api, background, cluster, errors, kubeauth, logs, push, serving, store
+from adapter import (
+    admission,
+    api,
+    background,
+    cluster,
+    errors,
+    kubeauth,
+    logs,
+    push,
+    rejections,
+    serving,
+    store,
+)
 from adapter.config import ServerConfig
 from adapter.provider import MetricsProvider, timestamps_of
-from adapter.report import Report
+from adapter.report import PodRef, Report
 from adapter.telemetry import Telemetry
 from adapter.transport import PushToken, ServingTls, User, peer_chain_der, user_from_peer_cert
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("adapter.access")
+push_logger = logging.getLogger("adapter.push")
 
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 PUSH_PATH = "/push/v1"
@@ -44,6 +57,9 @@ SWEEP_INTERVAL_SECONDS = 5.0
 MAX_DRAIN_BYTES = 4 * 1024 * 1024
 """An oversized push is read and discarded up to this much, so its client receives the 413."""
 RETRY_AFTER_SECONDS = 10
+CLIENT_CLOSED_REQUEST = 499
+"""The status logged and counted for a request that ended without an answer: its client went
+away (or the server stopped) first. nginx's code; never sent, as nobody is left to read it."""
 
 
 @dataclass
@@ -78,14 +94,38 @@ class AdapterState:
     telemetry: Telemetry = field(init=False)
     known_pods: push.KnownPods = field(init=False)
     """Pod sections of earlier pushes, so a pod's identity is validated once."""
+    pushes_in_flight: admission.InFlight = field(init=False)
+    pod_push_rates: admission.PodRates = field(init=False)
+    rejections: rejections.RejectionLog = field(init=False)
+    """Which refused pushes get a log line."""
+    connections: serving.Connections = field(init=False)
+    """The open connections (``adapter.serving`` admits and counts them)."""
 
     def __post_init__(self) -> None:
         self.telemetry = Telemetry(lambda: len(self.store))
         self.known_pods = push.KnownPods(self.store.max_pods)
+        self.pushes_in_flight = admission.InFlight(self.config.push.max_inflight_pushes)
+        self.telemetry.track_pushes_in_flight(lambda: self.pushes_in_flight.count)
+        self.pod_push_rates = admission.PodRates(
+            self.config.push.max_pod_push_rate, self.store.max_pods
+        )
+        self.rejections = rejections.RejectionLog()
+        self.connections = serving.Connections(self.config.connections)
+        self.telemetry.track_connections(self.connections)
+
+    def forget_silent_pods(self, now: float) -> int:
+        """Sweep the store, and forget what the push path remembers of the pods it dropped."""
+        forgotten = self.store.sweep(now)
+        self.known_pods.retain(self.store.has)
+        self.pod_push_rates.retain(lambda pod: self.store.has(*pod))
+        return forgotten
 
 
 STATE = web.AppKey("state", AdapterState)
 USER = web.RequestKey("user", User)
+PUSHER = web.RequestKey("pusher", str)
+"""Who pushed (``namespace/name`` once the report is decoded), for the refusal log."""
+PUSH_OUTCOME = web.RequestKey("push_outcome", store.Applied)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
@@ -158,62 +198,142 @@ async def authenticate(state: AdapterState, request: web.Request) -> None:
 
 
 def request_middleware(state: AdapterState, deadlines: serving.RequestDeadlines) -> Middleware:
-    """The one middleware every request passes: authentication, the request deadline, errors
-    as ``Status`` answers, then one access line and one metrics observation.
+    """The one middleware every request passes: the request deadline, authentication, errors
+    as ``Status`` answers, then one metrics observation and the request's log line.
 
     One layer rather than four (access log, errors, authentication, deadline): each layer is a
-    coroutine and a call per request, about 7 % of a push's CPU as four. The order within is
-    the old nesting: the deadline covers the handler, not authentication; an ``ApiError``, an
-    ``HTTPException`` of 400 or more or an unexpected exception (logged once, here) leaves as
-    a ``Status``; a cancellation that is not the deadline's (the client went away) and an
-    ``HTTPException`` below 400 propagate. The access line never logs credentials.
+    coroutine and a call per request, a real share of a push's CPU. The deadline covers
+    authentication too (TokenReview and SubjectAccessReview calls in cluster mode). An
+    ``ApiError``, an ``HTTPException`` of 400 or more or an unexpected exception (logged once,
+    here) leaves as a ``Status``. A request whose client went away (its connection lost, or a
+    cancellation that is not the deadline's) is logged and counted as 499 and its cancellation
+    propagates; an ``HTTPException`` below 400 propagates with its own status.
+
+    Log lines: every request but a push writes its access line (never credentials). A push is
+    counted in ``adapter_pushes_total`` and writes an access line only with ``--log-pushes``;
+    a refused push is logged through ``RejectionLog`` (at most once per reason and pusher a
+    minute).
     """
-    telemetry = state.telemetry
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         status = 500
+        error: errors.ApiError | None = None
         try:
+            task = deadlines.begin()
             try:
-                if request.path != PUSH_PATH:
-                    await authenticate(state, request)
-                task = deadlines.begin()
                 try:
+                    if request.path != PUSH_PATH:
+                        await authenticate(state, request)
                     response = await handler(request)
                 except asyncio.CancelledError:
                     timeout = deadlines.timed_out(task)
                     if timeout is None:
+                        status = CLIENT_CLOSED_REQUEST
                         raise
                     response = status_response(timeout)
+                    error = timeout
                 finally:
                     deadlines.end(task)
-            except errors.ApiError as error:
+            except errors.ApiError as caught:
+                error = caught
                 response = status_response(error)
             except web.HTTPException as exc:
                 if exc.status < 400:
+                    status = exc.status
                     raise
-                response = status_response(_from_http_exception(request, exc))
-            except Exception:
+                error = _from_http_exception(request, exc)
+                response = status_response(error)
+            except Exception as exc:
+                if isinstance(exc, ConnectionError) and _client_gone(request):
+                    status = CLIENT_CLOSED_REQUEST  # nobody to answer: aiohttp drops it
+                    return web.Response(status=status, reason="Client Closed Request")
                 logger.exception("unhandled error answering %s %s", request.method, request.path)
-                response = status_response(errors.internal_error())
+                error = errors.internal_error()
+                response = status_response(error)
             status = response.status
             return response
         finally:
-            seconds = time.perf_counter() - started
-            telemetry.observe_request(request.match_info.route.name or "unmatched", status, seconds)
-            user = request.get(USER)
-            logs.access(
-                access_logger,
-                request.method,
-                request.path_qs,
-                status,
-                seconds,
-                user.name if user else None,
-                request.remote,
-            )
+            _record(state, request, status, time.perf_counter() - started, error)
 
     return middleware
+
+
+def _record(
+    state: AdapterState,
+    request: web.Request,
+    status: int,
+    seconds: float,
+    error: errors.ApiError | None,
+) -> None:
+    """A request's metrics observation and log line (see ``request_middleware``)."""
+    route = request.match_info.route.name or "unmatched"
+    state.telemetry.observe_request(route, status, seconds)
+    if route == "push":
+        _account_push(state, request, status, error)
+        if not state.config.push.log_pushes:
+            return
+    user = request.get(USER)
+    logs.access(
+        access_logger,
+        request.method,
+        request.path_qs,
+        status,
+        seconds,
+        user.name if user else None,
+        request.remote,
+    )
+
+
+def _client_gone(request: web.Request) -> bool:
+    """Whether the request's connection is lost (a ``ConnectionError`` then is the client's)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def _account_push(
+    state: AdapterState, request: web.Request, status: int, error: errors.ApiError | None
+) -> None:
+    """Count one push by its outcome, and log it if it was refused (``RejectionLog``)."""
+    outcome = request.get(PUSH_OUTCOME)
+    if status == 200 and outcome is not None:
+        if outcome is store.Applied.DUPLICATE:
+            state.telemetry.count_push("duplicate", "")
+        else:
+            state.telemetry.count_push("accepted", outcome.value)
+        return
+    reason = error.reason if error is not None else "ClientClosedRequest"
+    state.telemetry.count_push("rejected", reason)
+    pusher = request.get(PUSHER) or f"client {request.remote}"
+    logged = state.rejections.note(reason, pusher, time.monotonic())
+    if logged is None:
+        return
+    pusher, suppressed = logged
+    message = error.message if error is not None else "the client went away before the answer"
+    push_logger.warning(
+        "push from %s refused: %d %s: %s%s",
+        pusher,
+        status,
+        reason,
+        message,
+        f" ({suppressed} more refused for this reason in the last"
+        f" {state.rejections.interval_seconds:g}s, not logged)"
+        if suppressed
+        else "",
+    )
+
+
+def log_suppressed_refusals(state: AdapterState) -> None:
+    """A closing line for each (reason, pusher) whose minute ended with refusals not logged."""
+    for reason, pusher, suppressed in state.rejections.expired(time.monotonic()):
+        push_logger.warning(
+            "push from %s refused: %s, %d more times in the last %gs (not logged one by one)",
+            pusher,
+            reason,
+            suppressed,
+            state.rejections.interval_seconds,
+        )
 
 
 # -- handlers ----------------------------------------------------------------------------------
@@ -333,6 +453,12 @@ async def _push_identity(state: AdapterState, request: web.Request) -> kubeauth.
     return await mode.authenticator.authenticate_pod(credentials(request), mode.push_audience)
 
 
+def _name_pusher(request: web.Request, pod: PodRef | None) -> None:
+    """Name the pusher of a request by the pod its body is about (the token's pod comes first)."""
+    if pod is not None and PUSHER not in request:
+        request[PUSHER] = str(pod)
+
+
 def _check_pusher(mode: ClusterMode, binding: kubeauth.PodBinding | None, report: Report) -> None:
     """A pod reports only for itself, and only for a pod that exists (cluster mode)."""
     pod = report.pod
@@ -361,28 +487,55 @@ _DUPLICATE_BODY = b'{"accepted":false,"duplicate":true}'
 
 
 async def post_push(request: web.Request) -> web.Response:
-    """``POST /push/v1``: one pod's report (docs/push-protocol.md)."""
+    """``POST /push/v1``: one pod's report (docs/push-protocol.md).
+
+    Admitted only while fewer than ``--max-inflight-pushes`` are in flight, and then applied
+    one event-loop turn later, so that queries that arrived with it go first
+    (``adapter.admission``); a pod pushing faster than ``--max-pod-push-rate`` is refused.
+    The outcome is counted by the request middleware."""
     state = request.app[STATE]
+    in_flight = state.pushes_in_flight
+    if not in_flight.enter():
+        state.telemetry.count_shed("in_flight")
+        raise errors.too_many_requests(
+            f"the adapter is busy: {in_flight.limit} pushes are in flight"
+            " (--max-inflight-pushes); merge this report into the next one",
+            retry_after=admission.retry_after_header(1),
+        )
     try:
+        await asyncio.sleep(0)  # the requests that arrived with this one start first
         binding = await _push_identity(state, request)
+        if binding is not None:
+            request[PUSHER] = str(binding)
         push.check_content_type(request.content_type)
         body = await _read_limited(request, state.config.push.max_body_bytes)
-        report = push.decode_report(body, state.config.push, state.known_pods)
+        try:
+            report = push.decode_report(body, state.config.push, state.known_pods)
+        except errors.ApiError:
+            _name_pusher(request, push.pod_named_in(body))
+            raise
+        _name_pusher(request, report.pod)
         if state.cluster is not None:
             _check_pusher(state.cluster, binding, report)
+        wait = state.pod_push_rates.admit(report.pod, time.monotonic())
+        if wait is not None:
+            state.telemetry.count_shed("pod_rate")
+            raise errors.too_many_requests(
+                f"pod {report.pod} pushes more than {state.config.push.max_pod_push_rate:g}"
+                " times a second (--max-pod-push-rate)",
+                retry_after=admission.retry_after_header(wait),
+            )
         now = state.clock()
         try:
             outcome = state.store.apply(report, now)
         except store.StoreFull as full:
-            raise errors.ApiError(
-                429,
-                "TooManyRequests",
-                str(full),
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            state.telemetry.count_shed("pods_tracked")
+            raise errors.too_many_requests(
+                str(full), retry_after=str(RETRY_AFTER_SECONDS)
             ) from full
-    except errors.ApiError as error:
-        state.telemetry.count_push("rejected", error.reason)
-        raise
+    finally:
+        in_flight.leave()
+    request[PUSH_OUTCOME] = outcome
     if (
         report.pod_timestamp is not None
         and abs(report.pod_timestamp - now) > state.config.push.clock_skew_warning_seconds
@@ -390,9 +543,7 @@ async def post_push(request: web.Request) -> web.Response:
         state.telemetry.clock_skew.inc()
         logger.debug("pod %s pushes with a clock %.0fs off", report.pod, report.pod_timestamp - now)
     if outcome is store.Applied.DUPLICATE:
-        state.telemetry.count_push("duplicate", "")
         return web.Response(body=_DUPLICATE_BODY, content_type="application/json")
-    state.telemetry.count_push("accepted", outcome.value)
     return web.Response(body=_ACCEPTED_BODY, content_type="application/json")
 
 
@@ -410,8 +561,8 @@ async def sweeper_context(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
 
     def sweep() -> None:
-        forgotten = state.store.sweep(state.clock())
-        state.known_pods.retain(state.store.has)
+        forgotten = state.forget_silent_pods(state.clock())
+        log_suppressed_refusals(state)
         if forgotten:
             logger.info(
                 "forgot %d pods silent for over %gs",
@@ -461,6 +612,7 @@ def make_app(state: AdapterState) -> web.Application:
         client_max_size=state.config.push.max_body_bytes,
     )
     app[STATE] = state
+    app[serving.CONNECTIONS] = state.connections
     router = app.router
     for path in sorted(OPEN_PATHS):
         router.add_get(path, health, name=path.strip("/"))
@@ -480,6 +632,7 @@ def make_app(state: AdapterState) -> web.Application:
     router.add_get("/metrics", get_metrics, name="metrics")
     router.add_post(PUSH_PATH, post_push, name="push")
     app.cleanup_ctx.append(deadlines.lifetime)
+    app.cleanup_ctx.append(state.connections.lifetime)
     app.cleanup_ctx.append(sweeper_context)
     app.cleanup_ctx.append(log_flusher_context)
     app.cleanup_ctx.append(certificate_reloader_context)

@@ -371,6 +371,30 @@ def _decode_fast(body: bytes, limits: PushConfig, known: KnownPods | None) -> Re
     )
 
 
+class _NamedPod(msgspec.Struct):
+    namespace: str
+    name: str
+
+
+class _NamingBody(msgspec.Struct):
+    pod: _NamedPod
+
+
+_NAMING_DECODER = msgspec.json.Decoder(_NamingBody)
+
+
+def pod_named_in(body: bytes) -> PodRef | None:
+    """The pod a body says it is about, if it names one validly, however wrong the rest: so a
+    refused report can be logged under its pod (``adapter.rejections``). Not a validation."""
+    try:
+        named = _NAMING_DECODER.decode(body).pod
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    if names.dns1123_label_error(named.namespace) or names.dns1123_subdomain_error(named.name):
+        return None
+    return PodRef(named.namespace, named.name)
+
+
 # -- the checked path and the entry point -------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""The real application over real TLS on 127.0.0.1, with a clock the test moves by hand."""
+"""The real application over real TLS on 127.0.0.1, on the adapter's own site (its connection
+limits), with a clock the test moves by hand."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from adapter import serving
 from adapter.app import AdapterState, Handler, make_app
 from adapter.client import PodIdentity, encode_report
-from adapter.config import ConnectionConfig, ServerConfig, StoreConfig
+from adapter.config import ConnectionConfig, PushConfig, ServerConfig, StoreConfig
 from adapter.sketch import LatencySketch
 from adapter.store import Store
 from adapter.store_provider import StoreProvider
@@ -103,6 +105,8 @@ async def serve_adapter(
     clock: Callable[[], float] | None = None,
     window_seconds: float = 30,
     request_timeout_seconds: float = 60,
+    push: PushConfig | None = None,
+    connections: ConnectionConfig | None = None,
 ) -> AsyncIterator[RunningAdapter]:
     """Serve the application on ``port`` (a free one by default) until the block ends.
 
@@ -112,7 +116,9 @@ async def serve_adapter(
     clock = clock or FakeClock()
     config = ServerConfig(
         store=StoreConfig(window_seconds=window_seconds, max_age_seconds=10),
-        connections=ConnectionConfig(request_timeout_seconds=request_timeout_seconds),
+        connections=connections
+        or ConnectionConfig(request_timeout_seconds=request_timeout_seconds),
+        push=push or PushConfig(),
     )
     store = Store(config.store)
     state = AdapterState(
@@ -128,7 +134,15 @@ async def serve_adapter(
     app.middlewares.insert(0, fault_middleware(faults))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=state.tls.context)
+    site = serving.BoundedTlsSite(
+        runner,
+        "127.0.0.1",
+        port,
+        state.tls.context,
+        config.connections.tls_handshake_timeout_seconds,
+        state.connections,
+        access_log=None,
+    )
     await site.start()
     port = runner.addresses[0][1]
     reader = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=pki.client_context()))

@@ -43,7 +43,7 @@ from adapter import (
 )
 from adapter.config import ServerConfig
 from adapter.provider import MetricsProvider, timestamps_of
-from adapter.report import PodRef, Report
+from adapter.report import Report
 from adapter.telemetry import Telemetry
 from adapter.transport import PushToken, ServingTls, User, peer_chain_der, user_from_peer_cert
 
@@ -124,8 +124,7 @@ class AdapterState:
 STATE = web.AppKey("state", AdapterState)
 USER = web.RequestKey("user", User)
 PUSHER = web.RequestKey("pusher", str)
-"""Who pushed (``namespace/name`` once the report is decoded), for the refusal log."""
-PUSH_OUTCOME = web.RequestKey("push_outcome", store.Applied)
+"""Who made a refused push (``namespace/name``, empty when unknown), for the refusal log."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
@@ -271,7 +270,8 @@ def _record(
     route = request.match_info.route.name or "unmatched"
     state.telemetry.observe_request(route, status, seconds)
     if route == "push":
-        _account_push(state, request, status, error)
+        if status != 200:  # post_push counts what it answers with a 200
+            _refused_push(state, request, status, error)
         if not state.config.push.log_pushes:
             return
     user = request.get(USER)
@@ -292,17 +292,10 @@ def _client_gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
-def _account_push(
+def _refused_push(
     state: AdapterState, request: web.Request, status: int, error: errors.ApiError | None
 ) -> None:
-    """Count one push by its outcome, and log it if it was refused (``RejectionLog``)."""
-    outcome = request.get(PUSH_OUTCOME)
-    if status == 200 and outcome is not None:
-        if outcome is store.Applied.DUPLICATE:
-            state.telemetry.count_push("duplicate", "")
-        else:
-            state.telemetry.count_push("accepted", outcome.value)
-        return
+    """Count one refused push, and log it if ``RejectionLog`` says so."""
     reason = error.reason if error is not None else "ClientClosedRequest"
     state.telemetry.count_push("rejected", reason)
     pusher = request.get(PUSHER) or f"client {request.remote}"
@@ -453,12 +446,6 @@ async def _push_identity(state: AdapterState, request: web.Request) -> kubeauth.
     return await mode.authenticator.authenticate_pod(credentials(request), mode.push_audience)
 
 
-def _name_pusher(request: web.Request, pod: PodRef | None) -> None:
-    """Name the pusher of a request by the pod its body is about (the token's pod comes first)."""
-    if pod is not None and PUSHER not in request:
-        request[PUSHER] = str(pod)
-
-
 def _check_pusher(mode: ClusterMode, binding: kubeauth.PodBinding | None, report: Report) -> None:
     """A pod reports only for itself, and only for a pod that exists (cluster mode)."""
     pod = report.pod
@@ -492,7 +479,7 @@ async def post_push(request: web.Request) -> web.Response:
     Admitted only while fewer than ``--max-inflight-pushes`` are in flight, and then applied
     one event-loop turn later, so that queries that arrived with it go first
     (``adapter.admission``); a pod pushing faster than ``--max-pod-push-rate`` is refused.
-    The outcome is counted by the request middleware."""
+    A push that is answered 200 is counted here, a refused one by the request middleware."""
     state = request.app[STATE]
     in_flight = state.pushes_in_flight
     if not in_flight.enter():
@@ -502,40 +489,23 @@ async def post_push(request: web.Request) -> web.Response:
             " (--max-inflight-pushes); merge this report into the next one",
             retry_after=admission.retry_after_header(1),
         )
+    binding: kubeauth.PodBinding | None = None
+    body = b""
+    report: Report | None = None
     try:
         await asyncio.sleep(0)  # the requests that arrived with this one start first
         binding = await _push_identity(state, request)
-        if binding is not None:
-            request[PUSHER] = str(binding)
-        push.check_content_type(request.content_type)
+        if request.headers.get(hdrs.CONTENT_TYPE) != "application/json":  # else parse it
+            push.check_content_type(request.content_type)
         body = await _read_limited(request, state.config.push.max_body_bytes)
-        try:
-            report = push.decode_report(body, state.config.push, state.known_pods)
-        except errors.ApiError:
-            _name_pusher(request, push.pod_named_in(body))
-            raise
-        _name_pusher(request, report.pod)
-        if state.cluster is not None:
-            _check_pusher(state.cluster, binding, report)
-        wait = state.pod_push_rates.admit(report.pod, time.monotonic())
-        if wait is not None:
-            state.telemetry.count_shed("pod_rate")
-            raise errors.too_many_requests(
-                f"pod {report.pod} pushes more than {state.config.push.max_pod_push_rate:g}"
-                " times a second (--max-pod-push-rate)",
-                retry_after=admission.retry_after_header(wait),
-            )
+        report = push.decode_report(body, state.config.push, state.known_pods)
         now = state.clock()
-        try:
-            outcome = state.store.apply(report, now)
-        except store.StoreFull as full:
-            state.telemetry.count_shed("pods_tracked")
-            raise errors.too_many_requests(
-                str(full), retry_after=str(RETRY_AFTER_SECONDS)
-            ) from full
+        outcome = _apply_push(state, binding, report, now)
+    except errors.ApiError:
+        request[PUSHER] = _pusher(binding, report, body)
+        raise
     finally:
         in_flight.leave()
-    request[PUSH_OUTCOME] = outcome
     if (
         report.pod_timestamp is not None
         and abs(report.pod_timestamp - now) > state.config.push.clock_skew_warning_seconds
@@ -543,8 +513,40 @@ async def post_push(request: web.Request) -> web.Response:
         state.telemetry.clock_skew.inc()
         logger.debug("pod %s pushes with a clock %.0fs off", report.pod, report.pod_timestamp - now)
     if outcome is store.Applied.DUPLICATE:
+        state.telemetry.count_push("duplicate", "")
         return web.Response(body=_DUPLICATE_BODY, content_type="application/json")
+    state.telemetry.count_push("accepted", outcome.value)
     return web.Response(body=_ACCEPTED_BODY, content_type="application/json")
+
+
+def _apply_push(
+    state: AdapterState, binding: kubeauth.PodBinding | None, report: Report, now: float
+) -> store.Applied:
+    """The checks after decoding (who may push it, the pod's rate), then the store."""
+    if state.cluster is not None:
+        _check_pusher(state.cluster, binding, report)
+    wait = state.pod_push_rates.admit(report.pod, time.monotonic())
+    if wait is not None:
+        state.telemetry.count_shed("pod_rate")
+        raise errors.too_many_requests(
+            f"pod {report.pod} pushes more than {state.config.push.max_pod_push_rate:g}"
+            " times a second (--max-pod-push-rate)",
+            retry_after=admission.retry_after_header(wait),
+        )
+    try:
+        return state.store.apply(report, now)
+    except store.StoreFull as full:
+        state.telemetry.count_shed("pods_tracked")
+        raise errors.too_many_requests(str(full), retry_after=str(RETRY_AFTER_SECONDS)) from full
+
+
+def _pusher(binding: kubeauth.PodBinding | None, report: Report | None, body: bytes) -> str:
+    """Who a refused push came from, for the refusal log: the pod its token is bound to, else
+    the pod its report (or, when it did not decode, its body) names; empty when unknown."""
+    if binding is not None:
+        return str(binding)
+    pod = report.pod if report is not None else push.pod_named_in(body)
+    return str(pod) if pod is not None else ""
 
 
 # -- lifetimes ---------------------------------------------------------------------------------

@@ -118,13 +118,15 @@ class PodRecord:
             self._slice_zero_count.append(0)
         # else the same slice, or the clock stepped back: keep slices in order so expiry is exact
         if bins:
-            self._cover(min(bins), max(bins))
+            # lists first: min, max, sum and array.fromlist run faster on a list than on a view
+            indices, counts = list(bins), list(bins.values())
+            self._cover(min(indices), max(indices))
             band, offset = self._band, -self._band_low
-            for index, count in bins.items():  # one pass, no temporaries: the push hot path
+            for index, count in bins.items():  # one pass: the push hot path
                 band[index + offset] += count
-            self._bin_indices.extend(bins)
-            self._bin_counts.extend(bins.values())
-            self._window_total += sum(bins.values())
+            self._bin_indices.fromlist(indices)
+            self._bin_counts.fromlist(counts)
+            self._window_total += sum(counts)
             self._slice_end[-1] = len(self._bin_indices)
         self._slice_zero_count[-1] += zero_count
         self._window_zero_count += zero_count

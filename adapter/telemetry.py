@@ -1,17 +1,22 @@
 """The adapter's own Prometheus metrics, in a registry passed around, never the global one.
 
-Every request counts and times itself, so the labelled children of the per-request metrics are
-looked up once per label set and kept (``labels()`` builds and checks its key on each call).
+Every request counts and times itself, and every push is counted: those three metrics are plain
+counters in dicts (``_RequestCounts``), turned into metric families only when ``/metrics`` is
+scraped, because a ``prometheus_client`` child takes a lock and a method call per observation,
+a real share of a push's own CPU. They are updated and read on the event loop's thread only.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _AGE_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -27,6 +32,54 @@ class _TrackedPods(Collector):
         yield GaugeMetricFamily(
             "adapter_tracked_pods", "Pods the adapter holds data for", value=self._count()
         )
+
+
+class _RequestCounts(Collector):
+    """``adapter_requests_total{route, code}``, ``adapter_request_duration_seconds{route}`` and
+    ``adapter_pushes_total{result, reason}`` as dicts of plain numbers (module docstring)."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, int], int] = {}
+        self.durations: dict[str, tuple[list[int], list[float]]] = {}
+        """route -> (count per bucket, not cumulative, the last one +Inf; [sum of seconds])."""
+        self.pushes: dict[tuple[str, str], int] = {}
+
+    def observe_request(self, route: str, code: int, seconds: float) -> None:
+        key = (route, code)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        histogram = self.durations.get(route)
+        if histogram is None:
+            histogram = self.durations[route] = ([0] * (len(_LATENCY_BUCKETS) + 1), [0.0])
+        histogram[0][bisect.bisect_left(_LATENCY_BUCKETS, seconds)] += 1  # le: bound included
+        histogram[1][0] += seconds
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        requests = CounterMetricFamily(
+            "adapter_requests",
+            "HTTP requests answered, by route and status code",
+            labels=["route", "code"],
+        )
+        for (route, code), count in sorted(self.requests.items()):
+            requests.add_metric([route, str(code)], count)
+        yield requests
+        durations = HistogramMetricFamily(
+            "adapter_request_duration_seconds",
+            "Time to answer an HTTP request, by route",
+            labels=["route"],
+        )
+        bounds = [*(floatToGoString(b) for b in _LATENCY_BUCKETS), "+Inf"]
+        for route, (counts, total) in sorted(self.durations.items()):
+            cumulative = list(itertools.accumulate(counts))
+            durations.add_metric([route], list(zip(bounds, cumulative, strict=True)), total[0])
+        yield durations
+        pushes = CounterMetricFamily(
+            "adapter_pushes",
+            "Push reports received, by result (accepted, duplicate, rejected) and reason",
+            labels=["result", "reason"],
+        )
+        for labels, count in sorted(self.pushes.items()):
+            pushes.add_metric(list(labels), count)
+        yield pushes
 
 
 class ConnectionCounts(Protocol):
@@ -63,25 +116,10 @@ class Telemetry:
 
     def __init__(self, tracked_pods: Callable[[], int]) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "adapter_requests",
-            "HTTP requests answered, by route and status code",
-            ["route", "code"],
-            registry=self.registry,
-        )
-        self.request_seconds = Histogram(
-            "adapter_request_duration_seconds",
-            "Time to answer an HTTP request, by route",
-            ["route"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.pushes = Counter(
-            "adapter_pushes",
-            "Push reports received, by result (accepted, duplicate, rejected) and reason",
-            ["result", "reason"],
-            registry=self.registry,
-        )
+        self._counts = _RequestCounts()
+        self.registry.register(self._counts)
+        self.observe_request = self._counts.observe_request
+        """One answered request: ``adapter_requests_total`` and its duration."""
         self.clock_skew = Counter(
             "adapter_push_clock_skew",
             "Push reports whose timestamp differs from the adapter's clock by more than 5 minutes",
@@ -101,8 +139,6 @@ class Telemetry:
             registry=self.registry,
         )
         self.registry.register(_TrackedPods(tracked_pods))
-        self._request_children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
-        self._push_children: dict[tuple[str, str], Counter] = {}
 
     def track_pushes_in_flight(self, count: Callable[[], int]) -> None:
         """Export ``adapter_pushes_in_flight``, read from ``count`` at scrape time."""
@@ -112,17 +148,6 @@ class Telemetry:
             registry=self.registry,
         )
         gauge.set_function(count)
-
-    def observe_request(self, route: str, code: int, seconds: float) -> None:
-        """One answered request: ``adapter_requests_total`` and its duration."""
-        children = self._request_children.get((route, code))
-        if children is None:
-            children = self._request_children[route, code] = (
-                self.requests.labels(route, str(code)),
-                self.request_seconds.labels(route),
-            )
-        children[0].inc()
-        children[1].observe(seconds)
 
     def track_connections(self, connections: ConnectionCounts) -> None:
         """Export the connection counts of ``adapter.serving.Connections``, read at scrape time."""
@@ -134,7 +159,5 @@ class Telemetry:
 
     def count_push(self, result: str, reason: str) -> None:
         """One push report: ``adapter_pushes_total{result, reason}``."""
-        child = self._push_children.get((result, reason))
-        if child is None:
-            child = self._push_children[result, reason] = self.pushes.labels(result, reason)
-        child.inc()
+        pushes = self._counts.pushes
+        pushes[result, reason] = pushes.get((result, reason), 0) + 1

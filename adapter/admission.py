@@ -56,8 +56,9 @@ class PodRates:
         self.rate = rate_per_second
         self._burst = max(1.0, rate_per_second)
         self._capacity = capacity
-        self._buckets: dict[Hashable, tuple[float, float]] = {}
-        """pod -> (tokens, when they were counted)."""
+        self._buckets: dict[Hashable, list[float]] = {}
+        """pod -> [tokens, when they were counted], changed in place (no object per push for
+        the cyclic collector)."""
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -69,13 +70,13 @@ class PodRates:
         if bucket is None:
             if len(self._buckets) >= self._capacity:
                 del self._buckets[next(iter(self._buckets))]
-            tokens = self._burst
-        else:
-            tokens = min(self._burst, bucket[0] + (now - bucket[1]) * self.rate)
+            bucket = self._buckets[pod] = [self._burst, now]
+        tokens = min(self._burst, bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
         if tokens < 1.0 - 1e-9:  # within rounding of a whole token is a token
-            self._buckets[pod] = (tokens, now)
+            bucket[0] = tokens
             return (1.0 - tokens) / self.rate
-        self._buckets[pod] = (max(0.0, tokens - 1.0), now)
+        bucket[0] = max(0.0, tokens - 1.0)
         return None
 
     def retain(self, keep: Callable[[Hashable], bool]) -> int:

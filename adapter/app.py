@@ -34,6 +34,7 @@ from adapter import (
     background,
     cluster,
     errors,
+    garbage,
     kubeauth,
     logs,
     push,
@@ -98,8 +99,12 @@ class AdapterState:
     pod_push_rates: admission.PodRates = field(init=False)
     rejections: rejections.RejectionLog = field(init=False)
     """Which refused pushes get a log line."""
+    busy: errors.ApiError = field(init=False)
+    """The 429 of a push beyond ``--max-inflight-pushes``, and its body, made once."""
+    busy_body: bytes = field(init=False)
     connections: serving.Connections = field(init=False)
     """The open connections (``adapter.serving`` admits and counts them)."""
+    gc_pauses: garbage.Pauses = field(init=False)
 
     def __post_init__(self) -> None:
         self.telemetry = Telemetry(lambda: len(self.store))
@@ -110,8 +115,16 @@ class AdapterState:
             self.config.push.max_pod_push_rate, self.store.max_pods
         )
         self.rejections = rejections.RejectionLog()
+        self.busy = errors.too_many_requests(
+            f"the adapter is busy: {self.config.push.max_inflight_pushes} pushes are in flight"
+            " (--max-inflight-pushes); merge this report into the next one",
+            retry_after=admission.retry_after_header(1),
+        )
+        self.busy_body = json.dumps(self.busy.status_body(), separators=(",", ":")).encode()
         self.connections = serving.Connections(self.config.connections)
         self.telemetry.track_connections(self.connections)
+        self.gc_pauses = garbage.Pauses()
+        self.telemetry.track_gc_pauses(self.gc_pauses, garbage.PAUSE_BUCKETS)
 
     def forget_silent_pods(self, now: float) -> int:
         """Sweep the store, and forget what the push path remembers of the pods it dropped."""
@@ -123,6 +136,8 @@ class AdapterState:
 
 STATE = web.AppKey("state", AdapterState)
 USER = web.RequestKey("user", User)
+SHED = web.RequestKey("shed", errors.ApiError)
+"""The refusal of a push answered without raising it (shed beyond ``--max-inflight-pushes``)."""
 PUSHER = web.RequestKey("pusher", str)
 """Who made a refused push (``namespace/name``, empty when unknown), for the refusal log."""
 
@@ -271,7 +286,7 @@ def _record(
     state.telemetry.observe_request(route, status, seconds)
     if route == "push":
         if status != 200:  # post_push counts what it answers with a 200
-            _refused_push(state, request, status, error)
+            _refused_push(state, request, status, error or request.get(SHED))
         if not state.config.push.log_pushes:
             return
     user = request.get(USER)
@@ -482,12 +497,14 @@ async def post_push(request: web.Request) -> web.Response:
     A push that is answered 200 is counted here, a refused one by the request middleware."""
     state = request.app[STATE]
     in_flight = state.pushes_in_flight
-    if not in_flight.enter():
+    if not in_flight.enter():  # the cheapest answer there is: shedding must cost little
         state.telemetry.count_shed("in_flight")
-        raise errors.too_many_requests(
-            f"the adapter is busy: {in_flight.limit} pushes are in flight"
-            " (--max-inflight-pushes); merge this report into the next one",
-            retry_after=admission.retry_after_header(1),
+        request[SHED] = state.busy
+        return web.Response(
+            status=429,
+            body=state.busy_body,
+            content_type="application/json",
+            headers=state.busy.headers,
         )
     binding: kubeauth.PodBinding | None = None
     body = b""
@@ -516,6 +533,7 @@ async def post_push(request: web.Request) -> web.Response:
         state.telemetry.count_push("duplicate", "")
         return web.Response(body=_DUPLICATE_BODY, content_type="application/json")
     state.telemetry.count_push("accepted", outcome.value)
+    state.telemetry.count_reported_requests(report.completed_requests)
     return web.Response(body=_ACCEPTED_BODY, content_type="application/json")
 
 
@@ -635,6 +653,7 @@ def make_app(state: AdapterState) -> web.Application:
     router.add_post(PUSH_PATH, post_push, name="push")
     app.cleanup_ctx.append(deadlines.lifetime)
     app.cleanup_ctx.append(state.connections.lifetime)
+    app.cleanup_ctx.append(state.gc_pauses.lifetime)
     app.cleanup_ctx.append(sweeper_context)
     app.cleanup_ctx.append(log_flusher_context)
     app.cleanup_ctx.append(certificate_reloader_context)

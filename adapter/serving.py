@@ -41,7 +41,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
-from adapter import background, errors, eventloop
+from adapter import background, errors, eventloop, garbage
 from adapter.config import ConnectionConfig, ServerConfig
 
 logger = logging.getLogger(__name__)
@@ -428,6 +428,8 @@ def run_server(
                 connections,
                 **handler_kwargs,
             ).start()
+            frozen = garbage.freeze_startup_objects()
+            logger.debug("moved %d start-up objects out of the collector's way", frozen)
             announce()
             await asyncio.Event().wait()  # until a signal raises GracefulExit
         finally:

@@ -164,7 +164,12 @@ class PodRecord:
         self._window_zero_count -= gone_zero
         del self._bin_indices[:end], self._bin_counts[:end]
         del self._slice_index[:expired], self._slice_zero_count[:expired]
-        self._slice_end = array("q", [e - end for e in self._slice_end[expired:]])
+        # in place: a new array per push would be a new long-lived object for the cyclic
+        # collector to promote, one per pod a second, and its full collections grow with them
+        slice_end = self._slice_end
+        del slice_end[:expired]
+        for i in range(len(slice_end)):
+            slice_end[i] -= end
         if not self._slice_index:
             self._band = _zeros(0)
         elif len(self._band) > _BAND_TRIM_SIZE:

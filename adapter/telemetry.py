@@ -43,6 +43,7 @@ class _RequestCounts(Collector):
         self.durations: dict[str, tuple[list[int], list[float]]] = {}
         """route -> (count per bucket, not cumulative, the last one +Inf; [sum of seconds])."""
         self.pushes: dict[tuple[str, str], int] = {}
+        self.reported_requests = 0
 
     def observe_request(self, route: str, code: int, seconds: float) -> None:
         key = (route, code)
@@ -80,6 +81,59 @@ class _RequestCounts(Collector):
         for labels, count in sorted(self.pushes.items()):
             pushes.add_metric(list(labels), count)
         yield pushes
+        yield CounterMetricFamily(
+            "adapter_reported_requests",
+            "Requests the pods completed, as the reports applied carry them (the latency"
+            " sketches' counts; a report merged after a refusal counts once)",
+            self.reported_requests,
+        )
+
+
+class PauseCounts(Protocol):
+    """What ``adapter.garbage.Pauses`` counts, by generation."""
+
+    counts: dict[int, list[int]]
+    seconds: dict[int, float]
+    longest: dict[int, float]
+    cpu_seconds: dict[int, float]
+
+
+class _PauseMetrics(Collector):
+    def __init__(self, pauses: PauseCounts, buckets: tuple[float, ...]) -> None:
+        self._pauses = pauses
+        self._bounds = [*(floatToGoString(b) for b in buckets), "+Inf"]
+
+    def collect(
+        self,
+    ) -> Iterator[HistogramMetricFamily | GaugeMetricFamily | CounterMetricFamily]:
+        pauses = self._pauses
+        histogram = HistogramMetricFamily(
+            "adapter_gc_pause_seconds",
+            "Pauses of Python's cyclic garbage collector, by generation collected",
+            labels=["generation"],
+        )
+        longest = GaugeMetricFamily(
+            "adapter_gc_pause_max_seconds",
+            "The longest pause of the cyclic garbage collector since start, by generation",
+            labels=["generation"],
+        )
+        cpu = CounterMetricFamily(
+            "adapter_gc_cpu_seconds",
+            "CPU time the cyclic garbage collector took, by generation",
+            labels=["generation"],
+        )
+        for generation, counts in sorted(pauses.counts.items()):
+            cumulative = list(itertools.accumulate(counts))
+            histogram.add_metric(
+                [str(generation)],
+                list(zip(self._bounds, cumulative, strict=True)),
+                pauses.seconds[generation],
+            )
+            longest.add_metric([str(generation)], pauses.longest[generation])
+            cpu.add_metric([str(generation)], pauses.cpu_seconds[generation])
+        yield histogram
+        yield longest
+        yield cpu
 
 
 class ConnectionCounts(Protocol):
@@ -153,6 +207,10 @@ class Telemetry:
         """Export the connection counts of ``adapter.serving.Connections``, read at scrape time."""
         self.registry.register(_ConnectionMetrics(connections))
 
+    def track_gc_pauses(self, pauses: PauseCounts, buckets: tuple[float, ...]) -> None:
+        """Export ``adapter.garbage.Pauses`` (with its bucket bounds), read at scrape time."""
+        self.registry.register(_PauseMetrics(pauses, buckets))
+
     def count_shed(self, cause: str) -> None:
         """One push refused to shed load: ``adapter_pushes_shed_total{cause}``."""
         self.shed.labels(cause).inc()
@@ -161,3 +219,7 @@ class Telemetry:
         """One push report: ``adapter_pushes_total{result, reason}``."""
         pushes = self._counts.pushes
         pushes[result, reason] = pushes.get((result, reason), 0) + 1
+
+    def count_reported_requests(self, requests: int) -> None:
+        """An applied report's requests: ``adapter_reported_requests_total``."""
+        self._counts.reported_requests += requests

@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import accuracy, freshness, machine, memory, profiles, push, query
+from bench import accuracy, freshness, machine, memory, overload, profiles, push, query
 from bench import model_server as model_server_bench
 
-GROUPS = ("push", "query", "model-server", "memory", "freshness", "accuracy")
+GROUPS = ("push", "query", "overload", "model-server", "memory", "freshness", "accuracy")
 
 
 def _number(value: Any, unit: str) -> str:
@@ -149,6 +149,15 @@ def main(argv: list[str] | None = None) -> None:
             pin=pin,
         )
         result["results"] += query.run(settings, log)
+    if "overload" in groups:
+        log("overload: HPA queries while pods push at 70 % and at 2x the push capacity")
+        settings = overload.OverloadSettings(
+            unloaded_seconds=5.0 if args.quick else 10.0,
+            mixed_seconds=10.0 if args.quick else 20.0,
+            storm_seconds=10.0 if args.quick else 30.0,
+            pin=pin,
+        )
+        result["results"].append(overload.run(settings, log))
     if "model-server" in groups:
         log("model server overhead: simulated, 0 ms service time, vs a bare aiohttp process")
         settings = model_server_bench.ModelServerSettings(

@@ -48,7 +48,7 @@ def cpu_plan(pin: bool) -> tuple[set[int] | None, set[int] | None]:
     return {allowed[0]}, {allowed[-1]}
 
 
-def _load(
+def run_load(
     server: servers.Server,
     cert_dir: Path,
     settings: PushSettings,
@@ -57,6 +57,7 @@ def _load(
     load_cpus: set[int] | None,
     duration: float,
 ) -> dict[str, Any]:
+    """One ``bench.load`` run against ``server``: its JSON report."""
     argv = [
         "--url",
         server.url,
@@ -92,7 +93,7 @@ def run(settings: PushSettings, log=print) -> dict[str, Any]:
             def pusher(server: servers.Server, expect: str | None):
                 def one_run(duration: float) -> dict[str, Any]:
                     nonlocal seq
-                    result = _load(server, cert_dir, settings, seq, expect, load_cpus, duration)
+                    result = run_load(server, cert_dir, settings, seq, expect, load_cpus, duration)
                     seq = max(seq, result["next_seq"])
                     return result
 

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
             pin=pin,
         )
         result["results"].append(push.run(settings, log))
-        log("push pipeline in process: decode_report + Store.apply vs json.loads")
+        log("push pipeline in process: decode_report + Store.apply vs msgspec.json.decode")
         result["results"].append(push.pipeline(runs))
     if "query" in groups:
         log("selector query: 1,000 pods in process; 10 to 10,000 pods and a Deployment over HTTPS")

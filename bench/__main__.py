@@ -21,7 +21,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import accuracy, freshness, machine, memory, overload, profiles, push, query
+from bench import (
+    accuracy,
+    connections,
+    freshness,
+    machine,
+    memory,
+    overload,
+    profiles,
+    push,
+    query,
+)
 from bench import model_server as model_server_bench
 
 GROUPS = ("push", "query", "overload", "model-server", "memory", "freshness", "accuracy")
@@ -175,6 +185,12 @@ def main(argv: list[str] | None = None) -> None:
             cpus=query.cpu_plan(pin)[0],
         )
         result["results"].append(memory.run(settings, log))
+        log("memory per open connection: 1,000 idle TLS connections, uvloop and asyncio")
+        result["results"].append(
+            connections.run(
+                connections.ConnectionSettings(connections=300 if args.quick else 1000), log
+            )
+        )
     if "freshness" in groups:
         log("freshness: latency step in a pod to the changed p99 through the API")
         settings = freshness.FreshnessSettings(

@@ -570,12 +570,6 @@ def _pusher(binding: kubeauth.PodBinding | None, report: Report | None, body: by
 # -- lifetimes ---------------------------------------------------------------------------------
 
 
-async def _every(seconds: float, job: Callable[[], object]) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        job()
-
-
 async def sweeper_context(app: web.Application) -> AsyncIterator[None]:
     """Forget silent pods periodically, so memory stays bounded under pod churn."""
     state = app[STATE]
@@ -590,13 +584,15 @@ async def sweeper_context(app: web.Application) -> AsyncIterator[None]:
                 state.config.store.forget_after_seconds,
             )
 
-    async with background.running(_every(SWEEP_INTERVAL_SECONDS, sweep)):
+    async with background.running(background.every(SWEEP_INTERVAL_SECONDS, sweep)):
         yield
 
 
 async def log_flusher_context(app: web.Application) -> AsyncIterator[None]:
     """Write out the access lines that wait in the log handler, periodically."""
-    async with background.running(_every(logs.FLUSH_INTERVAL_SECONDS, logs.flush_pending)):
+    async with background.running(
+        background.every(logs.FLUSH_INTERVAL_SECONDS, logs.flush_pending)
+    ):
         yield
     logs.flush_pending()
 
@@ -608,7 +604,7 @@ async def certificate_reloader_context(app: web.Application) -> AsyncIterator[No
         yield
         return
     async with background.running(
-        _every(state.config.tls.reload_interval_seconds, state.tls.reload_if_changed)
+        background.every(state.config.tls.reload_interval_seconds, state.tls.reload_if_changed)
     ):
         yield
 

@@ -217,6 +217,27 @@ class _PodIdentity(NamedTuple):
     labels: Mapping[str, str]
     owner: Owner | None
 
+    def report(
+        self,
+        seq: int,
+        pod_timestamp: float | None,
+        gauges: Mapping[str, float],
+        bins: Mapping[int, int],
+        zero_count: int,
+    ) -> Report:
+        """This pod's report with the other fields, already validated."""
+        return Report(
+            self.pod,
+            self.uid,
+            seq,
+            self.labels,
+            self.owner,
+            pod_timestamp,
+            gauges,
+            bins,
+            zero_count,
+        )
+
 
 def _pod_identity(value: Any, limits: PushConfig) -> _PodIdentity:
     pod = _object(value, "pod", _POD_FIELDS)
@@ -358,17 +379,7 @@ def _decode_fast(body: bytes, limits: PushConfig, known: KnownPods | None) -> Re
         pod_timestamp = _parse_timestamp(wire.timestamp)
         if pod_timestamp is None:
             return None
-    return Report(
-        pod=identity.pod,
-        uid=identity.uid,
-        seq=wire.seq,
-        labels=identity.labels,
-        owner=identity.owner,
-        pod_timestamp=pod_timestamp,
-        gauges=gauges,
-        latency_bins=bins,
-        latency_zero_count=zero_count,
-    )
+    return identity.report(wire.seq, pod_timestamp, gauges, bins, zero_count)
 
 
 class _NamedPod(msgspec.Struct):
@@ -414,16 +425,12 @@ def _decode_checked(body: bytes, limits: PushConfig) -> Report:
     if "seq" not in top:
         raise errors.invalid_field("seq is required", "seq")
     bins, zero_count = _latency(top["latency"], limits) if "latency" in top else ({}, 0)
-    return Report(
-        pod=identity.pod,
-        uid=identity.uid,
-        seq=_integer(top["seq"], "seq", 1, MAX_SEQ),
-        labels=identity.labels,
-        owner=identity.owner,
-        pod_timestamp=_timestamp(top["timestamp"]) if "timestamp" in top else None,
-        gauges=_gauges(top["gauges"], limits) if "gauges" in top else {},
-        latency_bins=bins,
-        latency_zero_count=zero_count,
+    return identity.report(
+        _integer(top["seq"], "seq", 1, MAX_SEQ),
+        _timestamp(top["timestamp"]) if "timestamp" in top else None,
+        _gauges(top["gauges"], limits) if "gauges" in top else {},
+        bins,
+        zero_count,
     )
 
 

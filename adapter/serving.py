@@ -102,14 +102,9 @@ class RequestDeadlines:
                 self._overdue.add(task)
                 task.cancel()
 
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
-            self.sweep()
-
     async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
-        """A ``cleanup_ctx`` running the sweep while the application runs."""
-        async with background.running(self._sweep_forever()):
+        """A ``cleanup_ctx`` running the sweep once a second while the application runs."""
+        async with background.running(background.every(SWEEP_INTERVAL_SECONDS, self.sweep)):
             yield
 
 
@@ -173,14 +168,9 @@ class Connections:
             else:
                 self._writing[transport] = (stall[0], unsent)
 
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
-            self.sweep()
-
     async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
-        """A ``cleanup_ctx`` running ``sweep`` once a second while the application runs."""
-        async with background.running(self._sweep_forever()):
+        """A ``cleanup_ctx`` running the sweep once a second while the application runs."""
+        async with background.running(background.every(SWEEP_INTERVAL_SECONDS, self.sweep)):
             yield
 
 

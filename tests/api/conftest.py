@@ -3,6 +3,7 @@ limits), with a clock the test moves by hand."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -161,3 +162,12 @@ async def serve_adapter(
 async def adapter_server(pki: Pki) -> AsyncIterator[RunningAdapter]:
     async with serve_adapter(pki) as server:
         yield server
+
+
+async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait (polling) until ``condition()`` holds, for what happens on the server's own time."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition did not come true in time")

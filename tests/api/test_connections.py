@@ -14,16 +14,8 @@ import pytest
 from adapter.config import ConnectionConfig
 from adapter.report import QUEUE_DEPTH as QUEUE
 from adapter.report import PodRef, Report
-from tests.api.conftest import RunningAdapter, serve_adapter
+from tests.api.conftest import RunningAdapter, serve_adapter, until
 from tests.conftest import Pki
-
-
-async def until(condition, seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition did not come true in time")
 
 
 def address(adapter: RunningAdapter) -> tuple[str, int]:

@@ -15,7 +15,7 @@ from adapter.client import LatencyRecorder, PodIdentity, PushClient, encode_repo
 from adapter.config import PushConfig
 from adapter.report import PodRef
 from adapter.sketch import LatencySketch
-from tests.api.conftest import TOKEN, RunningAdapter, serve_adapter
+from tests.api.conftest import TOKEN, RunningAdapter, serve_adapter, until
 from tests.api.test_push_client import observe
 from tests.conftest import Pki
 
@@ -50,14 +50,6 @@ class HeldPush:
         status = await asyncio.wait_for(self.reader.readline(), 10)
         self.writer.close()
         return status
-
-
-async def until(condition, seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition did not come true in time")
 
 
 def stored_requests(adapter: RunningAdapter, pod: PodIdentity) -> int:

@@ -255,6 +255,13 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
         help="pods silent for longer are not served (default 10s)",
     )
     serve.add_argument(
+        "--warm-up",
+        type=durations.duration_arg,
+        default=ServerConfig.warm_up_seconds,
+        help="/readyz is 503 for this long after start-up, until every live pod has pushed to"
+        " this replica (default 2s: two push intervals)",
+    )
+    serve.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="log line format"
     )
     serve.add_argument(
@@ -368,6 +375,7 @@ def server_config(
         secure_port=args.secure_port,
         log_format=args.log_format,
         event_loop=args.event_loop,
+        warm_up_seconds=args.warm_up,
         tls=TlsConfig(
             cert_dir=args.cert_dir,
             cert_file=args.tls_cert_file,

@@ -26,7 +26,7 @@ from adapter.provider import (
     PodValues,
     pod_reference,
 )
-from adapter.report import PodRef
+from adapter.resources import PodRef
 
 CUSTOM_GROUP = "custom.metrics.k8s.io"
 EXTERNAL_GROUP = "external.metrics.k8s.io"

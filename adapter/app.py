@@ -348,7 +348,26 @@ def log_suppressed_refusals(state: AdapterState) -> None:
 
 
 async def health(request: web.Request) -> web.Response:
-    """``/healthz``, ``/livez``, ``/readyz``: the process answers, so it is up and ready."""
+    """``/healthz``, ``/livez``: the process answers, so it is up."""
+    return web.Response(text="ok")
+
+
+async def ready(request: web.Request) -> web.Response:
+    """``/readyz``: 503 during the warm-up after start-up, 200 after.
+
+    A replica that starts holds no pod's data; the warm-up gives every live pod time to push
+    to it before the aggregator's endpoints send it queries (``--warm-up``).
+    """
+    state = request.app[STATE]
+    since = state.store.receiving_since
+    warm_up = state.config.warm_up_seconds
+    left = warm_up if since is None else warm_up - (state.clock() - since)
+    if left > 0:
+        return web.Response(
+            status=503,
+            text=f"warming up: {left:.1f}s of the {warm_up:g}s warm-up left, for every live pod"
+            " to push here",
+        )
     return web.Response(text="ok")
 
 
@@ -609,6 +628,14 @@ async def certificate_reloader_context(app: web.Application) -> AsyncIterator[No
         yield
 
 
+async def start_receiving(app: web.Application) -> None:
+    """Note when pushes can start to arrive: after every cleanup context (in cluster mode,
+    the informers' first listing), just before the server listens. Windows and the warm-up
+    count from here."""
+    state = app[STATE]
+    state.store.start_receiving(state.clock())
+
+
 async def cluster_context(app: web.Application) -> AsyncIterator[None]:
     """Cluster mode's background work (ConfigMap watch, informers) for the app's lifetime."""
     mode = app[STATE].cluster
@@ -631,7 +658,7 @@ def make_app(state: AdapterState) -> web.Application:
     app[serving.CONNECTIONS] = state.connections
     router = app.router
     for path in sorted(OPEN_PATHS):
-        router.add_get(path, health, name=path.strip("/"))
+        router.add_get(path, ready if path == "/readyz" else health, name=path.strip("/"))
     # Discovery answers with or without a trailing slash: client-go asks for "/apis/".
     router.add_get("/apis{slash:/?}", get_api_groups, name="apis")
     router.add_get("/apis/{group}{slash:/?}", get_api_group, name="api_group")
@@ -654,4 +681,5 @@ def make_app(state: AdapterState) -> web.Application:
     app.cleanup_ctx.append(log_flusher_context)
     app.cleanup_ctx.append(certificate_reloader_context)
     app.cleanup_ctx.append(cluster_context)
+    app.on_startup.append(start_receiving)
     return app

@@ -1,8 +1,10 @@
 """Certificates for standalone mode: a private CA, the serving certificate, client certificates.
 
-The CA signs the serving certificate (SANs: localhost, 127.0.0.1, ::1 and the in-cluster name
-``<service>.<namespace>.svc``) and the client certificates that ``kubectl`` and the HPA emulation
-present. Keys are ECDSA P-256: small, fast to handshake, accepted by Go and OpenSSL clients.
+The CA signs the serving certificate (SANs: localhost, 127.0.0.1, ::1 and the in-cluster names
+``<service>.<namespace>.svc``, which the aggregator dials, and ``<service>-push.<namespace>.svc``,
+the headless Service that model pods push to every replica through) and the client
+certificates that ``kubectl`` and the HPA emulation present. Keys are ECDSA P-256: small, fast
+to handshake, accepted by Go and OpenSSL clients.
 
 The ``make_*`` functions are pure (PEM in, PEM out); ``ensure_serving_files`` and
 ``write_client_files`` are the only ones that touch the disk.
@@ -54,9 +56,26 @@ class ServingFiles:
     key: Path
 
 
+PUSH_SERVICE_SUFFIX = "-push"
+"""The headless Service for pushes is named after the adapter's Service with this suffix."""
+
+
+def push_service_name(service: str) -> str:
+    """The headless Service whose name resolves to every replica: ``<service>-push``."""
+    return service + PUSH_SERVICE_SUFFIX
+
+
 def serving_hostnames(service: str, namespace: str) -> list[str]:
-    """The names a serving certificate must cover, locally and behind the aggregator."""
-    return ["localhost", "127.0.0.1", "::1", f"{service}.{namespace}.svc"]
+    """The names a serving certificate must cover: locally, behind the aggregator, and for the
+    pods that push to each replica through the headless Service (verified against its name,
+    whichever replica's address they connect to)."""
+    return [
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        f"{service}.{namespace}.svc",
+        f"{push_service_name(service)}.{namespace}.svc",
+    ]
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:

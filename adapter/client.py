@@ -1,9 +1,13 @@
-"""The push client that model servers embed: a latency recorder and a pusher per adapter URL.
+"""The push client that model servers embed: a latency recorder and a pusher per adapter replica.
 
 A server calls ``LatencyRecorder.observe(seconds)`` for every completed request and runs a
 ``PushClient``, which every interval drains the recorder into a sketch and delivers one report to
-each adapter (docs/push-protocol.md). Delivery never blocks the server's requests, and retries
-never double count:
+every adapter replica (docs/push-protocol.md). An adapter URL stands for every address its host
+name resolves to (``adapter.resolver``; a headless Service lists each replica): the client looks
+the name up again every ``resolve_interval_seconds`` and at once when a replica stops answering,
+keeps one keep-alive connection per address, and verifies TLS against the URL's host name,
+never against an address. Each replica has its own ``Pusher`` and its own delivery task, so a
+slow or dead replica never delays another. Retries never double count:
 
 - data that was certainly not delivered (connection refused, 429/503) stays *pending*, merged with
   newer data bin-wise, and goes out under a new ``seq`` later;
@@ -11,10 +15,16 @@ never double count:
   sent again unchanged, same ``seq``, until the adapter acknowledges it (``accepted`` or
   ``duplicate``), so the adapter's de-duplication makes the retry harmless.
 
-Memory is bounded: one pending sketch and at most one in-flight report per adapter. Failed
-attempts back off exponentially with jitter, up to ``max_backoff_seconds`` (two push intervals by
-default, so an adapter restarted after a crash hears from every pod again within two intervals);
-an adapter that sheds load with 429/503 and ``Retry-After`` is left alone that long (at most
+Sequence numbers come from one counter per client, so they increase at every replica, also at
+one whose address went away and came back.
+
+Memory is bounded: one pending sketch and at most one in-flight report per replica, and neither
+older than ``max_backlog_age_seconds`` (set it to the adapter's ``--max-age``): an older backlog
+is dropped, and counted, rather than delivered, because it would land in one burst in a window
+that never saw it and inflate that replica's rate and quantiles. Failed attempts back off
+exponentially with jitter, up to ``max_backoff_seconds`` (two push intervals by default, so an
+adapter restarted after a crash hears from every pod again within two intervals); an adapter
+that sheds load with 429/503 and ``Retry-After`` is left alone that long (at most
 ``MAX_RETRY_AFTER_SECONDS``).
 """
 
@@ -22,24 +32,31 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import itertools
 import logging
 import random
 import ssl
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import numpy as np
 
+from adapter.resolver import DnsResolver, Resolver, is_address
 from adapter.sketch import RELATIVE_ACCURACY, LatencySketch
 
 logger = logging.getLogger(__name__)
 
 PUSH_PATH = "/push/v1"
 MAX_RETRY_AFTER_SECONDS = 30.0
+DEFAULT_MAX_BACKLOG_AGE_SECONDS = 10.0
+"""The adapter's default ``--max-age``: undelivered data older than this is dropped."""
+DEFAULT_RESOLVE_INTERVAL_SECONDS = 5.0
+"""How often an adapter URL's host name is looked up again for replicas that came or went."""
 
 
 @dataclass(frozen=True)
@@ -128,12 +145,20 @@ class _Unknown(Exception):
 
 @dataclass
 class PushStats:
-    """Counters a server may export about its pushing."""
+    """Counters a server may export about its pushing (to one replica, or summed)."""
 
     delivered: int = 0
     duplicates: int = 0
     failed_attempts: int = 0
     rejected: int = 0
+    dropped_requests: int = 0
+    """Requests whose latencies were dropped undelivered: older than the backlog's max age, or
+    meant for a replica whose address went away."""
+
+    def add(self, other: PushStats) -> None:
+        """Add ``other``'s counts to these."""
+        for counter in fields(self):
+            setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
 
 
 Token = str | Callable[[], str]
@@ -158,8 +183,22 @@ class TokenFile:
         return self._token
 
 
+@dataclass
+class _Outgoing:
+    """A report taken out of the pending data, with what it carries (to merge back)."""
+
+    body: dict[str, Any]
+    latency: LatencySketch
+    since: float
+    """When its oldest data was collected (the client's clock)."""
+
+
 class Pusher:
-    """Delivery to one adapter URL: pending data, an in-flight report, backoff."""
+    """Delivery to one adapter replica: pending data, an in-flight report, backoff.
+
+    ``url`` is where to connect (for a replica found by name, its address); ``server_hostname``
+    is the name TLS verifies and the ``Host`` header carries (None: the URL's own host).
+    """
 
     def __init__(
         self,
@@ -167,49 +206,99 @@ class Pusher:
         identity: PodIdentity,
         token: Token,
         *,
+        server_hostname: str | None = None,
         interval_seconds: float = 1.0,
         max_backoff_seconds: float | None = None,
+        max_backlog_age_seconds: float = DEFAULT_MAX_BACKLOG_AGE_SECONDS,
         timeout_seconds: float = 5.0,
         clock: Callable[[], float] = time.time,
+        next_seq: Callable[[], int] | None = None,
     ) -> None:
         self.url = url.rstrip("/") + PUSH_PATH
         self.identity = identity
+        self.server_hostname = server_hostname
+        self._headers: dict[str, str] = {}
+        if server_hostname is not None:
+            port = urllib.parse.urlsplit(url).port
+            self._headers["Host"] = server_hostname + (f":{port}" if port else "")
         self._token = token
         self._interval = interval_seconds
         self._max_backoff = (
             2 * interval_seconds if max_backoff_seconds is None else max_backoff_seconds
         )
+        self._max_backlog_age = max_backlog_age_seconds
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._clock = clock
-        self._seq = 0
+        self._next_seq = next_seq or itertools.count(1).__next__
         self._pending = LatencySketch.empty()
         self._pending_gauges: Mapping[str, float] = {}
+        self._pending_since = 0.0
         self._has_pending = False
-        self._in_flight: dict[str, Any] | None = None
+        self._in_flight: _Outgoing | None = None
         self._failures = 0
         self._next_attempt = 0.0
+        self._not_before = 0.0
+        """The end of a ``Retry-After``: no attempt before it (``_next_attempt`` may be later)."""
+        self._lock = asyncio.Lock()
+        self.unreachable = False
+        """Whether the last attempt failed to connect (or timed out): the replica may be gone."""
         self.stats = PushStats()
 
     def add(self, latency: LatencySketch, gauges: Mapping[str, float]) -> None:
-        """Merge new data into what awaits delivery; gauges replace older gauges."""
+        """Merge new data into what awaits delivery; gauges replace older gauges. A backlog
+        older than the max age is dropped first."""
+        now = self._clock()
+        if self._has_pending and now - self._pending_since > self._max_backlog_age:
+            self._drop(self._pending.count, f"undelivered for over {self._max_backlog_age:g}s")
+            self._pending, self._has_pending = LatencySketch.empty(), False
+        if not self._has_pending:
+            self._pending_since = now
         self._pending = self._pending.merge(latency)
         self._pending_gauges = gauges
         self._has_pending = True
 
     @property
     def pending_requests(self) -> int:
-        """Requests recorded but not yet acknowledged (pending plus in flight)."""
-        in_flight = 0
-        if self._in_flight is not None:
-            latency = self._in_flight["latency"]
-            in_flight = latency["zero_count"] + sum(latency["bins"].values())
+        """Requests recorded but not yet acknowledged (pending plus in flight): the backlog."""
+        in_flight = self._in_flight.latency.count if self._in_flight is not None else 0
         return self._pending.count + in_flight
 
-    def _new_report(self) -> dict[str, Any]:
-        self._seq += 1
-        return encode_report(
-            self.identity, self._seq, self._pending_gauges, self._pending, self._clock()
+    @property
+    def busy(self) -> bool:
+        """Whether a delivery is under way."""
+        return self._lock.locked()
+
+    def discard(self) -> None:
+        """Drop the whole backlog (the replica is gone), counting it."""
+        self._drop(self.pending_requests, "the replica's address went away")
+        self._pending, self._has_pending, self._in_flight = LatencySketch.empty(), False, None
+
+    def _drop(self, requests: int, why: str) -> None:
+        """Count (and log) requests whose latencies will never reach this replica."""
+        self.stats.dropped_requests += requests
+        if requests:
+            logger.warning(
+                "dropped the latencies of %d requests for %s: %s", requests, self.url, why
+            )
+
+    def _take_pending(self) -> _Outgoing:
+        """The pending data as a new report under the next ``seq``; nothing is pending after."""
+        body = encode_report(
+            self.identity, self._next_seq(), self._pending_gauges, self._pending, self._clock()
         )
+        outgoing = _Outgoing(body, self._pending, self._pending_since)
+        self._pending, self._has_pending = LatencySketch.empty(), False
+        return outgoing
+
+    def _restore(self, outgoing: _Outgoing) -> None:
+        """Merge a report that certainly was not delivered back into the pending data (newer
+        gauges, if any arrived meanwhile, win)."""
+        if self._has_pending:
+            outgoing.since = min(outgoing.since, self._pending_since)
+        else:
+            self._pending_gauges = outgoing.body["gauges"]
+        self._pending = outgoing.latency.merge(self._pending)
+        self._pending_since, self._has_pending = outgoing.since, True
 
     async def _post(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> None:
         token = self._token() if callable(self._token) else self._token
@@ -217,14 +306,22 @@ class Pusher:
             async with session.post(
                 self.url,
                 json=body,
-                headers={"Authorization": f"Bearer {token}"},
+                headers={**self._headers, "Authorization": f"Bearer {token}"},
+                server_hostname=self.server_hostname,
                 timeout=self._timeout,
             ) as response:
                 answer = await response.read()
-        except (aiohttp.ClientConnectorError, aiohttp.ClientSSLError) as error:
+        except aiohttp.ClientSSLError as error:
             raise _Undelivered(str(error)) from error
-        except (aiohttp.ClientError, TimeoutError) as error:
+        except aiohttp.ClientConnectorError as error:
+            self.unreachable = True
+            raise _Undelivered(str(error)) from error
+        except TimeoutError as error:
+            self.unreachable = True
             raise _Unknown(repr(error)) from error
+        except aiohttp.ClientError as error:
+            raise _Unknown(repr(error)) from error
+        self.unreachable = False
         if response.status == 401:
             # Most likely a token that rotated under us: keep the data, read the token again.
             raise _Undelivered("the adapter refused the token (401)")
@@ -248,43 +345,172 @@ class Pusher:
             self.stats.duplicates += 1
         self.stats.delivered += 1
 
-    async def deliver(self, session: aiohttp.ClientSession, force: bool = False) -> None:
-        """Send what is due: the in-flight report first, then pending data as a new report."""
-        if not force and self._clock() < self._next_attempt:
-            return
-        try:
-            if self._in_flight is not None:
-                await self._post(session, self._in_flight)
+    async def deliver(
+        self, session: aiohttp.ClientSession, force: bool = False, early_seconds: float = 0.0
+    ) -> None:
+        """Send what is due: the in-flight report first, then pending data as a new report.
+
+        After a failure, nothing is due until the backoff ends; ``early_seconds`` lets an
+        attempt start that much sooner (a caller that tries on ticks passes half its tick, so a
+        retry lands on the tick nearest the backoff's end, not the one after), but never before
+        a ``Retry-After`` ends. ``force`` ignores both. One delivery at a time: a call while
+        another runs waits for it. A report cancelled on its way stays in flight (it may have
+        arrived), so the next delivery resends it.
+        """
+        async with self._lock:
+            now = self._clock()
+            if self._in_flight is not None and now - self._in_flight.since > self._max_backlog_age:
+                self._drop(
+                    self._in_flight.latency.count,
+                    f"unacknowledged for over {self._max_backlog_age:g}s",
+                )
                 self._in_flight = None
-            if self._has_pending:
-                report, latency = self._new_report(), self._pending
-                self._pending, self._has_pending = LatencySketch.empty(), False
-                try:
-                    await self._post(session, report)
-                except _Unknown:
-                    self._in_flight = report
-                    raise
-                except _Undelivered:
-                    self.add(latency, report["gauges"])
-                    raise
-        except (_Undelivered, _Unknown) as error:
-            self._failures += 1
-            self.stats.failed_attempts += 1
-            backoff = min(self._max_backoff, self._interval * 2 ** min(self._failures, 16))
-            delay = random.uniform(min(self._interval, backoff), backoff)  # noqa: S311
-            if isinstance(error, _Undelivered) and error.retry_after_seconds is not None:
-                delay = max(delay, error.retry_after_seconds)
-            self._next_attempt = self._clock() + delay
+            if not force and (now < self._not_before or now + early_seconds < self._next_attempt):
+                return
+            try:
+                if self._in_flight is not None:
+                    await self._post(session, self._in_flight.body)
+                    self._in_flight = None
+                if self._has_pending:
+                    self._in_flight = self._take_pending()
+                    try:
+                        await self._post(session, self._in_flight.body)
+                    except _Undelivered:
+                        outgoing, self._in_flight = self._in_flight, None
+                        self._restore(outgoing)
+                        raise
+                    self._in_flight = None
+            except (_Undelivered, _Unknown) as error:
+                self._back_off(error)
+                return
+            self._failures = 0
+            self._next_attempt = self._not_before = 0.0
+
+    def _back_off(self, error: _Undelivered | _Unknown) -> None:
+        self._failures += 1
+        self.stats.failed_attempts += 1
+        backoff = min(self._max_backoff, self._interval * 2 ** min(self._failures, 16))
+        delay = random.uniform(min(self._interval, backoff), backoff)  # noqa: S311
+        now = self._clock()
+        if isinstance(error, _Undelivered) and error.retry_after_seconds is not None:
+            delay = max(delay, error.retry_after_seconds)
+            self._not_before = now + error.retry_after_seconds
+        self._next_attempt = now + delay
+        logger.warning(
+            "push to %s failed (attempt %d, retry within %.1fs): %s",
+            self.url,
+            self._failures,
+            self._next_attempt - self._clock(),
+            error,
+        )
+
+
+def parse_adapter_url(url: str) -> urllib.parse.SplitResult:
+    """An adapter base URL, ``https://HOST[:PORT][/PREFIX]``; ValueError naming what is wrong.
+
+    >>> parse_adapter_url("https://inference-metrics-adapter-push.metrics.svc:6443").port
+    6443
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as error:
+        raise ValueError(f"adapter URL {url!r}: {error}") from None
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(f"adapter URL {url!r}: expected https://HOST[:PORT] (TLS only)")
+    if parts.query or parts.fragment:
+        raise ValueError(f"adapter URL {url!r}: a base URL has no query or fragment")
+    return parts
+
+
+class AdapterReplicas:
+    """One adapter URL: the replicas its host name resolves to, with a ``Pusher`` for each.
+
+    An address that appears gets a new pusher; one that goes away takes its pusher with it (its
+    backlog dropped and counted, its counts kept in ``retired``). A failed lookup changes nothing.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        make_pusher: Callable[[str, str | None], Pusher],
+        resolver: Resolver,
+        *,
+        resolve_interval_seconds: float = DEFAULT_RESOLVE_INTERVAL_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        parts = parse_adapter_url(url)
+        self.url = url
+        self.host = parts.hostname
+        self.port = parts.port or 443
+        self._parts = parts
+        self._make_pusher = make_pusher
+        self._resolver = resolver
+        self._resolve_interval = resolve_interval_seconds
+        self._clock = clock
+        self._next_resolution = 0.0
+        self._resolving = False
+        self.pushers: dict[str, Pusher] = {}
+        """The replicas' pushers by address."""
+        self.retired = PushStats()
+        """What the pushers of addresses that went away counted."""
+
+    def resolution_due(self) -> bool:
+        """Whether it is time to look the name up again (and no lookup is under way)."""
+        return not self._resolving and self._clock() >= self._next_resolution
+
+    def resolve_soon(self) -> None:
+        """Look the name up again at the next occasion, not only after the usual interval."""
+        self._next_resolution = 0.0
+
+    async def resolve(self) -> None:
+        """Look the host name up and follow the answer; a failure is logged and changes nothing."""
+        self._resolving = True
+        self._next_resolution = self._clock() + self._resolve_interval
+        try:
+            addresses = await self._resolver.resolve(self.host, self.port)
+        except OSError as error:
             logger.warning(
-                "push to %s failed (attempt %d, retry within %.1fs): %s",
-                self.url,
-                self._failures,
-                self._next_attempt - self._clock(),
+                "cannot resolve %s (still pushing to the %d replicas known): %s",
+                self.host,
+                len(self.pushers),
                 error,
             )
             return
-        self._failures = 0
-        self._next_attempt = 0.0
+        finally:
+            self._resolving = False
+        self._follow(addresses)
+
+    def _follow(self, addresses: list[str]) -> None:
+        gone = [a for a in self.pushers if a not in addresses]
+        for address in gone:
+            pusher = self.pushers.pop(address)
+            pusher.discard()
+            self.retired.add(pusher.stats)
+        server_hostname = None if is_address(self.host) else self.host
+        added = [a for a in addresses if a not in self.pushers]
+        for address in added:
+            self.pushers[address] = self._make_pusher(self._address_url(address), server_hostname)
+        if gone or added:
+            logger.info(
+                "adapter %s: %d replicas (%s)",
+                self.url,
+                len(self.pushers),
+                ", ".join(self.pushers) or "none",
+            )
+
+    def _address_url(self, address: str) -> str:
+        host = f"[{address}]" if ":" in address else address
+        netloc = f"{host}:{self._parts.port}" if self._parts.port else host
+        return urllib.parse.urlunsplit(self._parts._replace(netloc=netloc))
+
+    def totals(self) -> PushStats:
+        """Every count of this URL's pushers, those of addresses that went away included."""
+        totals = PushStats()
+        totals.add(self.retired)
+        for pusher in self.pushers.values():
+            totals.add(pusher.stats)
+        return totals
 
 
 def client_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
@@ -295,7 +521,7 @@ def client_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
 
 
 class PushClient:
-    """Pushes one pod's numbers to every adapter URL each interval."""
+    """Pushes one pod's numbers to every replica of every adapter URL each interval."""
 
     def __init__(
         self,
@@ -307,18 +533,50 @@ class PushClient:
         *,
         ca_file: Path | None = None,
         interval_seconds: float = 1.0,
+        max_backlog_age_seconds: float = DEFAULT_MAX_BACKLOG_AGE_SECONDS,
+        resolver: Resolver | None = None,
+        resolve_interval_seconds: float = DEFAULT_RESOLVE_INTERVAL_SECONDS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.recorder = recorder
         self.gauges = gauges
         self.interval_seconds = interval_seconds
-        self.pushers = [
-            Pusher(url, identity, token, interval_seconds=interval_seconds) for url in urls
+        next_seq = itertools.count(1).__next__
+
+        def make_pusher(url: str, server_hostname: str | None) -> Pusher:
+            return Pusher(
+                url,
+                identity,
+                token,
+                server_hostname=server_hostname,
+                interval_seconds=interval_seconds,
+                max_backlog_age_seconds=max_backlog_age_seconds,
+                clock=clock,
+                next_seq=next_seq,
+            )
+
+        self.adapters = [
+            AdapterReplicas(
+                url,
+                make_pusher,
+                resolver or DnsResolver(),
+                resolve_interval_seconds=resolve_interval_seconds,
+                clock=clock,
+            )
+            for url in urls
         ]
         self._ssl = client_ssl_context(ca_file)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> PushClient:
+        """Open the connection pool and look every adapter's replicas up (for at most one
+        interval: a name that does not resolve yet is looked up again later)."""
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl))
+        lookups = asyncio.gather(*(adapter.resolve() for adapter in self.adapters))
+        try:
+            await asyncio.wait_for(lookups, self.interval_seconds)
+        except TimeoutError:
+            logger.warning("looking up the adapters took over %gs", self.interval_seconds)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -326,21 +584,78 @@ class PushClient:
             await self._session.close()
             self._session = None
 
+    @property
+    def pushers(self) -> list[Pusher]:
+        """The pusher of every replica known now."""
+        return [p for adapter in self.adapters for p in adapter.pushers.values()]
+
+    def totals(self) -> PushStats:
+        """Every count of every pusher, those of replicas that went away included."""
+        totals = PushStats()
+        for adapter in self.adapters:
+            totals.add(adapter.totals())
+        return totals
+
     def collect(self) -> None:
         """Move what the recorder holds, and the current gauges, to every pusher."""
         latency, gauges = self.recorder.drain(), dict(self.gauges())
         for pusher in self.pushers:
             pusher.add(latency, gauges)
 
-    async def push_now(self, force: bool = False) -> None:
-        """Collect and deliver once to every adapter, concurrently."""
+    def _open_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             raise RuntimeError("use PushClient as an async context manager")
+        return self._session
+
+    async def _deliver(
+        self,
+        adapter: AdapterReplicas,
+        pusher: Pusher,
+        force: bool = False,
+        early_seconds: float = 0.0,
+    ) -> None:
+        """One delivery. A replica that just stopped answering (it may be gone) has the name
+        looked up again with the next collection; one that keeps failing, at the usual interval."""
+        was_unreachable = pusher.unreachable
+        await pusher.deliver(self._open_session(), force, early_seconds)
+        if pusher.unreachable and not was_unreachable:
+            adapter.resolve_soon()
+
+    async def push_now(self, force: bool = False) -> None:
+        """Collect and deliver once to every replica, concurrently, and wait for all of them
+        (the last push at shutdown; tests). Looks the replicas up first when that is due."""
+        self._open_session()
+        await asyncio.gather(*(a.resolve() for a in self.adapters if a.resolution_due()))
         self.collect()
-        await asyncio.gather(*(p.deliver(self._session, force) for p in self.pushers))
+        await asyncio.gather(
+            *(
+                self._deliver(adapter, pusher, force)
+                for adapter in self.adapters
+                for pusher in list(adapter.pushers.values())
+            )
+        )
 
     async def run(self) -> None:
-        """Push every interval until cancelled."""
-        while True:
-            await asyncio.sleep(self.interval_seconds)
-            await self.push_now()
+        """Every interval until cancelled: look the replicas up when due, collect, and start a
+        delivery to every replica not still busy with its last one. Lookups and deliveries run
+        as tasks of their own, so neither a slow name server nor a slow replica delays the rest;
+        cancelling ``run`` cancels them (a report cut off on its way stays in flight). A retry
+        goes on the tick nearest its backoff's end, so a replica that comes back hears from
+        this pod within two intervals."""
+        self._open_session()
+        async with asyncio.TaskGroup() as tasks:
+            while True:
+                await asyncio.sleep(self.interval_seconds)
+                self._start_round(tasks)
+
+    def _start_round(self, tasks: asyncio.TaskGroup) -> None:
+        """One interval's work: the lookups due, the collection, a delivery per idle replica."""
+        for adapter in self.adapters:
+            if adapter.resolution_due():
+                tasks.create_task(adapter.resolve())
+        self.collect()
+        early = self.interval_seconds / 2
+        for adapter in self.adapters:
+            for pusher in list(adapter.pushers.values()):
+                if not pusher.busy:
+                    tasks.create_task(self._deliver(adapter, pusher, early_seconds=early))

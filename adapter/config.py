@@ -188,6 +188,9 @@ class ServerConfig:
     log_format: str = "text"
     event_loop: str = field(default_factory=eventloop.default)
     """``uvloop`` or ``asyncio`` (``adapter.eventloop``)."""
+    warm_up_seconds: float = 2.0
+    """``/readyz`` answers 503 for this long after start-up, time for every live pod to push to
+    a replica that has no history yet (two push intervals)."""
     tls: TlsConfig = field(default_factory=TlsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     push: PushConfig = field(default_factory=PushConfig)
@@ -210,6 +213,8 @@ class ServerConfig:
             problems.append(f"--window must be at least {self.store.slice_seconds:g}s")
         if self.store.max_age_seconds <= 0:
             problems.append("--max-age must be positive")
+        if self.warm_up_seconds < 0:
+            problems.append("--warm-up must not be negative")
         problems += self.connections.validate()
         problems += self.push.validate()
         for flag, path in (

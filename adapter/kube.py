@@ -42,7 +42,7 @@ from kubernetes.watch.watch import iter_resp_lines
 
 from adapter import cluster, resources, selectors
 from adapter.kubeauth import ReviewUnavailable
-from adapter.report import PodRef
+from adapter.resources import PodRef
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from adapter import selectors
-from adapter.report import PodRef
+from adapter.resources import PodRef
 
 
 @dataclass(frozen=True)

@@ -11,21 +11,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
+from adapter.resources import PodRef
+
 QUEUE_DEPTH = "inference_queue_depth"
 CONCURRENCY = "inference_concurrency"
 GAUGE_NAMES = (QUEUE_DEPTH, CONCURRENCY)
 """The gauges a report may carry."""
-
-
-class PodRef(NamedTuple):
-    """A pod by namespace and name: the key under which the store keeps its data (a NamedTuple:
-    hashed and compared at C speed on every push and query)."""
-
-    namespace: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.namespace}/{self.name}"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The Kubernetes resources the custom metrics API can describe, and how clients spell them.
+"""The Kubernetes resources the custom metrics API can describe, how clients spell them, and
+``PodRef``, the name of one pod that every layer (push, store, provider, API) keys by.
 
 The HPA sends the group-qualified plural (``pods``, ``deployments.apps``); people type singulars
 and short names. ``normalize`` maps every spelling to the canonical one so that no request fails
@@ -8,6 +9,7 @@ on spelling alone (a well-known pain point of other adapters). Pure data and loo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -57,3 +59,14 @@ def normalize(spelling: str) -> str:
 def lookup(group_resource: str) -> Resource | None:
     """The resource for a canonical group-resource, or None when the adapter does not know it."""
     return _BY_SPELLING.get(group_resource)
+
+
+class PodRef(NamedTuple):
+    """A pod by namespace and name: the key under which the store keeps its data and the API
+    describes a pod (a NamedTuple: hashed and compared at C speed on every push and query)."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"

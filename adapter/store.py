@@ -26,7 +26,8 @@ import numpy as np
 
 from adapter import sketch
 from adapter.config import StoreConfig
-from adapter.report import Owner, PodRef, Report
+from adapter.report import Owner, Report
+from adapter.resources import PodRef
 
 
 class Applied(enum.Enum):
@@ -229,6 +230,22 @@ class Store:
         self._selections: dict[Hashable, tuple[tuple[PodRecord, ...], int]] = {}
         """``selection``'s answers, valid until a pod is added, replaced by a new incarnation or
         forgotten, or its labels or owner change (``_membership_changed``)."""
+        self.receiving_since: float | None = None
+        """When reports could first arrive (``start_receiving``). None: a store not fed by a
+        server (tests, benchmarks), which counts as having seen every window whole."""
+
+    def start_receiving(self, now: float) -> None:
+        """Note that reports can arrive from ``now`` on (the server starts listening): a replica
+        that just started has seen none of the window before it."""
+        self.receiving_since = now
+
+    def covered_seconds(self, now: float) -> float:
+        """How much of the window this store has seen: all of it, or, while it has been
+        receiving for less than the window, that long."""
+        window = self.config.window_seconds
+        if self.receiving_since is None:
+            return window
+        return min(window, max(0.0, now - self.receiving_since))
 
     def __len__(self) -> int:
         return self._count

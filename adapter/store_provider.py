@@ -16,6 +16,7 @@ cluster does not have (or of an older incarnation) is never served.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from adapter.provider import (
     ObjectReference,
     PodValues,
 )
-from adapter.report import PodRef
+from adapter.resources import PodRef
 from adapter.store import PodRecord, Store
 
 SERVED_RESOURCES = (resources.PODS, resources.DEPLOYMENTS, resources.NAMESPACES)
@@ -205,7 +206,9 @@ class StoreProvider:
         for reference, members in groups.items():
             aggregate = self._aggregate(metric, self._fresh(members, metric_selector, now), now)
             if aggregate is not None:
-                values.append(self._custom_value(metric, reference, aggregate, metric_selector))
+                values.append(
+                    self._custom_value(metric, reference, aggregate, metric_selector, now)
+                )
         if not values:
             tracked = [r for members in groups.values() for r in members]
             fresh = sum(1 for r in tracked if self.store.is_fresh(r, now))
@@ -247,7 +250,7 @@ class StoreProvider:
                         aggregate.value,
                         aggregate.timestamp,
                         {SERIES_LABEL: deployment},
-                        self._window if entry.windowed else None,
+                        self._window_seconds(entry, now),
                     )
                 )
         if not values:
@@ -431,6 +434,14 @@ class StoreProvider:
         if metric.windowed:
             self.store.refresh_windows(records, now, slack_slices=1)
 
+    def _window_seconds(self, metric: catalog.Metric, now: float) -> int | None:
+        """The span a value of ``metric`` covers (``windowSeconds``, ``window``): None for a
+        gauge; the window, or, on a replica that has been receiving for less than the window,
+        the whole seconds it has (at least one), never a window it did not see."""
+        if not metric.windowed:
+            return None
+        return max(1, min(self._window, math.floor(self.store.covered_seconds(now))))
+
     def _rate(self, record: PodRecord, now: float) -> float:
         config = self.store.config
         span = record.covered_seconds(now, config.window_seconds, config.slice_seconds)
@@ -471,7 +482,7 @@ class StoreProvider:
                 f" the max age of {self._max_age_text}"
                 + ("" if metric_selector.is_empty() else f" matching {str(metric_selector)!r}")
             )
-        return self._custom_value(metric, reference, aggregate, metric_selector)
+        return self._custom_value(metric, reference, aggregate, metric_selector, now)
 
     def _custom_value(
         self,
@@ -479,13 +490,14 @@ class StoreProvider:
         reference: ObjectReference,
         aggregate: _Aggregate,
         metric_selector: selectors.Selector,
+        now: float,
     ) -> MetricValue:
         return MetricValue(
             reference,
             metric.name,
             aggregate.value,
             aggregate.timestamp,
-            self._window if metric.windowed else None,
+            self._window_seconds(metric, now),
             metric_selector,
         )
 
@@ -540,6 +552,6 @@ class StoreProvider:
             [r.pod for r in records],
             numbers,
             [r.last_seen for r in records],
-            self._window if metric.windowed else None,
+            self._window_seconds(metric, now),
             metric_selector,
         )

@@ -30,13 +30,16 @@ def wait_until_answering(
     process: subprocess.Popen,
     *,
     ca_file: Path | None = None,
+    verify_name: bool = True,
     timeout_seconds: float = 30,
     poll_seconds: float = 0.1,
 ) -> None:
     """Poll ``url`` until it answers 2xx; fail at once if ``process`` exits, or at the timeout.
 
     For HTTPS, ``ca_file`` is the CA to trust; until the file exists (a server that generates
-    its own CA writes it at start-up) the server counts as not answering yet.
+    its own CA writes it at start-up) the server counts as not answering yet. Without
+    ``verify_name`` the certificate must chain to the CA but need not name the URL's host (a
+    replica listening on an address its certificate does not carry).
     """
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
@@ -44,6 +47,8 @@ def wait_until_answering(
             raise RuntimeError(f"the process serving {url} exited with {process.returncode}")
         if ca_file is None or ca_file.exists():
             context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
+            if context is not None:
+                context.check_hostname = verify_name
             try:
                 with urllib.request.urlopen(url, context=context, timeout=1):  # noqa: S310
                     return

@@ -15,11 +15,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from adapter import durations, eventloop
-from adapter.client import PodIdentity, Token, TokenFile
+from adapter import durations, eventloop, resolver
+from adapter.client import PodIdentity, Token, TokenFile, parse_adapter_url
 from model_server import identity
 from model_server.app import ModelServerConfig, serve
+from model_server.mimic import SERVERS
 from model_server.service_time import parse_distribution
+from model_server.tokens import TokenModel
 
 ENV_PREFIX = "MODEL_SERVER_"
 
@@ -104,9 +106,23 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add("--model-size-mb", type=_non_negative_float, default=16.0, help="weight memory to load")
     add("--seed", type=int, default=0, help="seed of the weights and the service-time draws")
     add("--adapter-url", action="append", default=[], help="adapter base URL (repeatable)")
+    add(
+        "--resolve",
+        action="append",
+        default=[],
+        help="HOST:ADDR[,ADDR...]: the adapter replicas HOST stands for, instead of DNS (as curl's"
+        " --resolve; repeatable)",
+    )
     add("--adapter-ca-file", type=Path, help="CA that signed the adapter's serving certificate")
     add("--push-token-file", type=Path, help="bearer token for pushes")
     add("--push-interval", type=durations.duration_arg, default="1s", help="push interval")
+    add(
+        "--push-backlog-max-age",
+        type=durations.duration_arg,
+        default="10s",
+        help="data a replica has not acknowledged for this long is dropped, not sent in one"
+        " burst later: the adapter's --max-age",
+    )
     add("--pod-name", default=environ.get("POD_NAME"), help="pod name [or env POD_NAME]")
     add(
         "--namespace",
@@ -129,6 +145,43 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         default="30s",
         help="on SIGTERM, exit within this long",
     )
+    add(
+        "--mimic",
+        choices=tuple(SERVERS),
+        default=None,
+        help="serve this real server's metric surface on /metrics (names, types, units, labels,"
+        " buckets) from the same simulation; vllm, sglang and tgi generate tokens and answer"
+        " POST /v1/completions too",
+    )
+    add(
+        "--max-model-len", type=_positive_int, default=4096, help="tokens per sequence (LLM mimics)"
+    )
+    add(
+        "--prompt-tokens",
+        type=_positive_int,
+        default=200,
+        help="median prompt length drawn for requests that bring none (LLM mimics)",
+    )
+    add("--output-tokens", type=_positive_int, default=100, help="median output length drawn")
+    add(
+        "--prefill-time-per-token",
+        type=durations.duration_arg,
+        default="100us",
+        help="prefill time per prompt token (LLM mimics)",
+    )
+    add(
+        "--time-per-output-token",
+        type=durations.duration_arg,
+        default="10ms",
+        help="a decode step with one sequence running (LLM mimics)",
+    )
+    add(
+        "--batch-slowdown",
+        type=_non_negative_float,
+        default=0.1,
+        help="each other sequence decoding makes a step this much longer (LLM mimics)",
+    )
+    add("--kv-cache-tokens", type=_positive_int, default=16384, help="KV cache size (LLM mimics)")
     return parser
 
 
@@ -141,6 +194,10 @@ def config_from_args(args: argparse.Namespace) -> ModelServerConfig:
     identity.check_pod(args.namespace, pod_name)
     if args.adapter_url and args.push_token_file is None:
         raise ValueError("--adapter-url needs --push-token-file")
+    for url in args.adapter_url:
+        parse_adapter_url(url)
+    if args.push_backlog_max_age <= 0:
+        raise ValueError("--push-backlog-max-age must be positive")
     token: Token = ""
     if args.push_token_file is not None:
         token = TokenFile(args.push_token_file)
@@ -161,10 +218,22 @@ def config_from_args(args: argparse.Namespace) -> ModelServerConfig:
         seed=args.seed,
         identity=PodIdentity(args.namespace, pod_name, args.pod_uid, labels, args.deployment),
         adapter_urls=tuple(args.adapter_url),
+        adapter_addresses=resolver.parse_resolve(args.resolve),
         adapter_ca_file=args.adapter_ca_file,
         push_token=token,
         push_interval_seconds=args.push_interval,
+        push_backlog_max_age_seconds=args.push_backlog_max_age,
         drain_timeout_seconds=args.drain_timeout,
+        mimic=args.mimic,
+        tokens=TokenModel(
+            prompt_median_tokens=args.prompt_tokens,
+            output_median_tokens=args.output_tokens,
+            max_model_len=args.max_model_len,
+            prefill_seconds_per_token=args.prefill_time_per_token,
+            decode_step_seconds=args.time_per_output_token,
+            batch_slowdown=args.batch_slowdown,
+            kv_capacity_tokens=args.kv_cache_tokens,
+        ),
     )
 
 

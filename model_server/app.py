@@ -3,6 +3,11 @@
 ``make_app(state)`` is the factory; ``serve(config)`` runs it until SIGTERM or SIGINT and then
 drains: readiness goes false, new requests get 503 with ``Retry-After``, queued and running
 requests finish, a final push is sent, and the process exits within ``drain_timeout_seconds``.
+
+With ``mimic`` set (``--mimic vllm``...), ``/metrics`` serves that server's metric surface instead
+of the model server's own (``model_server.mimic``); for a language-model server the slots run
+``model_server.llm`` (tokens, time to first token, KV cache) and ``POST /v1/completions`` answers
+beside the v2 route.
 """
 
 from __future__ import annotations
@@ -11,9 +16,12 @@ import asyncio
 import concurrent.futures
 import json
 import logging
+import os
 import signal
+import socket
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +31,25 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapter import background
-from adapter.client import LatencyRecorder, PodIdentity, PushClient, Pusher, Token
+from adapter.client import (
+    DEFAULT_MAX_BACKLOG_AGE_SECONDS,
+    LatencyRecorder,
+    PodIdentity,
+    PushClient,
+    Token,
+)
 from adapter.report import CONCURRENCY, QUEUE_DEPTH
-from model_server import protocol
-from model_server.metrics import ServerMetrics
+from adapter.resolver import StaticResolver
+from model_server import openai, protocol
+from model_server.llm import LanguageModel
+from model_server.metrics import OUTCOMES, ServerMetrics
+from model_server.mimic import surfaces
+from model_server.mimic import web as mimic_web
+from model_server.mimic.recorder import Gauges, Recorder, Served
 from model_server.model import Mlp
 from model_server.scheduler import PreciseSleeper, Scheduler, Shed
 from model_server.service_time import ServiceTime, ServiceTimeSampler
+from model_server.tokens import TokenModel
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +80,20 @@ class ModelServerConfig:
     seed: int = 0
     identity: PodIdentity = field(default_factory=lambda: PodIdentity("default", "model-server"))
     adapter_urls: tuple[str, ...] = ()
+    """Each URL's host name stands for every address it resolves to: a replica each."""
+    adapter_addresses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Fixed addresses for adapter host names (``--resolve``), instead of DNS."""
     adapter_ca_file: Path | None = None
     push_token: Token = ""
     """The bearer token, or a ``TokenFile`` read again when it changes (projected tokens rotate)."""
     push_interval_seconds: float = 1.0
+    push_backlog_max_age_seconds: float = DEFAULT_MAX_BACKLOG_AGE_SECONDS
+    """Undelivered data older than this is dropped (the adapter's ``--max-age``)."""
     drain_timeout_seconds: float = 30.0
+    mimic: str | None = None
+    """Serve this real server's metric surface (a key of ``mimic.SERVERS``); None: our own."""
+    tokens: TokenModel = field(default_factory=TokenModel)
+    """The simulated language model of the vLLM, SGLang and TGI mimics."""
 
 
 @dataclass
@@ -79,12 +108,39 @@ class ModelServerState:
     draining: bool = False
     active_requests: int = 0
     metrics: ServerMetrics = field(init=False)
+    mimic: Recorder | None = field(init=False, default=None)
+    """The mimicked server's families, when ``config.mimic`` is set."""
+    language_model: LanguageModel | None = None
+    """The simulated language model, for a language-model mimic once loaded."""
+    load_seconds: float = 0.0
 
     def __post_init__(self) -> None:
-        self.metrics = ServerMetrics(lambda: self.scheduler, self._pushers)
+        self.metrics = ServerMetrics(lambda: self.scheduler, lambda: self.push_client)
+        config = self.config
+        if config.mimic is not None:
+            self.mimic = Recorder(
+                surfaces.surface(config.mimic),
+                model=config.model_name,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                max_model_len=config.tokens.max_model_len,
+            )
 
-    def _pushers(self) -> list[Pusher]:
-        return self.push_client.pushers if self.push_client else []
+    def mimic_gauges(self) -> Gauges:
+        """The instantaneous state a mimicked server's gauges show."""
+        scheduler = self.scheduler
+        waiting = scheduler.queue_depth if scheduler else 0
+        running = scheduler.concurrency - waiting if scheduler else 0
+        kv = self.language_model.kv_state() if self.language_model else None
+        return Gauges(
+            waiting=waiting,
+            running=running,
+            kv_usage=kv.usage if kv else 0.0,
+            kv_used_tokens=kv.used_tokens if kv else 0.0,
+            kv_capacity_tokens=kv.capacity_tokens if kv else 0.0,
+            kv_reserved_tokens=kv.reserved_tokens if kv else 0.0,
+            load_seconds=self.load_seconds,
+        )
 
     @property
     def ready(self) -> bool:
@@ -145,45 +201,109 @@ async def model_ready(request: web.Request) -> web.Response:
     return _json({"name": request.match_info["name"], "ready": is_ready}, 200 if is_ready else 503)
 
 
+def _outcome(request: web.Request, kind: str, served: Served | None = None) -> None:
+    """Count how a request ended in our own metrics and note it for a mimic's recorder."""
+    request.app[STATE].metrics.requests.labels(kind if kind in OUTCOMES else "bad_request").inc()
+    request[mimic_web.OUTCOME] = (kind, served)
+
+
 async def infer(request: web.Request) -> web.Response:
     """``POST /v2/models/{name}/infer``: queue, serve, answer; latency from arrival."""
     arrived = time.perf_counter()
     _check_model(request)
     state = request.app[STATE]
-    requests = state.metrics.requests
     if state.draining:
-        requests.labels("draining").inc()
+        _outcome(request, "draining")
         return _error(503, "the server is shutting down", retry=True)
-    if state.scheduler is None:
-        requests.labels("not_ready").inc()
+    if state.scheduler is None or state.model is None:
+        _outcome(request, "not_ready")
         return _error(503, "the model is still loading", retry=True)
     state.active_requests += 1
     try:
         try:
             decoded = protocol.decode_infer(await request.read())
         except protocol.ProtocolError as error:
-            requests.labels("bad_request").inc()
+            _outcome(request, "bad_request")
             return _json(error.body(), error.status)
         try:
-            output = await state.scheduler.submit(decoded.batch)
+            if state.language_model is not None:
+                served = await state.language_model.generate(state.scheduler)
+                output = state.model.project(decoded.batch)
+            else:
+                output, waited = await state.scheduler.submit_timed(decoded.batch)
+                served = Served(waited, max(0.0, time.perf_counter() - arrived - waited))
         except Shed as shed:
-            requests.labels("shed").inc()
+            _outcome(request, "shed")
             return _error(503, f"overloaded: {shed}", retry=True)
         body = protocol.encode_infer(state.config.model_name, decoded, output)
         response = _json(body)
-        seconds = time.perf_counter() - arrived
-        state.recorder.observe(seconds)
-        state.metrics.latency.observe(seconds)
-        requests.labels("ok").inc()
+        _served(request, arrived, served)
+        return response
+    finally:
+        state.active_requests -= 1
+
+
+def _served(request: web.Request, arrived: float, served: Served) -> None:
+    state = request.app[STATE]
+    seconds = time.perf_counter() - arrived
+    state.recorder.observe(seconds)
+    state.metrics.latency.observe(seconds)
+    _outcome(request, "ok", served)
+
+
+def _openai_error(error: openai.OpenAIError, retry: bool = False) -> web.Response:
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if retry else None
+    return _json(error.body(), error.status, headers)
+
+
+async def completions(request: web.Request) -> web.Response:
+    """``POST /v1/completions`` (OpenAI): a language-model mimic generates the completion."""
+    arrived = time.perf_counter()
+    state = request.app[STATE]
+    config = state.config
+    if state.draining:
+        _outcome(request, "draining")
+        return _openai_error(openai.OpenAIError(503, "the server is shutting down"), retry=True)
+    if state.scheduler is None or state.language_model is None:
+        _outcome(request, "not_ready")
+        return _openai_error(openai.OpenAIError(503, "the model is still loading"), retry=True)
+    state.active_requests += 1
+    try:
+        try:
+            decoded = openai.decode_completion(
+                await request.read(), config.model_name, config.tokens.max_model_len
+            )
+        except openai.OpenAIError as error:
+            _outcome(request, "not_found" if error.status == 404 else "bad_request")
+            return _openai_error(error)
+        try:
+            served = await state.language_model.generate(
+                state.scheduler, decoded.prompt_tokens, decoded.max_tokens
+            )
+        except Shed as shed:
+            _outcome(request, "shed")
+            return _openai_error(openai.OpenAIError(503, f"overloaded: {shed}"), retry=True)
+        body = openai.encode_completion(
+            request_id=f"cmpl-{uuid.uuid4().hex}",
+            created=int(time.time()),
+            model=config.model_name,
+            prompt_tokens=served.prompt_tokens,
+            completion_tokens=served.output_tokens,
+            finish_reason=served.finish_reason,
+        )
+        response = _json(body)
+        _served(request, arrived, served)
         return response
     finally:
         state.active_requests -= 1
 
 
 async def metrics(request: web.Request) -> web.Response:
-    registry = request.app[STATE].metrics.registry
+    state = request.app[STATE]
+    if state.mimic is not None:
+        return mimic_web.metrics_response(state.mimic, state.mimic_gauges())
     return web.Response(
-        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        body=generate_latest(state.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
 
 
@@ -198,13 +318,22 @@ async def errors_as_json(request: web.Request, handler: Any) -> web.StreamRespon
         return _error(exc.status, f"{exc.reason}: {request.method} {request.path}")
     except Exception:
         logger.exception("unhandled error answering %s %s", request.method, request.path)
-        request.app[STATE].metrics.requests.labels("error").inc()
+        _outcome(request, "error")
         return _error(500, "internal error")
 
 
 def _executor(state: ModelServerState, model: Mlp) -> Any:
-    """The work a slot does: a drawn sleep (simulated) or the real network (compute)."""
+    """The work a slot does: a drawn sleep (simulated), the real network (compute), or token
+    generation (a language-model mimic, whatever the mode)."""
     config = state.config
+    mimic = state.mimic
+    if mimic is not None and mimic.surface.llm:
+        state.language_model = LanguageModel(
+            config.tokens,
+            np.random.default_rng(config.seed),
+            on_admit=lambda: mimic.admit(state.mimic_gauges()),
+        )
+        return state.language_model.execute, None
     if config.mode == "compute":
         pool = concurrent.futures.ThreadPoolExecutor(config.max_concurrency, "model")
 
@@ -241,10 +370,11 @@ async def model_context(app: web.Application) -> AsyncIterator[None]:
         model = await asyncio.get_running_loop().run_in_executor(
             None, Mlp.load, config.model_size_mb, config.seed
         )
+        state.load_seconds = time.perf_counter() - started
         logger.info(
             "loaded %.1f MiB of weights in %.2fs; ready",
             model.size_bytes / 2**20,
-            time.perf_counter() - started,
+            state.load_seconds,
         )
         execute, pool = _executor(state, model)
         scheduler = Scheduler(
@@ -280,6 +410,8 @@ async def push_context(app: web.Application) -> AsyncIterator[None]:
         state.gauges,
         ca_file=config.adapter_ca_file,
         interval_seconds=config.push_interval_seconds,
+        max_backlog_age_seconds=config.push_backlog_max_age_seconds,
+        resolver=StaticResolver(config.adapter_addresses) if config.adapter_addresses else None,
     )
     async with client:
         state.push_client = client
@@ -294,7 +426,10 @@ async def push_context(app: web.Application) -> AsyncIterator[None]:
 
 
 def make_app(state: ModelServerState) -> web.Application:
-    app = web.Application(middlewares=[errors_as_json], client_max_size=4 * 1024 * 1024)
+    middlewares: list[Any] = [errors_as_json]
+    if state.mimic is not None:
+        middlewares.insert(0, mimic_web.recording(state.mimic))
+    app = web.Application(middlewares=middlewares, client_max_size=4 * 1024 * 1024)
     app[STATE] = state
     app.router.add_get("/v2/health/live", live)
     app.router.add_get("/v2/health/ready", ready)
@@ -302,6 +437,12 @@ def make_app(state: ModelServerState) -> web.Application:
     app.router.add_get("/v2/models/{name}/ready", model_ready)
     app.router.add_post("/v2/models/{name}/infer", infer)
     app.router.add_get("/metrics", metrics)
+    if state.mimic is not None:
+        surface = state.mimic.surface
+        if surface.llm:
+            app.router.add_post("/v1/completions", completions)
+        if surface.server == "tfserving":
+            app.router.add_get("/monitoring/prometheus/metrics", metrics)
     app.cleanup_ctx.append(model_context)
     app.cleanup_ctx.append(push_context)
     return app
@@ -329,11 +470,12 @@ async def serve(config: ModelServerConfig) -> None:
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
     logger.info(
-        "serving model %r on http://%s:%d (%s mode)",
+        "serving model %r on http://%s:%d (%s mode%s)",
         config.model_name,
         config.host,
         config.port,
-        config.mode,
+        "token" if state.mimic is not None and state.mimic.surface.llm else config.mode,
+        f", {config.mimic} metrics" if config.mimic else "",
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -11,11 +11,14 @@ the loop).
 
 Wire protocol (KServe v2 / Open Inference Protocol): ``GET {url}/v2/models/{name}`` once for
 the input tensors' names, datatypes and shapes (a ``-1`` first dimension is the batch, sent as
-1), then ``POST {url}/v2/models/{name}/infer`` with one fixed JSON body built from them. Status
-200 is ok; anything else is error kind ``http_<status>`` (``http_503`` is a server shedding
-load); ``timeout`` and ``connection`` are the transport's failures. With several ``--url``s the
-requests are spread round-robin or to the target with the fewest outstanding requests, like a
-Kubernetes Service with those balancing policies.
+1), then ``POST {url}/v2/models/{name}/infer`` with one fixed JSON body built from them. With
+``--api completions`` (OpenAI, for language-model servers such as ``model-server --mimic vllm``)
+it sends ``POST {url}/v1/completions`` instead, cycling through a few bodies whose prompt
+lengths are drawn from a lognormal around ``--prompt-tokens`` words, each asking for
+``--max-tokens``. Status 200 is ok; anything else is error kind ``http_<status>``
+(``http_503`` is a server shedding load); ``timeout`` and ``connection`` are the transport's
+failures. With several ``--url``s the requests are spread round-robin or to the target with the
+fewest outstanding requests, like a Kubernetes Service with those balancing policies.
 
 What the report means (``LoadReport``, printed live to stderr and at the end to stdout):
 
@@ -65,6 +68,7 @@ __all__ = [
     "ModelInput",
     "build_parser",
     "classify_status",
+    "completion_bodies",
     "format_summary",
     "infer_body",
     "main",
@@ -78,6 +82,10 @@ logger = logging.getLogger(__name__)
 
 Policy = Literal["round-robin", "least-outstanding"]
 POLICIES: Final[tuple[Policy, ...]] = ("round-robin", "least-outstanding")
+Api = Literal["v2", "completions"]
+APIS: Final[tuple[Api, ...]] = ("v2", "completions")
+COMPLETION_BODIES: Final = 32
+"""Distinct completions bodies built per run (prompt lengths vary; encoding stays off the loop)."""
 
 BEHIND_P99_LATENESS_SECONDS: Final = 0.02
 """Above this p99 lateness the run did not offer the process asked for. 20 ms is several
@@ -143,6 +151,12 @@ class LoadConfig:
     ``[1, input_size]`` (for servers whose metadata cannot be fetched)."""
     slo_seconds: float | None = None
     """A latency objective: the report then counts the ok requests slower than it."""
+    api: Api = "v2"
+    """``v2`` (KServe infer) or ``completions`` (OpenAI ``/v1/completions``)."""
+    prompt_tokens: int = 200
+    """Completions: the median prompt length, in words."""
+    max_tokens: int = 128
+    """Completions: ``max_tokens`` of every request."""
 
 
 # --- wire format (pure) -----------------------------------------------------------------------
@@ -218,6 +232,21 @@ def infer_body(inputs: Sequence[ModelInput], rng: np.random.Generator) -> bytes:
             }
         )
     return json.dumps({"inputs": tensors}, separators=(",", ":")).encode()
+
+
+def completion_bodies(
+    model_name: str, rng: np.random.Generator, *, count: int, prompt_tokens: int, max_tokens: int
+) -> list[bytes]:
+    """``count`` OpenAI completions bodies with lognormal prompt lengths (median
+    ``prompt_tokens`` words, sigma 0.8), each asking for ``max_tokens``."""
+    lengths = np.maximum(1, np.round(prompt_tokens * np.exp(rng.normal(0.0, 0.8, count))))
+    return [
+        json.dumps(
+            {"model": model_name, "prompt": " ".join(["word"] * int(n)), "max_tokens": max_tokens},
+            separators=(",", ":"),
+        ).encode()
+        for n in lengths
+    ]
 
 
 def classify_status(status: int) -> str | None:
@@ -464,11 +493,20 @@ async def run_load(
     connector = aiohttp.TCPConnector(limit=config.concurrency_limit, limit_per_host=0)
     timeout = aiohttp.ClientTimeout(total=config.timeout_seconds)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        if config.input_size is not None:
-            inputs: tuple[ModelInput, ...] = (ModelInput("input", "FP32", (1, config.input_size)),)
+        if config.api == "completions":
+            bodies = completion_bodies(
+                config.model_name,
+                payload_rng,
+                count=COMPLETION_BODIES,
+                prompt_tokens=config.prompt_tokens,
+                max_tokens=config.max_tokens,
+            )
+        elif config.input_size is not None:
+            input_ = ModelInput("input", "FP32", (1, config.input_size))
+            bodies = [infer_body((input_,), payload_rng)]
         else:
-            inputs = await _fetch_inputs(session, config)
-        run = _Run(session, config, infer_body(inputs, payload_rng))
+            bodies = [infer_body(await _fetch_inputs(session, config), payload_rng)]
+        run = _Run(session, config, bodies)
         reporter = None
         if live is not None and config.report_interval_seconds > 0:
             reporter = asyncio.create_task(run.report_live(live))
@@ -522,13 +560,20 @@ class _Run:
     run.
     """
 
-    def __init__(self, session: aiohttp.ClientSession, config: LoadConfig, body: bytes) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, config: LoadConfig, bodies: Sequence[bytes]
+    ) -> None:
         self._session = session
         self._config = config
-        self._body = body
+        self._bodies = bodies
         self._loop = asyncio.get_running_loop()
         self._start = self._loop.time()
-        self._infer_urls = [f"{url}/v2/models/{config.model_name}/infer" for url in config.urls]
+        path = (
+            "/v1/completions"
+            if config.api == "completions"
+            else f"/v2/models/{config.model_name}/infer"
+        )
+        self._infer_urls = [f"{url}{path}" for url in config.urls]
         self._balancer = Balancer(len(config.urls), config.balance)
         self._tasks: set[asyncio.Task[None]] = set()
         self._failures: list[BaseException] = []
@@ -661,7 +706,9 @@ class _Run:
         kind: str | None
         try:
             async with self._session.post(
-                self._infer_urls[target], data=self._body, headers=_JSON_HEADERS
+                self._infer_urls[target],
+                data=self._bodies[self.sent % len(self._bodies)],
+                headers=_JSON_HEADERS,
             ) as response:
                 await response.read()
                 kind = classify_status(response.status)
@@ -814,6 +861,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the metadata request; send one FP32 input 'input' of shape [1, N]",
     )
     parser.add_argument(
+        "--api",
+        choices=APIS,
+        default="v2",
+        help="v2: KServe infer; completions: OpenAI POST /v1/completions (LLM servers)",
+    )
+    parser.add_argument(
+        "--prompt-tokens",
+        type=_positive_int,
+        default=200,
+        help="completions: median prompt length in words (default 200)",
+    )
+    parser.add_argument(
+        "--max-tokens",
+        type=_positive_int,
+        default=128,
+        help="completions: max_tokens of each request (default 128)",
+    )
+    parser.add_argument(
         "--json",
         action="store_true",
         help="print one JSON object at the end instead of the summary",
@@ -847,6 +912,9 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         report_interval_seconds=args.report_interval,
         input_size=args.input_size,
         slo_seconds=args.slo,
+        api=args.api,
+        prompt_tokens=args.prompt_tokens,
+        max_tokens=args.max_tokens,
     )
 
 

@@ -80,14 +80,24 @@ def _flatten(data: Any) -> list[Any]:
     return flat
 
 
-def decode_infer(body: bytes) -> InferRequest:
-    """Validate one ``POST /v2/models/{name}/infer`` body."""
+def parse_object(body: bytes) -> dict[str, Any]:
+    """The JSON object ``body`` holds; ValueError with a one-line reason otherwise (bad UTF-8
+    or JSON, NaN or Infinity, or another JSON value)."""
     try:
         document = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (ValueError, RecursionError) as error:
-        raise ProtocolError(400, f"the body is not valid UTF-8 JSON: {str(error)[:100]}") from error
+        raise ValueError(f"the body is not valid UTF-8 JSON: {str(error)[:100]}") from error
     if not isinstance(document, dict):
-        raise ProtocolError(400, "the body must be a JSON object")
+        raise ValueError("the body must be a JSON object")
+    return document
+
+
+def decode_infer(body: bytes) -> InferRequest:
+    """Validate one ``POST /v2/models/{name}/infer`` body."""
+    try:
+        document = parse_object(body)
+    except ValueError as error:
+        raise ProtocolError(400, str(error)) from error
     request_id = document.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise ProtocolError(400, "id must be a string")

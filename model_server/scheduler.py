@@ -79,6 +79,8 @@ class _Job:
     rows: np.ndarray
     arrived: float
     done: asyncio.Future[np.ndarray] = field(repr=False)
+    taken: float = 0.0
+    """When a slot took it."""
 
 
 @dataclass
@@ -167,6 +169,15 @@ class Scheduler:
 
     async def submit(self, rows: np.ndarray) -> np.ndarray:
         """Queue one request's rows and wait for its outputs. Raises Shed when full."""
+        return await self._enqueue(rows).done
+
+    async def submit_timed(self, rows: np.ndarray) -> tuple[np.ndarray, float]:
+        """``submit``, and how many seconds the request waited for a slot."""
+        job = self._enqueue(rows)
+        outputs = await job.done
+        return outputs, job.taken - job.arrived
+
+    def _enqueue(self, rows: np.ndarray) -> _Job:
         # Queued requests that idle slots are about to take do not wait.
         waiting = len(self._queue) - self._idle_slots
         if waiting >= self.max_queue:
@@ -177,7 +188,7 @@ class Scheduler:
         self._queue.append(job)
         self._update_idle()
         self._arrival.set()
-        return await job.done
+        return job
 
     async def wait_idle(self) -> None:
         """Return once nothing waits and nothing is served."""
@@ -203,6 +214,7 @@ class Scheduler:
             self._drop_abandoned()
         self._account()
         batch = [self._queue.popleft()]
+        batch[0].taken = self._clock()
         self._in_slots += 1
         deadline = batch[0].arrived + self.batch_timeout_seconds
         while len(batch) < self.max_batch_size:
@@ -210,6 +222,7 @@ class Scheduler:
             if self._queue:
                 self._account()
                 batch.append(self._queue.popleft())
+                batch[-1].taken = self._clock()
                 self._in_slots += 1
                 continue
             remaining = deadline - self._clock()

@@ -12,7 +12,7 @@ import pytest
 from adapter import certs
 from localcluster.ports import free_port
 
-__all__ = ["Pki", "free_port"]
+__all__ = ["Pki", "free_port", "make_pki"]
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,16 @@ class Pki:
         return context
 
 
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    directory = tmp_path_factory.mktemp("pki")
+def make_pki(directory: Path, hostnames: list[str]) -> Pki:
+    """A new CA in ``directory``, a serving certificate for ``hostnames`` and a client one."""
     now = datetime.datetime.now(datetime.UTC)
-    files = certs.ensure_serving_files(directory, ["localhost", "127.0.0.1"], now)
+    files = certs.ensure_serving_files(directory, hostnames, now)
     client_cert, client_key = certs.write_client_files(
         directory, directory, "alice", ["metrics-readers"], now
     )
     return Pki(directory, files.ca_cert, files.cert, files.key, client_cert, client_key)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"), ["localhost", "127.0.0.1"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -44,14 +44,23 @@ class Faults:
     """What the network does to the next pushes: nothing, refuse them, or lose the answer."""
 
     mode: str | None = None
-    """None, "refuse" (503 before the adapter sees the push) or "lose_answer" (the adapter
-    applies the push, then the connection drops before the client reads the answer)."""
+    """None, "refuse" (503 before the adapter sees the push), "lose_answer" (the adapter
+    applies the push, then the connection drops before the client reads the answer) or "stall"
+    (no answer until ``released`` is set)."""
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    push_peers: list[tuple[str, int]] = field(default_factory=list)
+    """The client address and port of every push, faulty or not (one port: one connection)."""
 
 
 def fault_middleware(faults: Faults) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def inject(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == "/push/v1" and request.transport is not None:
+            faults.push_peers.append(request.transport.get_extra_info("peername")[:2])
         if request.path != "/push/v1" or faults.mode is None:
+            return await handler(request)
+        if faults.mode == "stall":
+            await faults.released.wait()
             return await handler(request)
         if faults.mode == "refuse":
             return web.Response(status=503, headers={"Retry-After": "1"})
@@ -108,8 +117,9 @@ async def serve_adapter(
     request_timeout_seconds: float = 60,
     push: PushConfig | None = None,
     connections: ConnectionConfig | None = None,
+    host: str = "127.0.0.1",
 ) -> AsyncIterator[RunningAdapter]:
-    """Serve the application on ``port`` (a free one by default) until the block ends.
+    """Serve the application on ``host``:``port`` (a free port by default) until the block ends.
 
     The clock is a ``FakeClock`` unless one is given (``time.time`` for tests with real
     processes pushing in real time).
@@ -137,7 +147,7 @@ async def serve_adapter(
     await runner.setup()
     site = serving.BoundedTlsSite(
         runner,
-        "127.0.0.1",
+        host,
         port,
         state.tls.context,
         config.connections.tls_handshake_timeout_seconds,
@@ -151,7 +161,7 @@ async def serve_adapter(
         connector=aiohttp.TCPConnector(ssl=pki.client_context(with_client_cert=False))
     )
     try:
-        yield RunningAdapter(f"https://127.0.0.1:{port}", state, clock, reader, anonymous, faults)
+        yield RunningAdapter(f"https://{host}:{port}", state, clock, reader, anonymous, faults)
     finally:
         await reader.close()
         await anonymous.close()

@@ -9,7 +9,7 @@ import pytest
 from kubernetes.utils import parse_quantity
 
 from adapter.client import PodIdentity
-from adapter.report import PodRef
+from adapter.resources import PodRef
 from tests.api.conftest import TOKEN, RunningAdapter
 
 CUSTOM = "/apis/custom.metrics.k8s.io"
@@ -26,7 +26,9 @@ def latencies(seed: int, median: float, count: int = 2000) -> list[float]:
 
 @pytest.fixture
 async def populated(adapter_server: RunningAdapter) -> RunningAdapter:
-    """Three pods of two deployments, each with one report."""
+    """Three pods of two deployments, each with one report, to an adapter that has been
+    receiving for a whole window."""
+    adapter_server.clock.advance(30)  # type: ignore[attr-defined]
     for seq, (pod, median, depth) in enumerate(
         [(POD_A, 0.020, 3), (POD_B, 0.200, 5), (OTHER, 0.050, 1)], start=1
     ):
@@ -122,9 +124,68 @@ async def test_unknown_group_versions_are_404_status(
 
 @pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz"])
 async def test_health_needs_no_credentials(adapter_server: RunningAdapter, path: str) -> None:
+    adapter_server.clock.advance(2)  # type: ignore[attr-defined]  # past the warm-up
     async with adapter_server.anonymous.get(f"{adapter_server.url}{path}") as response:
         assert response.status == 200
         assert await response.text() == "ok"
+
+
+async def test_ready_only_after_the_warm_up_but_live_at_once(
+    adapter_server: RunningAdapter,
+) -> None:
+    """A replica that starts holds no pod yet: not ready until every live pod could push to it
+    (the default warm-up, two push intervals), while liveness answers at once."""
+
+    async def status(path: str) -> tuple[int, str]:
+        async with adapter_server.anonymous.get(f"{adapter_server.url}{path}") as response:
+            return response.status, await response.text()
+
+    assert adapter_server.state.config.warm_up_seconds == 2
+    code, text = await status("/readyz")
+    assert code == 503
+    assert "warming up: 2.0s of the 2s warm-up left" in text
+    assert await status("/livez") == (200, "ok")
+    adapter_server.clock.advance(1.5)  # type: ignore[attr-defined]
+    assert (await status("/readyz"))[0] == 503
+    adapter_server.clock.advance(0.5)  # type: ignore[attr-defined]
+    assert await status("/readyz") == (200, "ok")
+
+
+@pytest.mark.parametrize(
+    ("version", "field"), [("v1beta2", "windowSeconds"), ("v1beta1", "window")]
+)
+async def test_a_replica_younger_than_the_window_reports_the_window_it_has_seen(
+    adapter_server: RunningAdapter, version: str, field: str
+) -> None:
+    """Windowed values carry the seconds the replica has actually been receiving, not the
+    configured window, until it has run for a whole window; gauges carry no window."""
+    clock = adapter_server.clock
+
+    async def windows() -> tuple[int, int, bool, bool]:
+        base = f"{CUSTOM}/{version}/namespaces/ml"
+        _, pod, _ = await adapter_server.get(
+            f"{base}/pods/{POD_A.name}/inference_latency_p99_seconds"
+        )
+        _, deployment, _ = await adapter_server.get(
+            f"{base}/deployments.apps/model/inference_requests_per_second"
+        )
+        _, external, _ = await adapter_server.get(
+            f"{EXTERNAL}/namespaces/ml/inference_latency_p50_seconds"
+        )
+        _, gauge, _ = await adapter_server.get(f"{base}/pods/{POD_A.name}/inference_queue_depth")
+        (pod_item,), (deployment_item,) = pod["items"], deployment["items"]
+        (external_item,), (gauge_item,) = external["items"], gauge["items"]
+        assert pod_item[field] == deployment_item[field]
+        return pod_item[field], external_item["window"], field in gauge_item, "window" in gauge_item
+
+    started = adapter_server.state.store.receiving_since
+    assert started is not None
+    steps = ((0.4, 1), (12.7, 12), (29.9, 29), (30, 30), (95, 30))
+    for seq, (elapsed, expected) in enumerate(steps, start=1):
+        clock.now = started + elapsed  # type: ignore[attr-defined]
+        depth = {"inference_queue_depth": 1.0}
+        assert (await adapter_server.push(POD_A, seq, [0.02], depth)).status == 200
+        assert await windows() == (expected, expected, False, False), elapsed
 
 
 @pytest.mark.parametrize(

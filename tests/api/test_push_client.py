@@ -8,7 +8,7 @@ import aiohttp
 import numpy as np
 
 from adapter.client import LatencyRecorder, PodIdentity, PushClient, Pusher, TokenFile
-from adapter.report import PodRef
+from adapter.resources import PodRef
 from adapter.sketch import LatencySketch
 from tests.api.conftest import TOKEN, RunningAdapter
 from tests.conftest import Pki
@@ -124,7 +124,7 @@ async def test_backoff_is_at_most_two_intervals_but_retry_after_is_honoured(
         assert pusher._next_attempt - clock.now >= 10.0
         clock.now += 9.5
         adapter_server.faults.mode = None
-        await pusher.deliver(session)
+        await pusher.deliver(session, early_seconds=0.5)  # as ``run`` calls it
         assert pusher.stats.delivered == 0, "it must wait as long as the adapter asked"
         clock.now += 1.0
         await pusher.deliver(session)

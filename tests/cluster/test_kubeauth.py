@@ -10,7 +10,7 @@ import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from adapter import kube, kubeauth, preflight, selectors
-from adapter.report import PodRef
+from adapter.resources import PodRef
 from adapter.transport import User
 from tests.cluster.conftest import ClusterPki
 from tests.cluster.pki import issue, make_ca

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from adapter.client import PodIdentity
-from adapter.report import PodRef
+from adapter.resources import PodRef
 from tests.cluster.conftest import (
     AUDIENCE,
     CUSTOM,

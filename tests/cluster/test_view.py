@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from adapter.client import PodIdentity
-from adapter.report import PodRef
+from adapter.resources import PodRef
 from tests.cluster.conftest import AUDIENCE, CUSTOM, EXTERNAL, ClusterAdapter, eventually
 
 DEPTH = "inference_queue_depth"

@@ -13,7 +13,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,10 +58,10 @@ class AdapterProcess:
         return self.log_file.read_text()
 
 
-def _spawn_adapter(
-    cert_dir: Path, port: int, log_file: Path, flags: tuple[str, ...]
+def spawn_adapter(
+    cert_dir: Path, port: int, log_file: Path, flags: tuple[str, ...], host: str = "127.0.0.1"
 ) -> subprocess.Popen:
-    """``python -m adapter serve`` on 127.0.0.1:``port``, once it answers (log appended to)."""
+    """``python -m adapter serve`` on ``host``:``port``, once it answers (log appended to)."""
     with log_file.open("ab") as log:
         process = subprocess.Popen(
             [
@@ -69,7 +70,7 @@ def _spawn_adapter(
                 "adapter",
                 "serve",
                 "--bind-address",
-                "127.0.0.1",
+                host,
                 "--secure-port",
                 str(port),
                 "--cert-dir",
@@ -82,9 +83,10 @@ def _spawn_adapter(
         )
     try:
         processes.wait_until_answering(
-            f"https://127.0.0.1:{port}/healthz",
+            f"https://{host}:{port}/healthz",
             process,
             ca_file=cert_dir / "ca.crt",
+            verify_name=host == "127.0.0.1",  # the generated certificate names no other address
             timeout_seconds=START_TIMEOUT_SECONDS,
         )
     except BaseException:
@@ -100,7 +102,7 @@ def start_adapter(tmp_path: Path, *extra: str, cert_dir: Path | None = None) -> 
     port = free_port()
     url = f"https://127.0.0.1:{port}"
     log_file = tmp_path / f"adapter-{port}.log"
-    process = _spawn_adapter(cert_dir, port, log_file, extra)
+    process = spawn_adapter(cert_dir, port, log_file, extra)
     answering_since = time.monotonic()
     kubeconfig = tmp_path / "kubeconfig"
     # What `inference-adapter certs client` runs, without a second interpreter's start-up.
@@ -131,7 +133,7 @@ def restart_adapter(adapter: AdapterProcess) -> AdapterProcess:
     """The same command line again (port, cert dir, flags) after the old process has exited;
     the CA, serving certificate, push token and kubeconfig on disk stay valid."""
     assert adapter.process.poll() is not None, "stop the old adapter first"
-    process = _spawn_adapter(adapter.cert_dir, adapter.port, adapter.log_file, adapter.flags)
+    process = spawn_adapter(adapter.cert_dir, adapter.port, adapter.log_file, adapter.flags)
     return dataclasses.replace(adapter, process=process, answering_since=time.monotonic())
 
 
@@ -209,6 +211,37 @@ def start_model_server(tmp_path: Path, *flags: str, port: int | None = None) -> 
         process.wait()
         raise
     return ModelServerProcess(process, url, log_file)
+
+
+def start_model_pods(
+    tmp_path: Path, namespace: str, names: Sequence[str], *flags: str
+) -> dict[str, ModelServerProcess]:
+    """A ``model-server`` (model ``m``) for each pod name of Deployment ``model`` (label
+    ``app=model``, uid ``uid-<i>``), with ``flags``, started side by side; when one fails, the
+    others are stopped and its error is raised."""
+
+    def start(index: int) -> ModelServerProcess:
+        return start_model_server(
+            tmp_path,
+            "--model-name=m",
+            f"--pod-name={names[index]}",
+            f"--namespace={namespace}",
+            f"--pod-uid=uid-{index}",
+            "--labels=app=model",
+            "--deployment=model",
+            *flags,
+        )
+
+    with ThreadPoolExecutor(len(names)) as pool:  # their start-ups overlap
+        starting = {name: pool.submit(start, index) for index, name in enumerate(names)}
+    started = {name: f.result() for name, f in starting.items() if not f.exception()}
+    if len(started) < len(names):
+        for pod in started.values():
+            pod.process.kill()
+            pod.process.wait()
+        for future in starting.values():
+            future.result()  # the first failure
+    return started
 
 
 def wait_until_ready(server: ModelServerProcess) -> None:

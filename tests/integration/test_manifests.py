@@ -43,6 +43,7 @@ KUBECTL = BIN / "kubectl"
 HADOLINT = BIN / "hadolint"
 
 SERVICE, NAMESPACE = "inference-metrics-adapter", "metrics"
+PUSH_SERVICE = "inference-metrics-adapter-push"
 PUSH_AUDIENCE = "inference-metrics-adapter"
 WORKLOAD_NAMESPACE, WORKLOAD = "inference", "model"
 
@@ -306,10 +307,11 @@ def test_default_overlay_trusts_the_ca_that_signed_the_serving_certificate(
     assert secret["type"] == "kubernetes.io/tls"
     assert set(secret["data"]) == {"tls.crt", "tls.key", "ca.crt"}
     serving = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
-    service = only(documents, "Service", SERVICE)
-    hostname = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc"
     san = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert hostname in san.get_values_for_type(x509.DNSName)
+    for name in (SERVICE, PUSH_SERVICE):  # the aggregator's name, and the one pods push to
+        service = only(documents, "Service", name)
+        hostname = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc"
+        assert hostname in san.get_values_for_type(x509.DNSName)
     for apiservice in of_kind(documents, "APIService"):
         bundle = base64.b64decode(apiservice["spec"]["caBundle"])
         assert bundle == base64.b64decode(secret["data"]["ca.crt"])
@@ -331,6 +333,7 @@ def test_cert_manager_overlay_injects_the_ca_of_the_mounted_certificate(
     certificate = serving[0]
     assert certificate["metadata"]["namespace"] == NAMESPACE
     assert f"{SERVICE}.{NAMESPACE}.svc" in certificate["spec"]["dnsNames"]
+    assert f"{PUSH_SERVICE}.{NAMESPACE}.svc" in certificate["spec"]["dnsNames"]
     assert "server auth" in certificate["spec"]["usages"]
     issuers = {
         (i["metadata"]["namespace"], i["metadata"]["name"]): i for i in of_kind(documents, "Issuer")
@@ -385,6 +388,28 @@ def test_service_port_443_reaches_the_container_port(
     container_port = _port_number(adapter, port["targetPort"])
     secure_port = flag_values(adapter["args"])["--secure-port"]
     assert container_port == int(secure_port)
+
+
+@pytest.mark.parametrize("build", ["overlays/default", "overlays/cert-manager"])
+def test_pods_push_through_a_headless_service_listing_every_replica(
+    builds: dict[str, list[dict[str, Any]]], build: str
+) -> None:
+    """One DNS name that resolves to each replica's address, warming-up replicas included (they
+    need the pushes before they are ready), at the port the adapter listens on."""
+    documents = builds[build]
+    deployment = adapter_deployment(documents)
+    service = only(documents, "Service", SERVICE)
+    push = only(documents, "Service", PUSH_SERVICE)
+    assert push["metadata"]["namespace"] == NAMESPACE
+    spec = push["spec"]
+    assert spec["clusterIP"] == "None"
+    assert spec["publishNotReadyAddresses"] is True
+    assert spec["selector"] == service["spec"]["selector"]
+    assert spec["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    adapter = container(deployment)
+    secure_port = int(flag_values(adapter["args"])["--secure-port"])
+    (port,) = spec["ports"]
+    assert port["port"] == _port_number(adapter, port["targetPort"]) == secure_port
 
 
 def assert_hardened(pod: dict[str, Any], container_spec: dict[str, Any]) -> None:
@@ -650,6 +675,11 @@ def test_the_local_hpa_emulation_reads_every_example_hpa() -> None:
         assert (parsed.namespace, parsed.scale_target_ref.name) == (WORKLOAD_NAMESPACE, WORKLOAD)
 
 
+def parsed_adapter_max_age(adapter: dict[str, Any]) -> float:
+    """The adapter container's ``--max-age``, as ``serve`` parses it (default included)."""
+    return float(adapter_parser().parse_args(adapter["args"]).max_age)
+
+
 def test_model_server_pod(builds: dict[str, list[dict[str, Any]]]) -> None:
     workload = builds["examples"]
     deployment = only(workload, "Deployment", WORKLOAD)
@@ -696,10 +726,12 @@ def test_model_server_pod(builds: dict[str, list[dict[str, Any]]]) -> None:
 
     ca_volume, name = file_source(flags["--adapter-ca-file"])
     assert any(i["path"] == name for i in ca_volume["configMap"]["items"])
-    service = only(builds["overlays/default"], "Service", SERVICE)
+    push = only(builds["overlays/default"], "Service", PUSH_SERVICE)
+    secure_port = flag_values(adapter["args"])["--secure-port"]
     assert args.adapter_url == [
-        f"https://{service['metadata']['name']}.{service['metadata']['namespace']}.svc"
-    ]
+        f"https://{push['metadata']['name']}.{push['metadata']['namespace']}.svc:{secure_port}"
+    ], "every replica, through the headless Service, at the container port"
+    assert args.push_backlog_max_age == parsed_adapter_max_age(adapter)
     assert args.deployment == WORKLOAD
 
     for probe, path in (

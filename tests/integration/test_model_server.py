@@ -13,7 +13,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from adapter.report import PodRef
+from adapter.resources import PodRef
 from tests.api.conftest import TOKEN, serve_adapter
 from tests.conftest import Pki, free_port
 from tests.integration.conftest import (

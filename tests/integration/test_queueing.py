@@ -15,12 +15,12 @@ service times (server) are seeded, so a run repeats the same random sequences ev
 
 from __future__ import annotations
 
-import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from adapter import queueing
 from tests.integration.conftest import (
     metric_value,
     run_loadgen_json,
@@ -36,18 +36,10 @@ MEAN_SERVICE_SECONDS = 0.020
 RUN = "30s"
 
 
-def erlang_c(servers: int, offered: float) -> float:
-    """Probability that an arrival waits in an M/M/c queue with offered load ``offered``."""
-    head = sum(offered**k / math.factorial(k) for k in range(servers))
-    tail = offered**servers / math.factorial(servers) * servers / (servers - offered)
-    return tail / (head + tail)
-
-
 def mean_time_in_system(servers: int, arrival_rate: float, mean_service: float) -> float:
-    service_rate = 1 / mean_service
-    offered = arrival_rate / service_rate
-    waiting = erlang_c(servers, offered) / (servers * service_rate - arrival_rate)
-    return waiting + mean_service
+    """The adapter's M/M/c model: Erlang C's mean wait plus the mean service time."""
+    waiting = queueing.waiting_time(arrival_rate, mean_service, servers)
+    return waiting.mean_seconds + mean_service
 
 
 def measure(tmp_path: Path, utilisation: float, seed: int) -> tuple[float, dict]:

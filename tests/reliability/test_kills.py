@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -20,7 +19,7 @@ from tests.integration.conftest import (
     metric_value,
     restart_adapter,
     start_adapter,
-    start_model_server,
+    start_model_pods,
     stop,
 )
 from tests.reliability.conftest import ApiReader, log_problems
@@ -55,28 +54,17 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     token = tmp / "push-token"
     token.write_text(adapter.token)
 
-    def start(index: int) -> ModelServerProcess:
-        return start_model_server(
+    fleet = Fleet(adapter, {})
+    try:
+        fleet.pods = start_model_pods(
             tmp,
-            "--model-name=m",
-            f"--pod-name={PODS[index]}",
-            f"--namespace={NAMESPACE}",
-            f"--pod-uid=uid-{index}",
-            "--labels=app=model",
-            "--deployment=model",
+            NAMESPACE,
+            PODS,
             f"--adapter-url={adapter.url}",
             f"--adapter-ca-file={adapter.ca_file}",
             f"--push-token-file={token}",
             f"--push-interval={PUSH_INTERVAL:g}s",
         )
-
-    fleet = Fleet(adapter, {})
-    try:
-        with ThreadPoolExecutor(len(PODS)) as pool:  # their start-ups overlap
-            starting = {name: pool.submit(start, index) for index, name in enumerate(PODS)}
-        fleet.pods = {name: f.result() for name, f in starting.items() if not f.exception()}
-        for future in starting.values():
-            future.result()  # the first failure, once the others are in the fleet to stop
         with ApiReader(adapter) as reader:
             wait_until_served(reader, PODS, time.monotonic(), 10 * PUSH_INTERVAL)
         yield fleet

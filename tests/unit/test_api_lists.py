@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from adapter import api, quantity, selectors
 from adapter.provider import MetricValue, ObjectReference, PodValues
-from adapter.report import PodRef
+from adapter.resources import PodRef
 
 pod_names = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?", fullmatch=True)
 metric_values = st.one_of(

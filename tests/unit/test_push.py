@@ -20,7 +20,8 @@ from adapter import push, sketch
 from adapter.client import PodIdentity, encode_report
 from adapter.config import PushConfig
 from adapter.errors import ApiError
-from adapter.report import CONCURRENCY, GAUGE_NAMES, QUEUE_DEPTH, Owner, PodRef, Report
+from adapter.report import CONCURRENCY, GAUGE_NAMES, QUEUE_DEPTH, Owner, Report
+from adapter.resources import PodRef
 from adapter.sketch import LatencySketch
 
 LIMITS = PushConfig()

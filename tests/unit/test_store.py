@@ -12,7 +12,8 @@ import pytest
 
 from adapter import sketch
 from adapter.config import StoreConfig
-from adapter.report import CONCURRENCY, QUEUE_DEPTH, Owner, PodRef, Report
+from adapter.report import CONCURRENCY, QUEUE_DEPTH, Owner, Report
+from adapter.resources import PodRef
 from adapter.sketch import LatencySketch
 from adapter.store import Applied, Store, StoreFull
 

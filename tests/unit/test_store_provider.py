@@ -13,7 +13,8 @@ from adapter import catalog, resources, selectors
 from adapter.config import StoreConfig
 from adapter.errors import ApiError
 from adapter.provider import CustomMetricInfo, ObjectReference
-from adapter.report import CONCURRENCY, QUEUE_DEPTH, Owner, PodRef, Report
+from adapter.report import CONCURRENCY, QUEUE_DEPTH, Owner, Report
+from adapter.resources import PodRef
 from adapter.sketch import RELATIVE_ACCURACY, LatencySketch
 from adapter.store import Store
 from adapter.store_provider import StoreProvider

@@ -201,6 +201,18 @@ CONNECTIONS = web.AppKey("connections", Connections)
 _STATUS_REASONS = {400: "BadRequest", 413: "RequestEntityTooLarge", 414: "RequestURITooLong"}
 
 
+def _client_error(status: int, message: str | None) -> errors.ApiError:
+    """The ``Status`` of a request aiohttp refused: the kind of problem only, as what follows a
+    colon in aiohttp's message quotes the request (header values included)."""
+    try:
+        known = HTTPStatus(status)
+    except ValueError:
+        return errors.ApiError(status, "BadRequest", "the request is not valid HTTP/1.1")
+    reason = _STATUS_REASONS.get(status, known.phrase.replace(" ", ""))
+    text = " ".join((message or known.description).split(":")[0].split())
+    return errors.ApiError(status, reason, f"the request is not valid HTTP/1.1: {text[:120]}")
+
+
 class StatusRequestHandler(RequestHandler):
     """aiohttp's connection protocol, with two changes: a request aiohttp cannot parse (or
     answers itself with an error) gets a Kubernetes ``Status`` document, as every other error
@@ -220,15 +232,7 @@ class StatusRequestHandler(RequestHandler):
         message: str | None = None,
     ) -> web.StreamResponse:
         super().handle_error(request, status, exc, message)  # logs; refuses once answering
-        if status >= 500:
-            error = errors.internal_error()
-        else:
-            reason = _STATUS_REASONS.get(status, HTTPStatus(status).phrase.replace(" ", ""))
-            # The kind of problem only: what follows a colon quotes the request (header values).
-            text = " ".join((message or HTTPStatus(status).description).split(":")[0].split())
-            error = errors.ApiError(
-                status, reason, f"the request is not valid HTTP/1.1: {text[:120]}"
-            )
+        error = _client_error(status, message) if status < 500 else errors.internal_error()
         response = web.Response(
             status=status,
             body=json.dumps(error.status_body(), separators=(",", ":")).encode(),
@@ -261,6 +265,8 @@ class _Listener(asyncio.AbstractServer):
         self._loop.add_reader(sock.fileno(), self._accept_ready)
 
     def _accept_ready(self) -> None:
+        if self._sock.fileno() < 0:  # closed while this callback waited
+            return
         for _ in range(self._backlog):  # then let the rest of the loop run
             try:
                 conn, _ = self._sock.accept()

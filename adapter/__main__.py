@@ -16,25 +16,31 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 from aiohttp import web
 
-from adapter import certs, durations, eventloop, heap
+from adapter import certs, clientcerts, durations, eventloop, heap, memorylimit, quantity
 from adapter.app import AdapterState, make_app
+from adapter.cluster import PodView
 from adapter.config import (
     DEFAULT_ALWAYS_ALLOW_PATHS,
     DEFAULT_SERVICE_NAME,
     DEFAULT_SERVICE_NAMESPACE,
+    PROMETHEUS_MAX_AGE_SECONDS,
+    SOURCES,
     ClusterConfig,
     ConnectionConfig,
+    PrometheusConfig,
     PushConfig,
     ServerConfig,
     StoreConfig,
     TlsConfig,
 )
 from adapter.logs import configure_logging
+from adapter.prometheus import PrometheusClient, PrometheusProvider, Queries, SeriesLabels
+from adapter.provider import MetricsProvider
 from adapter.serving import run_server
 from adapter.store import Store
 from adapter.store_provider import StoreProvider
@@ -197,6 +203,103 @@ def _add_pushes(serve: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_prometheus(serve: argparse.ArgumentParser) -> None:
+    """The flags of ``--source prometheus`` (``adapter.prometheus``)."""
+    group = serve.add_argument_group(
+        "prometheus source",
+        "read the metrics from a Prometheus-compatible query API (Prometheus, Thanos, Mimir,"
+        " VictoriaMetrics) instead of pushes; only GET /api/v1/query is used",
+    )
+    group.add_argument(
+        "--source",
+        choices=SOURCES,
+        default="push",
+        help="push (default): pods push to the adapter; prometheus: PromQL over their /metrics",
+    )
+    group.add_argument("--prometheus-url", help="base URL of the query API")
+    group.add_argument(
+        "--prometheus-bearer-token-file",
+        type=_path,
+        help="bearer token for the query API, read again when the file changes",
+    )
+    group.add_argument(
+        "--prometheus-ca-file", type=_path, help="CA bundle for an https URL (default: system)"
+    )
+    defaults = PrometheusConfig()
+    group.add_argument(
+        "--prometheus-timeout",
+        type=durations.duration_arg,
+        default=defaults.timeout_seconds,
+        help="a query not answered within this is a 503 (default 5s)",
+    )
+    group.add_argument(
+        "--prometheus-pod-label",
+        default=defaults.pod_label,
+        help="the series label naming the pod (default %(default)s)",
+    )
+    group.add_argument(
+        "--prometheus-namespace-label",
+        default=defaults.namespace_label,
+        help="the series label naming the namespace (default %(default)s)",
+    )
+    group.add_argument(
+        "--prometheus-gauge-window",
+        type=durations.duration_arg,
+        default=defaults.gauge_window_seconds,
+        help="gauges are averaged over this (default 15s)",
+    )
+
+
+STORE_BUDGET_SHARE = 0.5
+"""The share of the memory limit (the machine's memory without one) that pods' data may take by
+default; the rest is the process itself, its connections and the query caches."""
+
+
+def _bytes(text: str) -> int:
+    """A Kubernetes quantity of bytes (``512Mi``, ``1G``, ``1048576``) as a flag value."""
+    try:
+        value = quantity.parse_quantity(text)
+    except quantity.InvalidQuantity as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if value <= 0 or value != value.to_integral_value():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number of bytes")
+    return int(value)
+
+
+def _bytes_or_auto(text: str) -> int | None:
+    return None if text == "auto" else _bytes(text)
+
+
+def _add_memory(serve: argparse.ArgumentParser) -> None:
+    """The memory budgets of pushed data (``adapter.store``)."""
+    group = serve.add_argument_group(
+        "memory", "how much memory pushed data may take; a push past a budget gets 429"
+    )
+    group.add_argument(
+        "--pod-memory-budget",
+        type=_bytes,
+        help="the most one pod's labels and latency window may hold (default: 32Ki for each"
+        " second of --window, plus 64Ki: 1Mi for 30s)",
+    )
+    group.add_argument(
+        "--store-memory-budget",
+        type=_bytes_or_auto,
+        default=None,
+        help="the most all pods' data may hold together (default auto: half the container's"
+        " memory limit, or of the machine's memory without one)",
+    )
+
+
+def store_memory_budget(args: argparse.Namespace, memory_bytes: int | None) -> int:
+    """``--store-memory-budget``, or ``STORE_BUDGET_SHARE`` of the memory the process may use
+    (``memory_bytes``; None: read the cgroup limit, else the machine's memory)."""
+    if args.store_memory_budget is not None:
+        return int(args.store_memory_budget)
+    if memory_bytes is None:
+        memory_bytes = memorylimit.memory_limit_bytes() or memorylimit.machine_memory_bytes()
+    return int(memory_bytes * STORE_BUDGET_SHARE)
+
+
 def cluster_mode_wanted(args: argparse.Namespace, environ: Mapping[str, str]) -> bool:
     """In-cluster when asked, given --kubeconfig, or running in a pod (``--mode auto``)."""
     from adapter.incluster import running_in_pod
@@ -251,15 +354,14 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--max-age",
         type=durations.duration_arg,
-        default=StoreConfig.max_age_seconds,
-        help="pods silent for longer are not served (default 10s)",
+        help="pods silent for longer are not served (default 10s; with --source prometheus"
+        " 1m: a pod's newest sample may be a scrape interval old)",
     )
     serve.add_argument(
         "--warm-up",
         type=durations.duration_arg,
-        default=ServerConfig.warm_up_seconds,
         help="/readyz is 503 for this long after start-up, until every live pod has pushed to"
-        " this replica (default 2s: two push intervals)",
+        " this replica (default 2s: two push intervals; 0s with --source prometheus)",
     )
     serve.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="log line format"
@@ -273,7 +375,9 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_connections(serve)
     _add_pushes(serve)
+    _add_memory(serve)
     _add_cluster(serve)
+    _add_prometheus(serve)
 
 
 def _add_certs(subparsers: argparse._SubParsersAction) -> None:
@@ -351,9 +455,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def server_config(
-    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+    args: argparse.Namespace,
+    environ: Mapping[str, str] | None = None,
+    memory_bytes: int | None = None,
 ) -> ServerConfig:
-    """The serve flags as configuration (``environ`` only tells whether this is a pod)."""
+    """The serve flags as configuration (``environ`` only tells whether this is a pod,
+    ``memory_bytes`` how much memory the process may use: see ``store_memory_budget``)."""
     cluster = ClusterConfig(
         enabled=cluster_mode_wanted(args, os.environ if environ is None else environ),
         kubeconfig=args.kubeconfig,
@@ -370,12 +477,19 @@ def server_config(
         allow_shared_push_token=args.allow_shared_push_token,
         preflight=not args.skip_preflight,
     )
+    prometheus = args.source == "prometheus"
+    max_age = args.max_age
+    if max_age is None:
+        max_age = PROMETHEUS_MAX_AGE_SECONDS if prometheus else StoreConfig.max_age_seconds
+    warm_up = args.warm_up
+    if warm_up is None:  # nothing pushes to a replica that reads Prometheus
+        warm_up = 0.0 if prometheus else ServerConfig.warm_up_seconds
     return ServerConfig(
         bind_address=args.bind_address,
         secure_port=args.secure_port,
         log_format=args.log_format,
         event_loop=args.event_loop,
-        warm_up_seconds=args.warm_up,
+        warm_up_seconds=warm_up,
         tls=TlsConfig(
             cert_dir=args.cert_dir,
             cert_file=args.tls_cert_file,
@@ -384,7 +498,12 @@ def server_config(
             service_name=args.service_name,
             service_namespace=args.service_namespace,
         ),
-        store=StoreConfig(window_seconds=args.window, max_age_seconds=args.max_age),
+        store=StoreConfig(
+            window_seconds=args.window,
+            max_age_seconds=max_age,
+            pod_memory_budget_bytes=args.pod_memory_budget,
+            store_memory_budget_bytes=store_memory_budget(args, memory_bytes),
+        ),
         push=PushConfig(
             token_file=args.push_token_file,
             max_inflight_pushes=args.max_inflight_pushes,
@@ -399,11 +518,71 @@ def server_config(
             max_connections=args.max_connections,
         ),
         cluster=cluster,
+        source=args.source,
+        prometheus=PrometheusConfig(
+            url=args.prometheus_url,
+            bearer_token_file=args.prometheus_bearer_token_file,
+            ca_file=args.prometheus_ca_file,
+            timeout_seconds=args.prometheus_timeout,
+            pod_label=args.prometheus_pod_label,
+            namespace_label=args.prometheus_namespace_label,
+            gauge_window_seconds=args.prometheus_gauge_window,
+        ),
     )
+
+
+def provider_for(
+    config: ServerConfig, store: Store, view: PodView | None = None
+) -> tuple[MetricsProvider, PrometheusClient | None]:
+    """The provider ``--source`` asks for, and the Prometheus client it needs (if any)."""
+    if config.source != "prometheus":
+        return StoreProvider(store, view=view), None
+    settings = config.prometheus
+    assert settings.url is not None  # validate() saw to it
+    client = PrometheusClient(
+        settings.url, settings.timeout_seconds, settings.bearer_token_file, settings.ca_file
+    )
+    queries = Queries(
+        SeriesLabels(pod=settings.pod_label, namespace=settings.namespace_label),
+        window_seconds=config.store.window_seconds,
+        gauge_window_seconds=settings.gauge_window_seconds,
+        max_age_seconds=config.store.max_age_seconds,
+    )
+    logger.info("reading metrics from Prometheus at %s; pushes are off", settings.url)
+    return PrometheusProvider(client, queries, view=view), client
+
+
+def application(state: AdapterState, client: PrometheusClient | None) -> web.Application:
+    """``make_app`` plus, in Prometheus mode, the client's session and its query metrics."""
+    app = make_app(state)
+    if client is not None:
+        backend = client
+        state.telemetry.registry.register(backend.telemetry)
+
+        async def backend_session(app: web.Application) -> AsyncIterator[None]:
+            async with backend:
+                yield
+
+        app.cleanup_ctx.append(backend_session)
+    return app
+
+
+def _push_token(path: Path) -> PushToken:
+    """The shared push token in ``path``; exits with one line when it cannot be one."""
+    try:
+        return PushToken.from_file(path)
+    except ValueError as error:
+        raise SystemExit(f"inference-adapter: --push-token-file {path}: {error}") from None
 
 
 def serve(config: ServerConfig) -> None:
     """Prepare certificates and token, then run until SIGINT or SIGTERM."""
+    logger.info(
+        "pods' data may hold %d MiB together, %d KiB a pod (--store-memory-budget,"
+        " --pod-memory-budget)",
+        (config.store.total_budget_bytes or 0) >> 20,
+        config.store.pod_budget_bytes >> 10,
+    )
     tls = config.tls
     now = datetime.datetime.now(datetime.UTC)
     if tls.cert_file is None or tls.key_file is None:
@@ -426,15 +605,17 @@ def serve(config: ServerConfig) -> None:
     logger.info("pushes authenticate with the bearer token in %s", token_file)
     serving = ServingTls(cert_file, key_file, client_ca)
     store = Store(config.store)
+    provider, client = provider_for(config, store)
     state = AdapterState(
         config=config,
         store=store,
-        provider=StoreProvider(store),
-        push_token=PushToken.from_file(token_file),
+        provider=provider,
+        push_token=_push_token(token_file),
         tls=serving,
+        client_certificates=clientcerts.ClientCertificates(client_ca, serving),
     )
     run_server(
-        make_app(state),
+        application(state, client),
         config,
         serving.context,
         lambda: logger.info(
@@ -456,22 +637,23 @@ def serve_cluster(config: ServerConfig, cert_file: Path, key_file: Path) -> None
         token_file = config.push.token_file or ensure_token_file(
             config.tls.cert_dir / PUSH_TOKEN_FILE
         )
-        push_token = PushToken.from_file(token_file)
+        push_token = _push_token(token_file)
         logger.info("pushes may also use the shared bearer token in %s", token_file)
     client = kube.KubeClient.from_kubeconfig(config.cluster.kubeconfig)
     store = Store(config.store)
 
     async def build() -> web.Application:
         mode = await incluster.prepare(config, client, store, serving)
+        provider, backend = provider_for(config, store, mode.view)
         state = AdapterState(
             config=config,
             store=store,
-            provider=StoreProvider(store, view=mode.view),
+            provider=provider,
             push_token=push_token,
             tls=serving,
             cluster=mode,
         )
-        return make_app(state)
+        return application(state, backend)
 
     try:
         run_server(

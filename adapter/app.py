@@ -32,6 +32,7 @@ from adapter import (
     admission,
     api,
     background,
+    clientcerts,
     cluster,
     errors,
     garbage,
@@ -46,7 +47,7 @@ from adapter.config import ServerConfig
 from adapter.provider import MetricsProvider, timestamps_of
 from adapter.report import Report
 from adapter.telemetry import Telemetry
-from adapter.transport import PushToken, ServingTls, User, peer_chain_der, user_from_peer_cert
+from adapter.transport import PushToken, ServingTls, User, peer_chain_der
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("adapter.access")
@@ -92,6 +93,8 @@ class AdapterState:
     tls: ServingTls | None = None
     cluster: ClusterMode | None = None
     """None: standalone security. Set: delegated authentication and authorization."""
+    client_certificates: clientcerts.ClientCertificates | None = None
+    """Standalone: judges each query's client certificate. None: no certificate is accepted."""
     telemetry: Telemetry = field(init=False)
     known_pods: push.KnownPods = field(init=False)
     """Pod sections of earlier pushes, so a pod's identity is validated once."""
@@ -107,7 +110,11 @@ class AdapterState:
     gc_pauses: garbage.Pauses = field(init=False)
 
     def __post_init__(self) -> None:
-        self.telemetry = Telemetry(lambda: len(self.store))
+        self.telemetry = Telemetry(
+            lambda: len(self.store),
+            lambda: self.store.held_bytes,
+            self.store.config.total_budget_bytes,
+        )
         self.known_pods = push.KnownPods(self.store.max_pods)
         self.pushes_in_flight = admission.InFlight(self.config.push.max_inflight_pushes)
         self.telemetry.track_pushes_in_flight(lambda: self.pushes_in_flight.count)
@@ -190,18 +197,15 @@ async def authenticate(state: AdapterState, request: web.Request) -> None:
     """Who asks, and may they? Raises ``ApiError`` if not. Pushes check their own token
     (``post_push``), so the caller skips them.
 
-    Standalone: a verified client certificate, health open. Cluster: ``adapter.kubeauth``
+    Standalone: a client certificate valid now, from a CA of the client CA file (checked on every
+    request, see ``adapter.clientcerts``), health open. Cluster: ``adapter.kubeauth``
     authenticates, a SubjectAccessReview authorizes; the always-allowed paths skip both.
     """
     mode = state.cluster
     if mode is None:
         if request.path in OPEN_PATHS:
             return
-        transport = request.transport
-        user = user_from_peer_cert(transport.get_extra_info("peercert") if transport else None)
-        if user is None:
-            raise errors.unauthorized()
-        request[USER] = user
+        request[USER] = _certificate_user(state, request)
         return
     if mode.authorizer.always_allowed(request.path):
         return
@@ -209,6 +213,19 @@ async def authenticate(state: AdapterState, request: web.Request) -> None:
     request[USER] = user
     attributes = kubeauth.request_attributes(request.method, request.path, request.query)
     await mode.authorizer.authorize(user, attributes)
+
+
+def _certificate_user(state: AdapterState, request: web.Request) -> User:
+    """The standalone user of a request's client certificate; 401 without a good one."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport else None
+    try:
+        user = state.client_certificates.user(ssl_object) if state.client_certificates else None
+    except clientcerts.CertificateRejected as rejected:
+        raise errors.unauthorized(f"Unauthorized: {rejected}") from rejected
+    if user is None:
+        raise errors.unauthorized()
+    return user
 
 
 def request_middleware(state: AdapterState, deadlines: serving.RequestDeadlines) -> Middleware:
@@ -571,10 +588,17 @@ def _apply_push(
             retry_after=admission.retry_after_header(wait),
         )
     try:
-        return state.store.apply(report, now)
+        outcome = state.store.apply(report, now)
     except store.StoreFull as full:
         state.telemetry.count_shed("pods_tracked")
         raise errors.too_many_requests(str(full), retry_after=str(RETRY_AFTER_SECONDS)) from full
+    except store.OverBudget as over:
+        state.telemetry.count_shed("memory_budget")
+        raise errors.too_many_requests(
+            str(over), retry_after=str(over.retry_after_seconds)
+        ) from over
+    state.known_pods.remember_last()  # only now: a refused push leaves nothing cached
+    return outcome
 
 
 def _pusher(binding: kubeauth.PodBinding | None, report: Report | None, body: bytes) -> str:
@@ -584,6 +608,13 @@ def _pusher(binding: kubeauth.PodBinding | None, report: Report | None, body: by
         return str(binding)
     pod = report.pod if report is not None else push.pod_named_in(body)
     return str(pod) if pod is not None else ""
+
+
+async def push_disabled(request: web.Request) -> web.Response:
+    """``POST /push/v1`` when the metrics come from Prometheus: a 404 that says so."""
+    raise errors.not_found(
+        "pushes are off: this adapter reads its metrics from Prometheus (--source prometheus)"
+    )
 
 
 # -- lifetimes ---------------------------------------------------------------------------------
@@ -617,13 +648,22 @@ async def log_flusher_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def certificate_reloader_context(app: web.Application) -> AsyncIterator[None]:
-    """Watch the serving certificate files and load them again when they change."""
+    """Watch the serving certificate files (and standalone's client CA file) and load them
+    again when they change."""
     state = app[STATE]
-    if state.tls is None:
+    tls = state.tls
+    if tls is None:
         yield
         return
+    client_certificates = state.client_certificates
+
+    def reload() -> None:
+        tls.reload_if_changed()
+        if client_certificates is not None:
+            client_certificates.reload_if_changed()
+
     async with background.running(
-        background.every(state.config.tls.reload_interval_seconds, state.tls.reload_if_changed)
+        background.every(state.config.tls.reload_interval_seconds, reload)
     ):
         yield
 
@@ -673,7 +713,8 @@ def make_app(state: AdapterState) -> web.Application:
     )
     router.add_get("/openapi/v2", get_openapi_v2, name="openapi_v2")
     router.add_get("/metrics", get_metrics, name="metrics")
-    router.add_post(PUSH_PATH, post_push, name="push")
+    pushes_on = state.config.source == "push"
+    router.add_post(PUSH_PATH, post_push if pushes_on else push_disabled, name="push")
     app.cleanup_ctx.append(deadlines.lifetime)
     app.cleanup_ctx.append(state.connections.lifetime)
     app.cleanup_ctx.append(state.gc_pauses.lifetime)

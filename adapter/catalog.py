@@ -2,14 +2,17 @@
 
 Gauges are the latest pushed value (aggregated by sum), rates count completed requests over the
 window (sum), quantiles come from the latency sketches (aggregated by merging the sketches, so an
-object's p99 is the pooled p99 of its pods, never an average of p99s). Pure data.
+object's p99 is the pooled p99 of its pods, never an average of p99s). Pure data, and the
+lookups with the 404 that every provider answers for a metric it does not serve.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from adapter import errors, resources
 from adapter.report import CONCURRENCY, QUEUE_DEPTH
 
 
@@ -61,3 +64,40 @@ METRICS: tuple[Metric, ...] = (
 )
 BY_NAME = {metric.name: metric for metric in METRICS}
 NAMES = tuple(metric.name for metric in METRICS)
+
+
+def resolve(
+    group_resource: str, metric: str, served: Sequence[str], names: Sequence[str] = NAMES
+) -> Metric:
+    """The entry a provider computes for ``metric`` on ``group_resource``, or the 404 that says
+    what is served instead: ``served`` group-resources, ``names`` metrics (a provider may serve
+    fewer than the catalog)."""
+    if group_resource == resources.SERVICES.group_resource and group_resource not in served:
+        raise errors.not_found(
+            f"the server could not find the metric {metric} for services: services"
+            " need the cluster view (in-cluster mode) to know their pods; standalone, use"
+            " pods, deployments.apps or namespaces"
+        )
+    if group_resource not in served:
+        raise errors.not_found(
+            f"the server could not find the metric {metric} for {group_resource};"
+            f" metrics are served for {', '.join(sorted(served))}"
+        )
+    entry = BY_NAME.get(metric)
+    if entry is None or metric not in names:
+        raise errors.not_found(
+            f"the server could not find the metric {metric} for {group_resource};"
+            f" the metrics for {group_resource} are {', '.join(names)}"
+        )
+    return entry
+
+
+def resolve_external(metric: str, names: Sequence[str] = NAMES) -> Metric:
+    """The entry for an external metric, or the 404 that lists the external metrics."""
+    entry = BY_NAME.get(metric)
+    if entry is None or metric not in names:
+        raise errors.not_found(
+            f"the server could not find the external metric {metric};"
+            f" the external metrics are {', '.join(names)}"
+        )
+    return entry

@@ -16,7 +16,9 @@ slow or dead replica never delays another. Retries never double count:
   ``duplicate``), so the adapter's de-duplication makes the retry harmless.
 
 Sequence numbers come from one counter per client, so they increase at every replica, also at
-one whose address went away and came back.
+one whose address went away and came back. The counter starts at the client's start time in
+microseconds, not at 1: a container that restarts keeps its pod's uid, so a new process counting
+from 1 would have its reports ignored as duplicates for as long as the old one had pushed.
 
 Memory is bounded: one pending sketch and at most one in-flight report per replica, and neither
 older than ``max_backlog_age_seconds`` (set it to the adapter's ``--max-age``): an older backlog
@@ -372,11 +374,13 @@ class Pusher:
                     await self._post(session, self._in_flight.body)
                     self._in_flight = None
                 if self._has_pending:
-                    self._in_flight = self._take_pending()
+                    # Kept here, not read back from ``_in_flight``: ``discard`` may empty that
+                    # while the post is under way (the address went away).
+                    outgoing = self._in_flight = self._take_pending()
                     try:
-                        await self._post(session, self._in_flight.body)
+                        await self._post(session, outgoing.body)
                     except _Undelivered:
-                        outgoing, self._in_flight = self._in_flight, None
+                        self._in_flight = None
                         self._restore(outgoing)
                         raise
                     self._in_flight = None
@@ -420,6 +424,10 @@ def parse_adapter_url(url: str) -> urllib.parse.SplitResult:
         raise ValueError(f"adapter URL {url!r}: expected https://HOST[:PORT] (TLS only)")
     if parts.query or parts.fragment:
         raise ValueError(f"adapter URL {url!r}: a base URL has no query or fragment")
+    try:
+        parts.hostname.encode("idna")  # what every lookup does first
+    except UnicodeError:
+        raise ValueError(f"adapter URL {url!r}: {parts.hostname!r} is not a host name") from None
     return parts
 
 
@@ -513,6 +521,17 @@ class AdapterReplicas:
         return totals
 
 
+def first_seq(unix_time: float) -> int:
+    """Where a client's ``seq`` starts: above every ``seq`` an earlier process of the same pod
+    sent, as long as that one pushed less than once a microsecond (microseconds since the epoch
+    stay far below the protocol's 2^63 - 1).
+
+    >>> first_seq(1_800_000_000.25)
+    1800000000250000
+    """
+    return int(unix_time * 1_000_000)
+
+
 def client_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
     """TLS to the adapter, trusting ``ca_file`` (the adapter's CA) or the system roots."""
     context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
@@ -541,7 +560,7 @@ class PushClient:
         self.recorder = recorder
         self.gauges = gauges
         self.interval_seconds = interval_seconds
-        next_seq = itertools.count(1).__next__
+        next_seq = itertools.count(first_seq(clock())).__next__
 
         def make_pusher(url: str, server_hostname: str | None) -> Pusher:
             return Pusher(

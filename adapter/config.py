@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,12 @@ from adapter import eventloop
 
 DEFAULT_SERVICE_NAME = "inference-metrics-adapter"
 DEFAULT_SERVICE_NAMESPACE = "metrics"
+POD_BUDGET_BASE_BYTES = 64 * 1024
+POD_BUDGET_BYTES_PER_WINDOW_SECOND = 32 * 1024
+"""The default pod memory budget: 1 MiB for the default 30 s window. A pod pushing every bin
+there is (1,728) once a second, with 64 labels of the greatest size, holds about 420 KB."""
+MIN_POD_BUDGET_BYTES = 64 * 1024
+"""Room for the largest report a pod may send (64 labels of the greatest size, 1,728 bins)."""
 
 
 @dataclass(frozen=True)
@@ -45,11 +52,33 @@ class StoreConfig:
     """A pod whose last applied report is older than this is not served."""
     slice_seconds: float = 1.0
     """Width of one time slice of the window."""
+    pod_memory_budget_bytes: int | None = None
+    """The most memory one pod may hold, its labels and the latencies of its window (estimated:
+    ``adapter.store.PodRecord.held_bytes``); a push that would take it past is refused. None:
+    ``POD_BUDGET_BYTES_PER_WINDOW_SECOND`` for each second of the window, plus
+    ``POD_BUDGET_BASE_BYTES``."""
+    store_memory_budget_bytes: int | None = None
+    """The most memory all pods together may hold; at it, a push that would grow its pod is
+    refused. None: no bound (``adapter.__main__`` derives one from the memory limit)."""
 
     @property
     def forget_after_seconds(self) -> float:
         """Silent pods are dropped from memory after this long (both horizons, doubled)."""
         return 2 * max(self.window_seconds, self.max_age_seconds)
+
+    @property
+    def pod_budget_bytes(self) -> int:
+        """``pod_memory_budget_bytes``, or the default for this window."""
+        if self.pod_memory_budget_bytes is not None:
+            return self.pod_memory_budget_bytes
+        return POD_BUDGET_BASE_BYTES + math.ceil(
+            POD_BUDGET_BYTES_PER_WINDOW_SECOND * self.window_seconds
+        )
+
+    @property
+    def total_budget_bytes(self) -> int | None:
+        """``store_memory_budget_bytes`` (a shorter name for the store's use)."""
+        return self.store_memory_budget_bytes
 
 
 @dataclass(frozen=True)
@@ -118,6 +147,55 @@ class PushConfig:
 
 
 DEFAULT_ALWAYS_ALLOW_PATHS = ("/healthz", "/readyz", "/livez")
+
+SOURCES = ("push", "prometheus")
+PROMETHEUS_MAX_AGE_SECONDS = 60.0
+"""``--max-age`` in Prometheus mode unless given: four scrapes at Prometheus' default 15 s."""
+
+
+@dataclass(frozen=True)
+class PrometheusConfig:
+    """``--source prometheus``: where the metrics engine is and how its series are labelled."""
+
+    url: str | None = None
+    """Base URL of a Prometheus-compatible query API (``/api/v1/query`` is appended)."""
+    bearer_token_file: Path | None = None
+    """Token sent as ``Authorization: Bearer``, read again when the file changes."""
+    ca_file: Path | None = None
+    """CA bundle that verifies an https URL (default: the system's)."""
+    timeout_seconds: float = 5.0
+    pod_label: str = "pod"
+    namespace_label: str = "namespace"
+    gauge_window_seconds: float = 15.0
+    """Gauges are averaged over this (a scrape is a snapshot; pushes carry interval means)."""
+
+    def validate(self) -> list[str]:
+        from adapter.prometheus.promql import is_label_name  # config is imported below it
+
+        problems = []
+        if not self.url:
+            problems.append("--prometheus-url is required with --source prometheus")
+        elif not self.url.startswith(("http://", "https://")):
+            problems.append(f"--prometheus-url {self.url!r} must start with http:// or https://")
+        for flag, path in (
+            ("--prometheus-bearer-token-file", self.bearer_token_file),
+            ("--prometheus-ca-file", self.ca_file),
+        ):
+            if path is not None and not path.is_file():
+                problems.append(f"{flag} {path}: no such file")
+        for flag, seconds in (
+            ("--prometheus-timeout", self.timeout_seconds),
+            ("--prometheus-gauge-window", self.gauge_window_seconds),
+        ):
+            if seconds <= 0:
+                problems.append(f"{flag} must be positive")
+        for flag, label in (
+            ("--prometheus-pod-label", self.pod_label),
+            ("--prometheus-namespace-label", self.namespace_label),
+        ):
+            if not is_label_name(label):
+                problems.append(f"{flag} {label!r} is not a Prometheus label name")
+        return problems
 
 
 @dataclass(frozen=True)
@@ -196,6 +274,9 @@ class ServerConfig:
     push: PushConfig = field(default_factory=PushConfig)
     connections: ConnectionConfig = field(default_factory=ConnectionConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    source: str = "push"
+    """Where numbers come from: ``push`` (pods push to the adapter) or ``prometheus``."""
+    prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
 
     def validate(self) -> list[str]:
         """Every problem with this configuration, as one line each; empty when usable."""
@@ -213,6 +294,14 @@ class ServerConfig:
             problems.append(f"--window must be at least {self.store.slice_seconds:g}s")
         if self.store.max_age_seconds <= 0:
             problems.append("--max-age must be positive")
+        if self.store.pod_budget_bytes < MIN_POD_BUDGET_BYTES:
+            problems.append(
+                f"--pod-memory-budget must be at least {MIN_POD_BUDGET_BYTES // 1024}Ki, the room"
+                " the largest report needs"
+            )
+        budget = self.store.store_memory_budget_bytes
+        if budget is not None and budget < self.store.pod_budget_bytes:
+            problems.append("--store-memory-budget must be at least the pod memory budget")
         if self.warm_up_seconds < 0:
             problems.append("--warm-up must not be negative")
         problems += self.connections.validate()
@@ -227,4 +316,8 @@ class ServerConfig:
                 problems.append(f"{flag} {path}: no such file")
         if self.cluster.enabled:
             problems += self.cluster.validate()
+        if self.source not in SOURCES:
+            problems.append(f"--source must be push or prometheus, not {self.source!r}")
+        if self.source == "prometheus":
+            problems += self.prometheus.validate()
         return problems

@@ -7,7 +7,8 @@ Mirrors the Go delegating authenticator and webhook authorizer of ``k8s.io/apise
    ``clientAuth`` usage and (when the list is not empty) a CN in ``requestheader-allowed-names``.
    Only then are the user, uid, groups and extras read from the configured headers; headers of any
    other request are never looked at.
-2. *x509*: a client certificate that chains to the client CA: user = CN, groups = O.
+2. *x509*: a client certificate that chains to the client CA: user = CN, groups = O
+   (``adapter.clientcerts`` verifies certificates and reads their names).
 3. *Bearer token*: a ``TokenReview`` (results cached for the token TTL).
 4. Otherwise *anonymous*. Once an authenticator failed (a certificate no CA vouches for, a token
    that reviews as invalid), the answer is 401, never anonymous (Go's ``FailOnError`` union).
@@ -38,11 +39,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from adapter import errors
-from adapter.transport import AUTHENTICATED_GROUP, User
+from adapter import clientcerts, errors
+from adapter.transport import User, bearer_token, with_authenticated_group
 
 logger = logging.getLogger(__name__)
 
@@ -53,16 +52,11 @@ MASTERS_GROUP = "system:masters"
 POD_NAME_EXTRA = "authentication.kubernetes.io/pod-name"
 POD_UID_EXTRA = "authentication.kubernetes.io/pod-uid"
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
-MAX_CHAIN_DEPTH = 5
 MAX_CACHE_ENTRIES = 10_000
 
 
 class ReviewUnavailable(Exception):
     """kube-apiserver could not answer a review (unreachable, timed out, 5xx, or refused us)."""
-
-
-class CertificateRejected(ValueError):
-    """A client certificate that a CA bundle does not vouch for; the message says why."""
 
 
 # -- the ConfigMap -------------------------------------------------------------------------------
@@ -163,7 +157,7 @@ def parse_authentication_configmap(
         )
     for pem in (client_ca, header_ca):
         if pem is not None:
-            load_ca_bundle(pem)  # fail early on garbage
+            clientcerts.load_ca_bundle(pem)  # fail early on garbage
     return AuthenticationSource(client_ca, request_header)
 
 
@@ -171,120 +165,6 @@ def _pem(text: str | None) -> bytes | None:
     if text is None or not text.strip():
         return None
     return text.encode()
-
-
-# -- certificates --------------------------------------------------------------------------------
-
-
-def load_ca_bundle(pem: bytes) -> list[x509.Certificate]:
-    """Every certificate of a PEM bundle; ValueError if there is none."""
-    certificates = x509.load_pem_x509_certificates(pem)
-    if not certificates:
-        raise ValueError("no certificate in the CA bundle")
-    return certificates
-
-
-def _valid_at(certificate: x509.Certificate, now: datetime.datetime) -> bool:
-    return certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
-
-
-def _allows_client_auth(certificate: x509.Certificate) -> bool:
-    """Go's rule: no EKU extension means any usage; otherwise clientAuth or anyExtendedKeyUsage."""
-    try:
-        usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return True
-    return ExtendedKeyUsageOID.CLIENT_AUTH in usages or (
-        ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in usages
-    )
-
-
-def _is_ca(certificate: x509.Certificate) -> bool:
-    try:
-        return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        return False
-
-
-def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        certificate.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
-
-
-def common_name(certificate: x509.Certificate) -> str:
-    """The first CN of the subject, or ``""``."""
-    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(names[0].value) if names else ""
-
-
-def verify_client_certificate(
-    leaf: x509.Certificate,
-    intermediates: Sequence[x509.Certificate],
-    roots: Sequence[x509.Certificate],
-    now: datetime.datetime,
-) -> None:
-    """Raise ``CertificateRejected`` unless ``leaf`` chains to one of ``roots`` for client auth.
-
-    Checks, like Go's ``x509.Verify`` with ``ExtKeyUsageClientAuth``: each signature up the chain
-    (through presented CA ``intermediates``), every validity period, and the extended key usage of
-    the leaf and intermediates.
-    """
-    if not _valid_at(leaf, now):
-        raise CertificateRejected(
-            f"the certificate of {common_name(leaf)!r} is valid from"
-            f" {leaf.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ} to"
-            f" {leaf.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}, not now"
-        )
-    if not _allows_client_auth(leaf):
-        raise CertificateRejected(
-            f"the certificate of {common_name(leaf)!r} lacks the clientAuth extended key usage"
-        )
-    current, used = leaf, [leaf]
-    for _ in range(MAX_CHAIN_DEPTH):
-        for root in roots:
-            if _valid_at(root, now) and _issued_by(current, root):
-                return
-        step = next(
-            (
-                c
-                for c in intermediates
-                if c not in used
-                and _is_ca(c)
-                and _valid_at(c, now)
-                and _allows_client_auth(c)
-                and _issued_by(current, c)
-            ),
-            None,
-        )
-        if step is None:
-            break
-        current = step
-        used.append(step)
-    raise CertificateRejected(
-        f"the certificate of {common_name(leaf)!r} (issuer {leaf.issuer.rfc4514_string()!r})"
-        " is not signed by a trusted CA"
-    )
-
-
-def user_from_certificate(certificate: x509.Certificate) -> User | None:
-    """The x509 user: CN is the name, each O a group; None without a CN."""
-    name = common_name(certificate)
-    if not name:
-        return None
-    groups = [
-        str(a.value) for a in certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
-    ]
-    return with_authenticated_group(User(name, tuple(groups)))
-
-
-def with_authenticated_group(user: User) -> User:
-    """``user`` with ``system:authenticated`` among its groups (once)."""
-    if AUTHENTICATED_GROUP in user.groups:
-        return user
-    return User(user.name, (*user.groups, AUTHENTICATED_GROUP), user.uid, user.extra)
 
 
 # -- the front proxy's headers -------------------------------------------------------------------
@@ -428,11 +308,7 @@ class Credentials:
     headers: Headers = ()
 
     def bearer_token(self) -> str | None:
-        value = _first_value(self.headers, ("Authorization",))
-        scheme, _, token = value.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None
-        return token.strip()
+        return bearer_token(_first_value(self.headers, ("Authorization",)))
 
 
 class Authenticator:
@@ -458,9 +334,11 @@ class Authenticator:
     def update(self, source: AuthenticationSource) -> None:
         """Use new CAs and header names from now on (the ConfigMap changed)."""
         self.source = source
-        self._client_roots = load_ca_bundle(source.client_ca_pem) if source.client_ca_pem else []
+        self._client_roots = (
+            clientcerts.load_ca_bundle(source.client_ca_pem) if source.client_ca_pem else []
+        )
         header = source.request_header
-        self._header_roots = load_ca_bundle(header.ca_pem) if header else []
+        self._header_roots = clientcerts.load_ca_bundle(header.ca_pem) if header else []
 
     async def authenticate(self, credentials: Credentials) -> User:
         """The caller; raises 401 when a presented credential proves nothing, 503 when the
@@ -490,14 +368,14 @@ class Authenticator:
         header = self.source.request_header
         if header is not None:
             try:
-                verify_client_certificate(leaf, intermediates, self._header_roots, now)
-                name = common_name(leaf)
+                clientcerts.verify_client_certificate(leaf, intermediates, self._header_roots, now)
+                name = clientcerts.common_name(leaf)
                 if header.allowed_names and name not in header.allowed_names:
-                    raise CertificateRejected(
+                    raise clientcerts.CertificateRejected(
                         f"the front-proxy certificate CN {name!r} is not one of"
                         f" requestheader-allowed-names {list(header.allowed_names)}"
                     )
-            except CertificateRejected as rejected:
+            except clientcerts.CertificateRejected as rejected:
                 problems.append(str(rejected))
             else:
                 user = user_from_headers(credentials.headers, header)
@@ -506,11 +384,11 @@ class Authenticator:
                 problems.append("the front proxy named no user in its headers")
         if self._client_roots:
             try:
-                verify_client_certificate(leaf, intermediates, self._client_roots, now)
-            except CertificateRejected as rejected:
+                clientcerts.verify_client_certificate(leaf, intermediates, self._client_roots, now)
+            except clientcerts.CertificateRejected as rejected:
                 problems.append(f"{rejected} (client-ca-file)")
             else:
-                user = user_from_certificate(leaf)
+                user = clientcerts.user_from_certificate(leaf)
                 if user is not None:
                     return user, []
                 problems.append("the client certificate has no common name")
@@ -519,7 +397,13 @@ class Authenticator:
         return None, problems
 
     async def _review(self, token: str, audiences: tuple[str, ...]) -> TokenReviewResult:
-        key = (hashlib.sha256(token.encode()).hexdigest(), audiences)
+        try:
+            raw = token.encode()
+        except UnicodeEncodeError:
+            # Header bytes that are not UTF-8 (aiohttp keeps them as lone surrogates): no token
+            # of the cluster's, and the JSON of a TokenReview could not carry them.
+            return TokenReviewResult(False, error="the token is not UTF-8 text")
+        key = (hashlib.sha256(raw).hexdigest(), audiences)
         now = self.clock()
         cached = self.tokens.get(key, now)
         if cached is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -33,11 +34,31 @@ AccessFields = dict[str, Any]
 """An access line's fields for the JSON format: ``JsonFormatter.FIELDS``."""
 
 
+_ESCAPES = {
+    **{code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))},
+    **{ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"},
+    **{code: f"\\u{code:04x}" for code in (0x2028, 0x2029)},
+}
+"""Control characters (C0, DEL, C1) and the Unicode line separators, as Python escapes them."""
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with its control characters written as escapes, so that what a client chose (a
+    certificate's CN, a path) cannot end a log line and forge the next one.
+
+    >>> escape_controls("alice\\n2024-05-01 INFO adapter.access GET / 200")
+    'alice\\\\n2024-05-01 INFO adapter.access GET / 200'
+    """
+    return text if text.isprintable() else text.translate(_ESCAPES)
+
+
 class TextFormatter(logging.Formatter):
     """``%(asctime)s %(levelname)s %(name)s %(message)s``, the time as ``logging`` writes it.
 
     ``asctime`` is ``YYYY-MM-DD HH:MM:SS,mmm`` in local time; the part up to the second is
-    formatted once per second.
+    formatted once per second. The message has its control characters escaped
+    (``escape_controls``): one record, one line, whatever a client put in it. A traceback, which
+    follows on lines of its own, is left as it is.
     """
 
     def __init__(self) -> None:
@@ -57,6 +78,10 @@ class TextFormatter(logging.Formatter):
             cached = self._second = (second, text)
         return f"{cached[1]},{int(msecs):03d}"
 
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
     def format_access(self, created: float, name: str, message: str, fields: AccessFields) -> str:
         """The line ``format`` writes for an INFO record of ``name`` made at ``created``."""
         asctime = self._asctime(created, (created - int(created)) * 1000)  # LogRecord.msecs
@@ -64,7 +89,7 @@ class TextFormatter(logging.Formatter):
             "asctime": asctime,
             "levelname": "INFO",
             "name": name,
-            "message": message,
+            "message": escape_controls(message),
         }
 
 
@@ -303,21 +328,50 @@ def _access_record(
     )
 
 
+_QUOTED = re.compile(r"""b?(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
+"""A Python ``repr`` of bytes or text, as aiohttp's parse errors quote the request."""
+_HEADER_NAME = re.compile(r"[-!#$%&*+.^_`|~0-9A-Za-z]{1,64}:")
+_CARET_LINE = re.compile(r"^ *\^ *$", re.MULTILINE)
+
+
+def _withhold_request_text(quoted: re.Match[str]) -> str:
+    """A quoted piece of request reduced to the header name it starts with, if any."""
+    text = quoted.group()
+    opening = text[: text.index(text[-1]) + 1]  # b' or ' (or the same with ")
+    name = _HEADER_NAME.match(text, len(opening))
+    withheld = f"{name.group()} <withheld>" if name else "<withheld>"
+    return f"{opening}{withheld}{text[-1]}"
+
+
+def redact_parse_error(message: str) -> str:
+    """aiohttp's message for a request it cannot parse, with the request text it quotes withheld,
+    header names excepted: the quoted line may be ``Authorization: Bearer <token>``.
+
+    >>> redact_parse_error("Invalid header value char: b'Authorization: Bearer x\\\\x01'")
+    "Invalid header value char: b'Authorization: <withheld>'"
+    """
+    return _CARET_LINE.sub("", _QUOTED.sub(_withhold_request_text, message))
+
+
 class _ClientMistakes(logging.Filter):
-    """Turns aiohttp's ERROR-with-traceback for a request it cannot parse into one INFO line.
+    """Turns aiohttp's ERROR-with-traceback for a request it cannot parse into one INFO line,
+    without the request text it quotes (``redact_parse_error``).
 
     A request line over 8,190 bytes, too many headers or a target that is not a path is the
     client's mistake, answered with a 400; logged as an error, anyone who reaches the port
-    could fill the log with tracebacks and trip error alerts.
+    could fill the log with tracebacks and trip error alerts. A malformed header line (a token
+    file with CRLF endings, a control character) would put the token in the log.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         mistake = record.exc_info[1] if record.exc_info else None
-        if record.levelno >= logging.INFO and isinstance(mistake, http_exceptions.BadHttpMessage):
-            line = " ".join(f"{record.getMessage()}: {mistake.code}, {mistake.message}".split())
+        if isinstance(mistake, http_exceptions.BadHttpMessage):
+            reason = redact_parse_error(mistake.message)
+            line = " ".join(f"{record.getMessage()}: {mistake.code}, {reason}".split())
             record.msg = line[:400]
             record.args = ()
-            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+            if record.levelno >= logging.INFO:
+                record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
             record.exc_info = record.exc_text = None
         return True
 

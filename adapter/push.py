@@ -308,16 +308,21 @@ bin 0 that holds this string anywhere goes the checked way."""
 
 
 class KnownPods:
-    """The ``pod`` sections validated lately, by namespace and name, each with its identity.
+    """The ``pod`` sections of reports applied lately, by namespace and name, each with its
+    identity.
 
     A pod sends the same section in every push; one that equals the remembered one is valid
-    without checking it again (a struct comparison instead of a dozen syntax checks). Bounded:
-    past ``capacity`` the oldest entry is forgotten.
+    without checking it again (a struct comparison instead of a dozen syntax checks). A section
+    newly validated waits aside until its report is applied (``remember_last``), so a refused
+    push (a pod pushing for another, a store without room) leaves nothing here: at most one
+    section waits, replaced by the next. Bounded: past ``capacity`` the oldest entry is
+    forgotten.
     """
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._sections: dict[tuple[str, str], tuple[_WirePod, _PodIdentity]] = {}
+        self._last: tuple[tuple[str, str], _WirePod, _PodIdentity] | None = None
 
     def __len__(self) -> int:
         return len(self._sections)
@@ -333,16 +338,27 @@ class KnownPods:
         return before - len(self._sections)
 
     def identity(self, section: _WirePod, limits: PushConfig) -> _PodIdentity:
-        """The identity of ``section``, remembered or validated now (``ApiError`` if invalid)."""
+        """The identity of ``section``, remembered or validated now (``ApiError`` if invalid;
+        a valid new one waits for ``remember_last``)."""
+        self._last = None
         key = (section.namespace, section.name)
         known = self._sections.get(key)
         if known is not None and known[0] == section:
             return known[1]
         identity = _pod_identity(section.as_section(), limits)
+        self._last = (key, section, identity)
+        return identity
+
+    def remember_last(self) -> None:
+        """Remember the section ``identity`` validated last: its report was applied. Call it
+        before decoding another report (the push handler does, without awaiting between)."""
+        if self._last is None:
+            return
+        key, section, identity = self._last
+        self._last = None
         if len(self._sections) >= self._capacity and key not in self._sections:
             del self._sections[next(iter(self._sections))]
         self._sections[key] = (section, identity)
-        return identity
 
 
 def _decode_fast(body: bytes, limits: PushConfig, known: KnownPods | None) -> Report | None:
@@ -437,6 +453,7 @@ def _decode_checked(body: bytes, limits: PushConfig) -> Report:
 def decode_report(body: bytes, limits: PushConfig, known: KnownPods | None = None) -> Report:
     """Parse and validate one push body. Raises ``ApiError`` naming the first bad field.
 
-    With ``known``, a pod section seen before is recognised instead of checked again."""
+    With ``known``, a pod section seen before is recognised instead of checked again (and a new
+    one is remembered once the caller applied the report: ``KnownPods.remember_last``)."""
     report = _decode_fast(body, limits, known)
     return report if report is not None else _decode_checked(body, limits)

@@ -12,6 +12,11 @@ counts over the pod's latency range. A push adds to both; a slice that leaves th
 subtracted from the sum. A query therefore never merges slices: per-pod quantiles and pooled ones
 (over a Deployment's pods) read the bands directly.
 
+Memory budgets: every pod's cost is estimated (``PodRecord.held_bytes``) and kept summed through
+pushes, expiry and forgetting, so ``apply`` can refuse (``OverBudget``) a report that would take
+its pod past ``StoreConfig.pod_budget_bytes``, or grow its pod while the store is at
+``StoreConfig.total_budget_bytes``, before changing anything.
+
 Must not import aiohttp or read the clock.
 """
 
@@ -40,6 +45,35 @@ class Applied(enum.Enum):
 
 class StoreFull(Exception):
     """The store tracks its maximum number of pods; a report for a new pod was refused."""
+
+
+class OverBudget(Exception):
+    """A report would take its pod past the pod budget, or grow the store past the total budget
+    (``StoreConfig``); refused, nothing changed. The window frees room as it slides, so the pod
+    may push again after ``retry_after_seconds``, its reports merged meanwhile."""
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+POD_BYTES = 1700
+"""What a tracked pod costs with no labels and no latencies: its record, arrays, names, gauges and
+remembered pod section (measured with ``tracemalloc``, short names; the section remembered as
+the decoder's typed struct since issue 12, 800 bytes less than as a dict)."""
+LABEL_BYTES = 150
+"""What a label costs besides its text: two strings, an entry in the pod section and one in the
+pod's labels (measured, 64 labels)."""
+BIN_BYTES = 7
+"""A bin of a report in the window: 6 bytes, and the arrays' spare room."""
+SLICE_BYTES = 24
+BAND_BYTES = 8
+"""A slice's bookkeeping; a bin index of the window's band of counts."""
+
+
+def label_bytes(labels: Mapping[str, str]) -> int:
+    """What a pod's labels cost, by the measured constants."""
+    return sum(map(len, labels)) + sum(map(len, labels.values())) + LABEL_BYTES * len(labels)
 
 
 MAX_KEPT_SELECTIONS = 256
@@ -77,6 +111,7 @@ class PodRecord:
         "_window_zero_count",
         "first_seen",
         "gauges",
+        "label_bytes",
         "labels",
         "last_seen",
         "last_seq",
@@ -92,6 +127,8 @@ class PodRecord:
         self.last_seq: int = 0
         self.last_seen: float = now
         self.labels: Mapping[str, str] = {}
+        self.label_bytes = 0
+        """``label_bytes(self.labels)``, kept: a pod's labels rarely change."""
         self.owner: Owner | None = None
         self.gauges: Mapping[str, float] = {}
         self._bin_indices = array("h")
@@ -104,9 +141,42 @@ class PodRecord:
         self._window_zero_count = 0
         self._window_total = 0
 
-    def _apply(self, report: Report, slice_index: int, now: float) -> None:
+    def held_bytes(self) -> int:
+        """What this pod costs in memory, estimated from what it holds by the measured constants
+        (``POD_BYTES``, ``label_bytes``, ``BIN_BYTES``, ``SLICE_BYTES``, ``BAND_BYTES``)."""
+        return (
+            POD_BYTES
+            + self.label_bytes
+            + BIN_BYTES * len(self._bin_indices)
+            + SLICE_BYTES * len(self._slice_index)
+            + BAND_BYTES * len(self._band)
+        )
+
+    def held_bytes_with(
+        self, report: Report, slice_index: int, held: int, low: int, high: int
+    ) -> int:
+        """What this pod, holding ``held`` bytes now, would hold with ``report`` applied in
+        ``slice_index`` (changes nothing); ``low`` and ``high`` are its lowest and highest bin."""
+        if report.labels is not self.labels:
+            held += label_bytes(report.labels) - self.label_bytes
+        bins = report.latency_bins
+        if not bins and not report.latency_zero_count:
+            return held
+        if not self._slice_index or self._slice_index[-1] < slice_index:
+            held += SLICE_BYTES
+        if bins:
+            held += BIN_BYTES * len(bins)
+            size = len(self._band)
+            if not size or low < self._band_low or high >= self._band_low + size:
+                low, high = self._band_bounds(low, high)
+                held += BAND_BYTES * (high - low + 1 - size)
+        return held
+
+    def _apply(self, report: Report, slice_index: int, now: float, low: int, high: int) -> None:
         self.last_seq = report.seq
         self.last_seen = now
+        if report.labels is not self.labels:
+            self.label_bytes = label_bytes(report.labels)
         self.labels = report.labels
         self.owner = report.owner
         self.gauges = report.gauges
@@ -119,9 +189,9 @@ class PodRecord:
             self._slice_zero_count.append(0)
         # else the same slice, or the clock stepped back: keep slices in order so expiry is exact
         if bins:
-            # lists first: min, max, sum and array.fromlist run faster on a list than on a view
+            # lists: array.fromlist and sum run faster on a list than on a dict view
             indices, counts = list(bins), list(bins.values())
-            self._cover(min(indices), max(indices))
+            self._cover(low, high)
             band, offset = self._band, -self._band_low
             for index, count in bins.items():  # one pass: the push hot path
                 band[index + offset] += count
@@ -133,29 +203,36 @@ class PodRecord:
         self._window_zero_count += zero_count
         self._window_total += zero_count
 
+    def _band_bounds(self, low: int, high: int) -> tuple[int, int]:
+        """The first and last bin of the band grown to cover bins ``low`` to ``high`` too (for
+        a band that does not cover them yet: it grows by a margin)."""
+        size = len(self._band)
+        if size:
+            low, high = min(low, self._band_low), max(high, self._band_low + size - 1)
+        return max(sketch.MIN_INDEX, low - _BAND_MARGIN), min(sketch.MAX_INDEX, high + _BAND_MARGIN)
+
     def _cover(self, low: int, high: int) -> None:
         """Grow the band to cover bins ``low`` to ``high``."""
         size = len(self._band)
-        band_high = self._band_low + size - 1
-        if size and low >= self._band_low and high <= band_high:
+        if size and low >= self._band_low and high < self._band_low + size:
             return
-        if size:
-            low, high = min(low, self._band_low), max(high, band_high)
-        low = max(sketch.MIN_INDEX, low - _BAND_MARGIN)
-        high = min(sketch.MAX_INDEX, high + _BAND_MARGIN)
+        low, high = self._band_bounds(low, high)
         band = _zeros(high - low + 1)
         offset = self._band_low - low
         band[offset : offset + size] = self._band
         self._band, self._band_low = band, low
 
-    def _expire(self, oldest_slice: int) -> None:
+    def _expire(self, oldest_slice: int) -> int:
+        """Drop the slices before ``oldest_slice``; returns how many bytes that frees
+        (``held_bytes`` before less after)."""
         if not self._slice_index or self._slice_index[0] >= oldest_slice:
-            return  # nothing left the window: the common case, kept cheap for queries
+            return 0  # nothing left the window: the common case, kept cheap for queries
         expired = 0
         while expired < len(self._slice_index) and self._slice_index[expired] < oldest_slice:
             expired += 1
         if not expired:
-            return
+            return 0
+        band_size = len(self._band)
         end = self._slice_end[expired - 1]
         band, offset = self._band, -self._band_low
         for index, count in zip(self._bin_indices[:end], self._bin_counts[:end], strict=True):
@@ -175,6 +252,7 @@ class PodRecord:
             self._band = _zeros(0)
         elif len(self._band) > _BAND_TRIM_SIZE:
             self._trim()
+        return BIN_BYTES * end + SLICE_BYTES * expired + BAND_BYTES * (band_size - len(self._band))
 
     def _trim(self) -> None:
         """Shrink a wide band to the bins still counted, so an outlier that left the window
@@ -230,6 +308,9 @@ class Store:
         self._selections: dict[Hashable, tuple[tuple[PodRecord, ...], int]] = {}
         """``selection``'s answers, valid until a pod is added, replaced by a new incarnation or
         forgotten, or its labels or owner change (``_membership_changed``)."""
+        self._held_bytes = 0
+        self._pod_budget_bytes = config.pod_budget_bytes
+        self._total_budget_bytes = config.total_budget_bytes
         self.receiving_since: float | None = None
         """When reports could first arrive (``start_receiving``). None: a store not fed by a
         server (tests, benchmarks), which counts as having seen every window whole."""
@@ -249,6 +330,11 @@ class Store:
 
     def __len__(self) -> int:
         return self._count
+
+    @property
+    def held_bytes(self) -> int:
+        """What the tracked pods cost in memory together (``PodRecord.held_bytes`` summed)."""
+        return self._held_bytes
 
     def _membership_changed(self) -> None:
         self._selections.clear()  # they may hold pods that are gone, or miss new ones
@@ -288,29 +374,66 @@ class Store:
         return self._pods.get(pod.namespace, {}).get(pod.name)
 
     def apply(self, report: Report, now: float) -> Applied:
-        """Take one report received at ``now``. Raises StoreFull (and changes nothing) when a new
-        pod would exceed ``max_pods``."""
+        """Take one report received at ``now``.
+
+        Raises ``StoreFull`` when a new pod would exceed ``max_pods``, and ``OverBudget`` when
+        the pod would exceed the pod memory budget or grow the store past its total budget
+        (``StoreConfig``); either changes nothing but the pod's window, slid to ``now``.
+        """
         namespace = self._pods.get(report.pod.namespace)
         record = namespace.get(report.pod.name) if namespace else None
+        slice_index = self._slice_index(now)
+        bins = report.latency_bins
+        low, high = (min(bins), max(bins)) if bins else (0, 0)
         outcome = Applied.ACCEPTED
         if record is None or record.uid != report.uid:
             if record is None and self._count >= self.max_pods:
                 raise StoreFull(f"the adapter tracks its maximum of {self.max_pods} pods")
+            held = 0 if record is None else record.held_bytes()
+            new = PodRecord(report, now)
+            needed = new.held_bytes_with(report, slice_index, new.held_bytes(), low, high)
+            self._admit(report.pod, held, needed)
             outcome = Applied.ACCEPTED if record is None else Applied.NEW_INCARNATION
             if record is None:
                 self._count += 1
-            record = PodRecord(report, now)
+            record = new
             self._pods.setdefault(report.pod.namespace, {})[report.pod.name] = record
             self._membership_changed()
         elif report.seq <= record.last_seq:
             return Applied.DUPLICATE
-        elif (record.labels is not report.labels and record.labels != report.labels) or (
-            record.owner is not report.owner and record.owner != report.owner
-        ):
-            self._membership_changed()
-        record._expire(self._oldest_slice(now))
-        record._apply(report, self._slice_index(now), now)
+        else:
+            self._held_bytes -= record._expire(self._oldest_slice(now))
+            held = record.held_bytes()
+            needed = record.held_bytes_with(report, slice_index, held, low, high)
+            if needed > held:
+                self._admit(report.pod, held, needed)
+            if (record.labels is not report.labels and record.labels != report.labels) or (
+                record.owner is not report.owner and record.owner != report.owner
+            ):
+                self._membership_changed()
+        record._apply(report, slice_index, now, low, high)
+        self._held_bytes += needed - held
         return outcome
+
+    def _admit(self, pod: PodRef, held: int, needed: int) -> None:
+        """Raise ``OverBudget`` unless a pod holding ``held`` bytes may hold ``needed``."""
+        retry_after = max(1, math.ceil(self.config.slice_seconds))
+        budget = self._pod_budget_bytes
+        if needed > budget:
+            raise OverBudget(
+                f"pod {pod} would hold {needed:,} bytes of labels and latencies, more than the"
+                f" {budget:,} bytes a pod may hold for a window of"
+                f" {self.config.window_seconds:g}s: push less often or fewer bins",
+                retry_after,
+            )
+        total = self._total_budget_bytes
+        if total is not None and needed > held and self._held_bytes - held + needed > total:
+            raise OverBudget(
+                f"the adapter holds {self._held_bytes:,} bytes of pod data, near the"
+                f" {total:,} its memory allows: a push that would make pod {pod} hold more"
+                " waits until the window frees room",
+                retry_after,
+            )
 
     def is_fresh(self, record: PodRecord, now: float) -> bool:
         """Whether ``record`` is recent enough to be served."""
@@ -350,7 +473,7 @@ class Store:
         recent = now - slack_slices * self.config.slice_seconds
         for record in records:
             if record.last_seen <= recent:  # checked here: a call per pod costs more
-                record._expire(oldest)
+                self._held_bytes -= record._expire(oldest)
 
     def forget(self, pod: PodRef, uid: str | None = None) -> bool:
         """Drop ``pod`` at once (it was deleted); with ``uid``, only that incarnation.
@@ -365,20 +488,25 @@ class Store:
         if not pods:
             del self._pods[pod.namespace]
         self._count -= 1
+        self._held_bytes -= record.held_bytes()
         self._membership_changed()
         return True
 
     def sweep(self, now: float) -> int:
-        """Forget pods silent for longer than ``forget_after_seconds``; returns how many."""
+        """Forget pods silent for longer than ``forget_after_seconds``, and drop what left the
+        window of the others (a silent pod's window slides only here); returns how many pods
+        were forgotten."""
         horizon = now - self.config.forget_after_seconds
         forgotten = 0
         for namespace in list(self._pods):
             pods = self._pods[namespace]
             for name in [n for n, r in pods.items() if r.last_seen < horizon]:
-                del pods[name]
+                self._held_bytes -= pods.pop(name).held_bytes()
                 forgotten += 1
             if not pods:
                 del self._pods[namespace]
+            else:
+                self.refresh_windows(pods.values(), now)
         self._count -= forgotten
         if forgotten:
             self._membership_changed()

@@ -228,12 +228,7 @@ class StoreProvider:
     async def get_external_metric(
         self, namespace: str, metric: str, metric_selector: selectors.Selector
     ) -> list[ExternalMetricValue]:
-        entry = catalog.BY_NAME.get(metric)
-        if entry is None:
-            raise errors.not_found(
-                f"the server could not find the external metric {metric};"
-                f" the external metrics are {', '.join(catalog.NAMES)}"
-            )
+        entry = catalog.resolve_external(metric)
         now = self.clock()
         series: dict[str, list[PodRecord]] = {}
         for record in self._tracked(namespace):
@@ -369,25 +364,8 @@ class StoreProvider:
     # -- computing values ------------------------------------------------------------------
 
     def _metric(self, info: CustomMetricInfo) -> catalog.Metric:
-        served = {r.group_resource for r in self._served}
-        if info.group_resource == resources.SERVICES.group_resource and self.view is None:
-            raise errors.not_found(
-                f"the server could not find the metric {info.metric} for services: services"
-                " need the cluster view (in-cluster mode) to know their pods; standalone, use"
-                " pods, deployments.apps or namespaces"
-            )
-        if info.group_resource not in served:
-            raise errors.not_found(
-                f"the server could not find the metric {info.metric} for {info.group_resource};"
-                f" metrics are served for {', '.join(sorted(served))}"
-            )
-        metric = catalog.BY_NAME.get(info.metric)
-        if metric is None:
-            raise errors.not_found(
-                f"the server could not find the metric {info.metric} for {info.group_resource};"
-                f" the metrics for {info.group_resource} are {', '.join(catalog.NAMES)}"
-            )
-        return metric
+        served = [r.group_resource for r in self._served]
+        return catalog.resolve(info.group_resource, info.metric, served)
 
     def _no_series_message(
         self, metric: catalog.Metric, who: str, metric_selector: selectors.Selector

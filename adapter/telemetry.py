@@ -165,10 +165,36 @@ class _ConnectionMetrics(Collector):
         )
 
 
+class _PodData(Collector):
+    """The memory the tracked pods hold, and the budget of it, read at scrape time."""
+
+    def __init__(self, held_bytes: Callable[[], int], budget_bytes: int | None) -> None:
+        self._held_bytes = held_bytes
+        self._budget_bytes = budget_bytes
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "adapter_pod_data_bytes",
+            "Memory the tracked pods' labels and latency windows hold (estimated)",
+            value=self._held_bytes(),
+        )
+        if self._budget_bytes is not None:
+            yield GaugeMetricFamily(
+                "adapter_pod_data_budget_bytes",
+                "The most memory the tracked pods may hold together (--store-memory-budget)",
+                value=self._budget_bytes,
+            )
+
+
 class Telemetry:
     """Every metric the adapter exports about itself."""
 
-    def __init__(self, tracked_pods: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        tracked_pods: Callable[[], int],
+        pod_data_bytes: Callable[[], int] = lambda: 0,
+        pod_data_budget_bytes: int | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self._counts = _RequestCounts()
         self.registry.register(self._counts)
@@ -188,11 +214,13 @@ class Telemetry:
         self.shed = Counter(
             "adapter_pushes_shed",
             "Pushes refused with 429 to shed load, by cause (in_flight: --max-inflight-pushes;"
-            " pod_rate: --max-pod-push-rate; pods_tracked: the pod limit)",
+            " pod_rate: --max-pod-push-rate; pods_tracked: the pod limit; memory_budget: the"
+            " memory budgets)",
             ["cause"],
             registry=self.registry,
         )
         self.registry.register(_TrackedPods(tracked_pods))
+        self.registry.register(_PodData(pod_data_bytes, pod_data_budget_bytes))
 
     def track_pushes_in_flight(self, count: Callable[[], int]) -> None:
         """Export ``adapter_pushes_in_flight``, read from ``count`` at scrape time."""

@@ -7,11 +7,10 @@
   scratch context, from the same bytes, because a ``load_cert_chain`` that fails half-way (a new
   certificate next to the old key, when the files are replaced one after the other) leaves the
   context without a usable key and every handshake failing until the next good pair.
-- ``user_from_peer_cert`` turns a verified client certificate into a Kubernetes user (CN is the
-  name, each O a group), as kube-apiserver's x509 authenticator does.
-- ``PushToken`` checks the shared push bearer token in constant time.
-- ``peer_chain_der`` reads the certificates a client presented, for ``adapter.kubeauth`` to judge
-  in cluster mode.
+- ``bearer_token`` reads an ``Authorization`` header as kube-apiserver does (the scheme in any
+  case); ``PushToken`` checks the shared push bearer token in constant time.
+- ``peer_chain_der`` reads the certificates a client presented, for ``adapter.clientcerts``
+  (standalone) and ``adapter.kubeauth`` (cluster mode) to judge on every request.
 
 CA rotation (cluster mode): Python's ``ssl`` cannot request a client certificate without
 verifying it during the handshake, so the server context must trust every CA that may sign one.
@@ -37,7 +36,6 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -54,25 +52,11 @@ class User:
     extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
 
 
-def user_from_peer_cert(peer_cert: dict[str, Any] | None) -> User | None:
-    """The user a verified client certificate names, or None without one.
-
-    ``peer_cert`` is ``SSLObject.getpeercert()``: only certificates that passed verification
-    against the client CA get this far, since the handshake refuses the others.
-    """
-    if not peer_cert:
-        return None
-    common_names, organizations = [], []
-    for rdn in peer_cert.get("subject", ()):
-        for attribute, value in rdn:
-            if attribute == "commonName":
-                common_names.append(value)
-            elif attribute == "organizationName":
-                organizations.append(value)
-    if not common_names or not common_names[0]:
-        return None
-    groups = [*organizations, AUTHENTICATED_GROUP]
-    return User(common_names[0], tuple(dict.fromkeys(groups)))
+def with_authenticated_group(user: User) -> User:
+    """``user`` with ``system:authenticated`` among its groups (once)."""
+    if AUTHENTICATED_GROUP in user.groups:
+        return user
+    return User(user.name, (*user.groups, AUTHENTICATED_GROUP), user.uid, user.extra)
 
 
 @contextlib.contextmanager
@@ -200,13 +184,37 @@ def _digest(cert_pem: bytes, key_pem: bytes) -> bytes:
     return hashlib.sha256(b"%d:" % len(cert_pem) + cert_pem + key_pem).digest()
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; None for another scheme or no
+    token. As kube-apiserver reads it: the scheme in any case (RFC 9110), the token up to the
+    next space.
+
+    >>> bearer_token("bearer abc"), bearer_token("Basic abc"), bearer_token("Bearer ")
+    ('abc', None, None)
+    """
+    if not authorization:
+        return None
+    parts = authorization.strip().split(" ", 2)
+    if len(parts) < 2 or parts[0].lower() != "bearer" or not parts[1]:
+        return None
+    return parts[1]
+
+
+def token_bytes(token: str) -> bytes:
+    """The bytes a token arrived as. aiohttp decodes header bytes that are not UTF-8 to lone
+    surrogates (``surrogateescape``), which the plain ``encode()`` refuses with an exception."""
+    return token.encode("utf-8", "surrogateescape")
+
+
 class PushToken:
     """The shared bearer token that standalone pushes present."""
 
     def __init__(self, token: str) -> None:
         if not token:
             raise ValueError("the push token is empty")
-        self._expected = f"Bearer {token}".encode()
+        if len(token.split()) > 1:
+            raise ValueError("the push token holds white space: a bearer token cannot carry it")
+        self._expected = token.encode()
 
     @classmethod
     def from_file(cls, path: Path) -> PushToken:
@@ -215,9 +223,10 @@ class PushToken:
 
     def accepts(self, authorization: str | None) -> bool:
         """Whether an ``Authorization`` header carries the token (constant-time compare)."""
-        if authorization is None:
+        token = bearer_token(authorization)
+        if token is None:
             return False
-        return hmac.compare_digest(authorization.encode(), self._expected)
+        return hmac.compare_digest(token_bytes(token), self._expected)
 
 
 def ensure_token_file(path: Path) -> Path:

@@ -1,6 +1,6 @@
 """``python -m bench``: every benchmark with its baseline, a JSON result file and a Markdown table.
 
-    python -m bench                  # full run (about 12 minutes)
+    python -m bench                  # full run (about 20 minutes)
     python -m bench --quick          # smoke run (a few minutes; no 10,000-pod query)
     python -m bench --only memory    # one group (repeatable): see GROUPS
     python -m bench --profile bench/profiles   # also CPU profiles of the hot paths
@@ -33,8 +33,18 @@ from bench import (
     query,
 )
 from bench import model_server as model_server_bench
+from bench import prometheus as prometheus_bench
 
-GROUPS = ("push", "query", "overload", "model-server", "memory", "freshness", "accuracy")
+GROUPS = (
+    "push",
+    "query",
+    "overload",
+    "model-server",
+    "memory",
+    "freshness",
+    "accuracy",
+    "prometheus",
+)
 
 
 def _number(value: Any, unit: str) -> str:
@@ -204,6 +214,15 @@ def main(argv: list[str] | None = None) -> None:
         log("quantile accuracy: sketch against numpy.quantile on the raw samples")
         settings = accuracy.AccuracySettings(runs=max(runs, 5), samples=100_000)
         result["results"].append(accuracy.run(settings, log))
+    if "prometheus" in groups:
+        log("prometheus: push vs Prometheus (1 s, 15 s scrapes) on one step; query time at scale")
+        settings = prometheus_bench.PrometheusSettings(
+            runs=1 if args.quick else 3,
+            pods=4 if args.quick else 10,
+            query_sizes=(1_000,) if args.quick else (1_000, 10_000),
+            query_repeats=3 if args.quick else 5,
+        )
+        result["results"] += prometheus_bench.run(settings, log)
     if args.profile is not None:
         log(f"CPU profiles into {args.profile}")
         result["profiles"] = profiles.run(args.profile)

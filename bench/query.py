@@ -141,6 +141,7 @@ class Fleet:
             self.clock.now = start + i / count
             if self.store.apply(report, self.clock.now) is not Applied.ACCEPTED:
                 raise RuntimeError("a benchmark push was not applied")
+            self.state.known_pods.remember_last()
         self.clock.now = start + 1.0
 
 

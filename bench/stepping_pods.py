@@ -9,6 +9,11 @@ random part of ``--step-spread`` seconds, a pod's latencies jump to around ``--a
 that instant is its step. After the last step and ``--hold-seconds`` it prints one JSON line per
 pod: its name, the step (Unix seconds) and every push as (collect, acknowledged) times, so the
 parent can tell when the first data after the step reached the adapter. 127.0.0.1 only.
+
+With ``--metrics-port`` each pod also exports the same latencies as the model server does
+(``inference_request_duration_seconds``, ``model_server.metrics.LATENCY_BUCKETS``) at
+``/metrics/<pod>`` for Prometheus to scrape; with ``--samples-out`` every observation is written
+as (Unix time, seconds) rows to a ``.npy`` file, for exact quantiles of the same requests.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ import time
 from typing import Any
 
 import numpy as np
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 
 from adapter.client import LatencyRecorder, PodIdentity, PushClient, TokenFile
 from bench import closed_loop
+from model_server.metrics import LATENCY_BUCKETS
 
 NAMESPACE = "bench-freshness"
 LABELS = {"app": "fresh"}
@@ -33,15 +41,19 @@ TICK_SECONDS = 0.01
 
 
 class TimedPushClient(PushClient):
-    """The real client, noting when each push collected its data and when it was answered."""
+    """The real client, noting when each push collected its data and when it was answered.
+
+    ``run`` collects, then starts one ``_deliver`` per replica at once (the bench's one URL is
+    an address: one replica), so a delivery's start is when its data was collected.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pushes: list[tuple[float, float]] = []
 
-    async def push_now(self, force: bool = False) -> None:
+    async def _deliver(self, *args: Any, **kwargs: Any) -> None:
         collected = time.time()
-        await super().push_now(force)
+        await super()._deliver(*args, **kwargs)
         self.pushes.append((collected, time.time()))
 
 
@@ -65,6 +77,15 @@ class SteppingPod:
             lambda: {"inference_queue_depth": 0, "inference_concurrency": 1},
             ca_file=args.ca_file,
         )
+        self.registry = CollectorRegistry()
+        self.histogram = Histogram(
+            "inference_request_duration_seconds",
+            "End-to-end latency of served requests",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        for gauge, value in (("inference_queue_depth", 0), ("inference_concurrency", 1)):
+            Gauge(gauge, gauge, registry=self.registry).set(value)
         self.level = args.before
         self.step_delay = args.steady_seconds + float(rng.uniform(0, args.step_spread))
         self.step_unix: float | None = None
@@ -75,8 +96,11 @@ class SteppingPod:
             await self.client.run()
 
 
-async def traffic(pods: list[SteppingPod], args: argparse.Namespace, started: float) -> None:
-    """``--rate`` observations per pod per second until every pod stepped and the hold ended."""
+async def traffic(
+    pods: list[SteppingPod], args: argparse.Namespace, started: float, samples: list[np.ndarray]
+) -> None:
+    """``--rate`` observations per pod per second until every pod stepped and the hold ended;
+    each tick's observations are appended to ``samples`` as (Unix time, seconds) rows."""
     rng = np.random.default_rng(int(started))
     per_tick = args.rate * TICK_SECONDS
     owed = 0.0
@@ -87,22 +111,50 @@ async def traffic(pods: list[SteppingPod], args: argparse.Namespace, started: fl
                 pod.level, pod.step_unix = args.after, time.time()
         owed += per_tick
         count, owed = int(owed), owed - int(owed)
+        stamp = time.time()
         for pod in pods:
-            for value in rng.lognormal(np.log(pod.level), SIGMA, count):
+            values = rng.lognormal(np.log(pod.level), SIGMA, count)
+            for value in values:
                 pod.recorder.observe(float(value))
+                pod.histogram.observe(float(value))
+            samples.append(np.column_stack([np.full(count, stamp), values]))
         await asyncio.sleep(TICK_SECONDS)
+
+
+async def serve_metrics(pods: list[SteppingPod], port: int) -> web.AppRunner:
+    """Each pod's exposition at ``/metrics/<pod>`` on 127.0.0.1:``port``."""
+    by_name = {pod.identity.name: pod for pod in pods}
+
+    async def metrics(request: web.Request) -> web.Response:
+        pod = by_name.get(request.match_info["pod"])
+        if pod is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=generate_latest(pod.registry), content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_get("/metrics/{pod}", metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
 
 
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     rng = np.random.default_rng()
     pods = [SteppingPod(i, args, rng) for i in range(args.pods)]
+    runner = await serve_metrics(pods, args.metrics_port) if args.metrics_port else None
     tasks = [asyncio.create_task(pod.push_forever(random.random())) for pod in pods]
+    samples: list[np.ndarray] = []
     try:
-        await traffic(pods, args, time.monotonic())
+        await traffic(pods, args, time.monotonic(), samples)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if runner is not None:
+            await runner.cleanup()
+    if args.samples_out is not None:
+        np.save(args.samples_out, np.concatenate(samples) if samples else np.empty((0, 2)))
     return [
         {
             "pod": pod.identity.name,
@@ -125,6 +177,8 @@ def main() -> None:
     parser.add_argument("--steady-seconds", type=float, default=32.0)
     parser.add_argument("--step-spread", type=float, default=3.0)
     parser.add_argument("--hold-seconds", type=float, default=4.0)
+    parser.add_argument("--metrics-port", type=int, help="serve /metrics/<pod> on this port")
+    parser.add_argument("--samples-out", help="write every observation to this .npy file")
     args = parser.parse_args()
     if not args.url.startswith("https://127.0.0.1:"):
         parser.error("the pods push to https://127.0.0.1 only")

@@ -47,3 +47,11 @@ def make_pki(directory: Path, hostnames: list[str]) -> Pki:
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"), ["localhost", "127.0.0.1"])
+
+
+def exposition_sample(text: str, name: str) -> float:
+    """One sample of a Prometheus exposition, e.g. ``inference_requests_total{outcome="ok"}``."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise KeyError(name)

@@ -4,15 +4,20 @@ Two reasons not to use an HTTP library: the fuzz tests send request targets as g
 library normalises them), and the soak's load generator must cost the machine much less per
 request than the adapter does, or it measures itself (``aiohttp.ClientSession`` costs about as
 much per request as the adapter's handler).
+
+``get_in_session`` is a third: one GET on a new connection that offers a TLS session to resume,
+which neither asyncio nor aiohttp lets a caller pass.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import ssl
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Request(NamedTuple):
@@ -65,3 +70,35 @@ class RawHttp:
             writer.close()
             with suppress(ConnectionError, ssl.SSLError):
                 await writer.wait_closed()
+
+
+class SessionAnswer(NamedTuple):
+    """What ``get_in_session`` got: the answer, and the TLS session it ran in."""
+
+    status: int
+    body: dict[str, Any]
+    session: ssl.SSLSession | None
+    """The session to offer next time (a TLS 1.3 ticket arrives with the answer)."""
+    resumed: bool
+    """Whether the server resumed the session offered rather than making a new one."""
+
+
+def get_in_session(
+    port: int, context: ssl.SSLContext, path: str, session: ssl.SSLSession | None = None
+) -> SessionAnswer:
+    """GET ``path`` on a new TLS connection to 127.0.0.1 offering ``session`` for resumption
+    (blocking: run it in a thread). The answer must be JSON; a handshake the server refuses
+    raises ``ssl.SSLError`` or ``ConnectionError``."""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=30) as raw,
+        context.wrap_socket(raw, server_hostname="localhost", session=session) as tls,
+    ):
+        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        if not head:
+            raise ConnectionError("the server closed the connection without an answer")
+        status = int(head.split(b" ", 2)[1])
+        return SessionAnswer(status, json.loads(body), tls.session, tls.session_reused)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,7 +17,9 @@ from aiohttp import web
 from adapter import serving
 from adapter.app import AdapterState, Handler, make_app
 from adapter.client import PodIdentity, encode_report
+from adapter.clientcerts import ClientCertificates
 from adapter.config import ConnectionConfig, PushConfig, ServerConfig, StoreConfig
+from adapter.provider import MetricsProvider
 from adapter.sketch import LatencySketch
 from adapter.store import Store
 from adapter.store_provider import StoreProvider
@@ -46,7 +49,7 @@ class Faults:
     mode: str | None = None
     """None, "refuse" (503 before the adapter sees the push), "lose_answer" (the adapter
     applies the push, then the connection drops before the client reads the answer) or "stall"
-    (no answer until ``released`` is set)."""
+    (no answer until ``released`` is set; then answered as ``mode`` says by then, e.g. refused)."""
     released: asyncio.Event = field(default_factory=asyncio.Event)
     push_peers: list[tuple[str, int]] = field(default_factory=list)
     """The client address and port of every push, faulty or not (one port: one connection)."""
@@ -61,6 +64,7 @@ def fault_middleware(faults: Faults) -> Callable[..., Awaitable[web.StreamRespon
             return await handler(request)
         if faults.mode == "stall":
             await faults.released.wait()
+        if faults.mode is None:
             return await handler(request)
         if faults.mode == "refuse":
             return web.Response(status=503, headers={"Retry-After": "1"})
@@ -117,28 +121,41 @@ async def serve_adapter(
     request_timeout_seconds: float = 60,
     push: PushConfig | None = None,
     connections: ConnectionConfig | None = None,
+    client_ca_file: Path | None = None,
+    pod_memory_budget_bytes: int | None = None,
     host: str = "127.0.0.1",
+    config: ServerConfig | None = None,
+    provider: MetricsProvider | None = None,
 ) -> AsyncIterator[RunningAdapter]:
     """Serve the application on ``host``:``port`` (a free port by default) until the block ends.
 
     The clock is a ``FakeClock`` unless one is given (``time.time`` for tests with real
-    processes pushing in real time).
+    processes pushing in real time). Client certificates are verified against the PKI's CA
+    unless ``client_ca_file`` names another. ``config`` and ``provider`` replace the push-mode
+    defaults (the window, request timeout and budget arguments then do nothing).
     """
     clock = clock or FakeClock()
-    config = ServerConfig(
-        store=StoreConfig(window_seconds=window_seconds, max_age_seconds=10),
+    config = config or ServerConfig(
+        store=StoreConfig(
+            window_seconds=window_seconds,
+            max_age_seconds=10,
+            pod_memory_budget_bytes=pod_memory_budget_bytes,
+        ),
         connections=connections
         or ConnectionConfig(request_timeout_seconds=request_timeout_seconds),
         push=push or PushConfig(),
     )
     store = Store(config.store)
+    client_ca_file = client_ca_file or pki.ca_cert
+    tls = ServingTls(pki.serving_cert, pki.serving_key, client_ca_file)
     state = AdapterState(
         config=config,
         store=store,
-        provider=StoreProvider(store, clock),
+        provider=provider or StoreProvider(store, clock),
         push_token=PushToken(TOKEN),
         clock=clock,
-        tls=ServingTls(pki.serving_cert, pki.serving_key, pki.ca_cert),
+        tls=tls,
+        client_certificates=ClientCertificates(client_ca_file, tls),
     )
     faults = Faults()
     app = make_app(state)

@@ -153,3 +153,31 @@ async def test_a_rotated_token_file_is_read_again(
         await client.push_now(force=True)
         assert pusher.stats.delivered == 1
     assert stored_requests(adapter_server) == 10
+
+
+async def test_a_restarted_container_is_not_taken_for_duplicates(
+    adapter_server: RunningAdapter, pki: Pki
+) -> None:
+    """A container that restarts keeps its pod's uid (the downward API's ``POD_UID``), so its
+    new process must not count ``seq`` up from where the old one started: the adapter would
+    acknowledge and ignore its reports as duplicates, no sign of life, for as long as the old
+    process had pushed."""
+    clock = [1_800_000_000.0]
+    for restart, requests in enumerate((30, 20)):
+        recorder = LatencyRecorder()
+        async with PushClient(
+            [adapter_server.url],
+            POD,
+            TOKEN,
+            recorder,
+            dict,
+            ca_file=pki.ca_cert,
+            clock=lambda: clock[0],
+        ) as client:
+            for _ in range(3 - restart):  # the old process pushed more often than the new one
+                observe(recorder, requests // (3 - restart), restart)
+                await client.push_now(force=True)
+                clock[0] += 1
+            assert client.totals().duplicates == 0
+        clock[0] += 5  # the container restarts
+    assert stored_requests(adapter_server) == 50

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -28,7 +28,7 @@ from adapter.resources import PodRef
 from adapter.sketch import LatencySketch
 from model_server.metrics import ServerMetrics
 from tests.api.conftest import TOKEN, RunningAdapter, serve_adapter
-from tests.conftest import Pki, free_port, make_pki
+from tests.conftest import Pki, exposition_sample, free_port, make_pki
 
 NAME = "adapter-push.test"
 """The host name of the pushes (a headless Service's, in a cluster)."""
@@ -103,14 +103,6 @@ def resolve_to(resolver: StaticResolver, *addresses: str) -> None:
     resolver.addresses[NAME] = sorted(addresses)
 
 
-def sample(text: str, name: str) -> float:
-    """One sample of a Prometheus exposition, e.g. ``model_server_push_replicas{...}``."""
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    raise KeyError(name)
-
-
 async def test_every_address_of_the_name_gets_every_report_and_changes_are_followed(
     named_pki: Pki,
 ) -> None:
@@ -148,17 +140,21 @@ async def test_every_address_of_the_name_gets_every_report_and_changes_are_follo
                 ServerMetrics(lambda: None, lambda: client).registry
             ).decode()
             url = adapter.url
-            assert sample(exposition, f'model_server_push_replicas{{adapter="{url}"}}') == 3
+            assert (
+                exposition_sample(exposition, f'model_server_push_replicas{{adapter="{url}"}}') == 3
+            )
             for address, delivered in ((first, 1), (second, 3), (third, 0)):
                 labels = f'adapter="{url}",address="{address}"'
                 pushes = f"model_server_replica_pushes_total{{{labels},result="
-                assert sample(exposition, f'{pushes}"delivered"}}') == delivered
-                assert sample(exposition, f'{pushes}"failed"}}') == (address == third)
+                assert exposition_sample(exposition, f'{pushes}"delivered"}}') == delivered
+                assert exposition_sample(exposition, f'{pushes}"failed"}}') == (address == third)
                 backlog = f"model_server_push_backlog_requests{{{labels}}}"
-                assert sample(exposition, backlog) == (30 if address == third else 0)
+                assert exposition_sample(exposition, backlog) == (30 if address == third else 0)
             # The totals keep what the pusher of the address that went away had delivered.
-            assert sample(exposition, 'model_server_pushes_total{result="delivered"}') == 5
-            assert sample(exposition, 'model_server_pushes_total{result="failed"}') == 1
+            assert (
+                exposition_sample(exposition, 'model_server_pushes_total{result="delivered"}') == 5
+            )
+            assert exposition_sample(exposition, 'model_server_pushes_total{result="failed"}') == 1
         # One keep-alive connection per replica: every push to the second came on one.
         assert len(two.faults.push_peers) == 3
         assert len(set(two.faults.push_peers)) == 1
@@ -185,31 +181,113 @@ async def test_tls_is_verified_against_the_name_never_the_address(
         assert two.faults.push_peers == [], "no request went past the handshake"
 
 
-async def test_a_stalled_replica_delays_no_other(named_pki: Pki) -> None:
-    """Each replica has its own delivery: while one holds a push unanswered, the other keeps
-    receiving one report per interval."""
+async def test_a_connection_verified_for_one_name_is_not_reused_for_another(
+    named_pki: Pki,
+) -> None:
+    """Two adapter URLs whose names resolve to one address: the certificate names only the
+    first, so pushes by the second name are refused every time, also once the first name's
+    verified connection waits idle in the pool (aiohttp before 3.14.1 reused it)."""
+    first = ADDRESSES[0]
+    async with replicas((first, named_pki)) as (one,):
+        port = port_of(one)
+        resolver = StaticResolver({NAME: (first,), "other.test": (first,)})
+        client = PushClient(
+            [f"https://{NAME}:{port}", f"https://other.test:{port}"],
+            POD,
+            TOKEN,
+            LatencyRecorder(),
+            lambda: {"inference_queue_depth": 2.0},
+            ca_file=named_pki.ca_cert,
+            resolver=resolver,
+        )
+        async with client:
+            named, other = (adapter.pushers[first] for adapter in client.adapters)
+            session = client._open_session()
+            for _ in range(3):  # one after the other: the first's connection is idle in the pool
+                client.collect()
+                await named.deliver(session, force=True)
+                await other.deliver(session, force=True)
+            assert (named.stats.delivered, named.stats.failed_attempts) == (3, 0)
+            assert (other.stats.delivered, other.stats.failed_attempts) == (0, 3)
+
+
+@dataclasses.dataclass
+class Pushing:
+    """A pod's client running (a push every 0.05 s) to two replicas, the second one stalled."""
+
+    one: RunningAdapter
+    two: RunningAdapter
+    resolver: StaticResolver
+    client: PushClient
+    running: asyncio.Future[None]
+
+    async def until(self, condition: Callable[[], bool], what: str) -> None:
+        """Poll ``condition``; fail if ``run`` ended or 30 s went by."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while not condition():
+            assert not self.running.done(), self.running.exception()
+            assert loop.time() < deadline, f"not within 30 s: {what}"
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        self.running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.running
+
+
+@contextlib.asynccontextmanager
+async def pushing_with_the_second_stalled(pki: Pki, requests: int = 0) -> AsyncIterator[Pushing]:
+    """``requests`` recorded before the first push; the stall released at the end."""
     first, second, _ = ADDRESSES
-    async with replicas((first, named_pki), (second, named_pki)) as (one, two):
+    async with replicas((first, pki), (second, pki)) as (one, two):
         two.faults.mode = "stall"
         resolver = StaticResolver({NAME: (first, second)})
         recorder = LatencyRecorder()
-        client = client_for(named_pki, port_of(one), resolver, recorder)
+        client = client_for(pki, port_of(one), resolver, recorder)
         client.interval_seconds = 0.05
         async with client:
-            running = asyncio.ensure_future(client.run())
-            deadline = asyncio.get_running_loop().time() + 30
-            while len(one.faults.push_peers) < 5:
-                assert asyncio.get_running_loop().time() < deadline, "the first replica starved"
-                await asyncio.sleep(0.05)
-            assert len(two.faults.push_peers) == 1, "one push, still unanswered"
-            assert client.adapters[0].pushers[second].busy
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
-            # Cut off on its way, the stalled report stays in flight for the next delivery.
-            assert client.adapters[0].pushers[second]._in_flight is not None
-            two.faults.mode = None
-            two.faults.released.set()
+            observe(recorder, requests)
+            pushing = Pushing(one, two, resolver, client, asyncio.ensure_future(client.run()))
+            try:
+                yield pushing
+            finally:
+                await pushing.stop()
+                two.faults.mode = None
+                two.faults.released.set()
+
+
+async def test_a_stalled_replica_delays_no_other(named_pki: Pki) -> None:
+    """Each replica has its own delivery: while one holds a push unanswered, the other keeps
+    receiving one report per interval."""
+    second = ADDRESSES[1]
+    async with pushing_with_the_second_stalled(named_pki) as pushing:
+        one, two = pushing.one, pushing.two
+        await pushing.until(lambda: len(one.faults.push_peers) >= 5, "the first replica starved")
+        assert len(two.faults.push_peers) == 1, "one push, still unanswered"
+        stalled = pushing.client.adapters[0].pushers[second]
+        assert stalled.busy
+        await pushing.stop()
+        # Cut off on its way, the stalled report stays in flight for the next delivery.
+        assert stalled._in_flight is not None
+
+
+async def test_an_address_that_goes_away_mid_delivery_stops_no_other(named_pki: Pki) -> None:
+    """The lookup that drops a replica's address can land while a push to it is under way: that
+    push's late failure leaves the other replicas' deliveries running (it once ended them all),
+    and its data is counted as dropped once."""
+    first, second, _ = ADDRESSES
+    async with pushing_with_the_second_stalled(named_pki, requests=20) as pushing:
+        one, two, adapter = pushing.one, pushing.two, pushing.client.adapters[0]
+        await pushing.until(lambda: len(two.faults.push_peers) == 1, "a push to the second")
+        resolve_to(pushing.resolver, first)
+        await pushing.until(lambda: second not in adapter.pushers, "the second one dropped")
+        two.faults.mode = "refuse"  # the push under way fails late: certainly undelivered
+        two.faults.released.set()
+        pushes = len(one.faults.push_peers)
+        await pushing.until(lambda: len(one.faults.push_peers) >= pushes + 5, "pushes go on")
+    assert pushing.client.totals().dropped_requests == 20
+    assert (stored(one), stored(two)) == (20, 0)
 
 
 async def test_a_backlog_older_than_the_max_age_is_dropped_and_counted(pki: Pki) -> None:

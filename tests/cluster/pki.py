@@ -109,13 +109,15 @@ def issue(
     valid_until: datetime.datetime | None = None,
     rsa_key: bool = False,
     is_ca: bool = False,
+    subject: x509.Name | None = None,
 ) -> Issued:
-    """A certificate signed by ``ca`` (a client certificate unless told otherwise)."""
+    """A certificate signed by ``ca`` (a client certificate unless told otherwise); ``subject``
+    replaces the name made of ``common_name`` and ``organizations``."""
     now = datetime.datetime.now(datetime.UTC)
     key = _key(rsa_key)
     builder = (
         x509.CertificateBuilder()
-        .subject_name(_name(common_name, organizations))
+        .subject_name(subject or _name(common_name, organizations))
         .issuer_name(ca.cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from tests.cluster.conftest import CUSTOM, ClusterAdapter
+import json
+import logging
+
+import pytest
+
+from tests.cluster.conftest import CUSTOM, ClusterAdapter, client_context
 from tests.kubeapi import Identity
+from tests.rawhttp import RawHttp, Request
 
 
 async def test_front_proxy_user_is_taken_from_the_headers(cluster: ClusterAdapter) -> None:
@@ -103,6 +109,27 @@ async def test_an_invalid_bearer_token_is_401_not_anonymous(cluster: ClusterAdap
     )
     assert status == 401, body
     assert "the bearer token is not valid: invalid bearer token" in body["message"]
+
+
+@pytest.mark.parametrize("path", [CUSTOM, "/push/v1"])
+async def test_a_bearer_token_that_is_not_utf8_is_401_not_500(
+    cluster: ClusterAdapter, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    cluster.kubeapi.grant("system:anonymous")
+    client = RawHttp(int(cluster.url.rsplit(":", 1)[1]), client_context(cluster.pki))
+    # RawHttp writes headers as latin-1: these two characters go out as the bytes ff fe.
+    headers = {"Authorization": "Bearer token\xff\xfe", "Content-Type": "application/json"}
+    request = (
+        Request("POST", path, headers, b"{}")
+        if path == "/push/v1"
+        else Request("GET", path, headers)
+    )
+    status, _, body = await client.exchange(request)
+    await client.close()
+    assert status == 401, body
+    assert "not UTF-8" in json.loads(body)["message"]
+    assert not cluster.kubeapi.token_reviews
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
 async def test_system_masters_skips_the_review(cluster: ClusterAdapter) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from adapter import kube, kubeauth, preflight, selectors
+from adapter import clientcerts, kube, kubeauth, preflight, selectors
 from adapter.resources import PodRef
 from adapter.transport import User
 from tests.cluster.conftest import ClusterPki
@@ -56,7 +56,7 @@ def test_malformed_configmaps_are_refused(cluster_pki: ClusterPki, key: str, val
 def test_certificate_checks(cluster_pki: ClusterPki, tmp_path: Path) -> None:
     ca = cluster_pki.front_proxy_ca
     roots = [ca.cert]
-    verify = kubeauth.verify_client_certificate
+    verify = clientcerts.verify_client_certificate
     verify(cluster_pki.front_proxy.cert, [], roots, NOW)
     expired = issue(
         ca,
@@ -66,25 +66,25 @@ def test_certificate_checks(cluster_pki: ClusterPki, tmp_path: Path) -> None:
         valid_from=NOW - datetime.timedelta(days=10),
         valid_until=NOW - datetime.timedelta(days=1),
     )
-    with pytest.raises(kubeauth.CertificateRejected, match="not now"):
+    with pytest.raises(clientcerts.CertificateRejected, match="not now"):
         verify(expired.cert, [], roots, NOW)
     server = issue(ca, tmp_path, "srv", "x", usage=ExtendedKeyUsageOID.SERVER_AUTH)
-    with pytest.raises(kubeauth.CertificateRejected, match="clientAuth"):
+    with pytest.raises(clientcerts.CertificateRejected, match="clientAuth"):
         verify(server.cert, [], roots, NOW)
     no_usage = issue(ca, tmp_path, "any", "x", usage=None)
     verify(no_usage.cert, [], roots, NOW)  # Go: no EKU extension allows every usage
     other = make_ca(tmp_path, "other", "front-proxy-ca")  # same name, another key
     impostor = issue(other, tmp_path, "imp", "front-proxy-client")
-    with pytest.raises(kubeauth.CertificateRejected, match="not signed by a trusted CA"):
+    with pytest.raises(clientcerts.CertificateRejected, match="not signed by a trusted CA"):
         verify(impostor.cert, [], roots, NOW)
     intermediate = issue(ca, tmp_path, "mid", "mid", is_ca=True)
     leaf = issue(intermediate, tmp_path, "leaf", "front-proxy-client")
     verify(leaf.cert, [intermediate.cert], roots, NOW)
-    with pytest.raises(kubeauth.CertificateRejected):
+    with pytest.raises(clientcerts.CertificateRejected):
         verify(leaf.cert, [], roots, NOW)
     not_a_ca = issue(ca, tmp_path, "notca", "mid")
     fake_leaf = issue(not_a_ca, tmp_path, "fake", "front-proxy-client")
-    with pytest.raises(kubeauth.CertificateRejected):
+    with pytest.raises(clientcerts.CertificateRejected):
         verify(fake_leaf.cert, [not_a_ca.cert], roots, NOW)
 
 

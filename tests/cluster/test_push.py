@@ -59,6 +59,20 @@ async def test_a_pod_pushing_for_another_pod_is_forbidden(cluster: ClusterAdapte
     assert cluster.state.store.get(PodRef("ml", "model-b")) is None
 
 
+async def test_refused_pushes_leave_nothing_in_memory(cluster: ClusterAdapter) -> None:
+    """Identity is checked before anything is kept: pushes that claim other pods, with the most
+    and largest labels a push may carry, cost no memory once refused."""
+    pod_a, pod_b = await two_pods(cluster)
+    labels = {f"{'p' * 200}.example.com/{'k' * 60}{i:03d}": "v" * 63 for i in range(64)}
+    for i in range(20):
+        forged = PodIdentity("ml", f"model-x{i}", pod_b.uid, labels, "model")
+        assert (await cluster.push("token-a", forged, 1))[0] == 403
+    assert len(cluster.state.known_pods) == 0
+    assert len(cluster.state.store) == 0
+    assert (await cluster.push("token-a", pod_a, 1))[0] == 200
+    assert len(cluster.state.known_pods) == 1
+
+
 async def test_a_stale_uid_is_forbidden(cluster: ClusterAdapter) -> None:
     await two_pods(cluster)
     forged = PodIdentity("ml", "model-a", "some-other-uid", {}, "model")

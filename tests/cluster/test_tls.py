@@ -3,14 +3,20 @@ through the ConfigMap without a restart."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import ssl
+import time
 from pathlib import Path
 
 import aiohttp
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from tests.cluster.conftest import CUSTOM, ClusterAdapter, client_context, eventually
 from tests.cluster.pki import Issued, issue, make_ca
+from tests.rawhttp import get_in_session
 
 
 async def get_as(
@@ -111,3 +117,44 @@ async def test_allowed_names_follow_the_configmap(cluster: ClusterAdapter) -> No
     )
     status, body = await get_as(cluster, presenting(cluster, cluster_pki.rogue_proxy))
     assert status == 200, body
+
+
+@pytest.mark.parametrize(
+    ("names", "status"),
+    [(("front-proxy-client", "evil-proxy"), 401), (("evil-proxy", "front-proxy-client"), 200)],
+)
+async def test_of_two_common_names_the_last_is_the_proxys_as_in_go(
+    cluster: ClusterAdapter, tmp_path: Path, names: tuple[str, str], status: int
+) -> None:
+    """kube-apiserver (Go's ``pkix.Name``) reads the last CN; so must the allowed-names check."""
+    cluster.kubeapi.grant("alice")
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name) for name in names])
+    proxy = issue(cluster.cluster_pki.front_proxy_ca, tmp_path, "two", "", subject=subject)
+    answer, body = await get_as(cluster, presenting(cluster, proxy))
+    assert answer == status, body
+
+
+async def test_an_expired_client_certificate_is_refused_on_a_resumed_session(
+    cluster: ClusterAdapter, tmp_path: Path
+) -> None:
+    """Cluster mode judges the certificate on every request, so a TLS session resumed after
+    the certificate expired (1.2 and 1.3) is no way around it."""
+    cluster.kubeapi.grant("shorty")
+    port = int(cluster.url.rsplit(":", 1)[1])
+    expiry = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    expiry += datetime.timedelta(seconds=2)  # valid for another one to two seconds
+    short = issue(cluster.cluster_pki.client_ca, tmp_path, "short", "shorty", valid_until=expiry)
+    contexts = {}
+    sessions = {}
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        contexts[version] = presenting(cluster, short)
+        contexts[version].minimum_version = contexts[version].maximum_version = version
+        answer = await asyncio.to_thread(get_in_session, port, contexts[version], CUSTOM)
+        assert answer.status == 200, answer.body
+        sessions[version] = answer.session
+    await asyncio.sleep(expiry.timestamp() - time.time() + 0.1)
+    for version, context in contexts.items():
+        answer = await asyncio.to_thread(get_in_session, port, context, CUSTOM, sessions[version])
+        assert answer.resumed, f"{version.name}: no resumption, so nothing was shown"
+        assert answer.status == 401, f"{version.name}: {answer.body}"
+        assert "not now" in answer.body["message"]

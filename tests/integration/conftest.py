@@ -23,7 +23,7 @@ from cryptography import x509
 
 from adapter import __main__ as adapter_cli
 from localcluster import processes
-from tests.conftest import free_port
+from tests.conftest import exposition_sample, free_port
 
 START_TIMEOUT_SECONDS = 20
 
@@ -262,11 +262,7 @@ def stop_process(process: subprocess.Popen) -> int:
 def metric_value(url: str, name: str) -> float:
     """One sample of a Prometheus exposition, e.g. ``inference_requests_total{outcome="ok"}``."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    raise KeyError(name)
+        return exposition_sample(response.read().decode(), name)
 
 
 def run_loadgen_json(*flags: str, timeout: float = 180) -> dict:

@@ -30,6 +30,7 @@ from packaging.utils import canonicalize_name
 
 from adapter import catalog
 from adapter.__main__ import build_parser as adapter_parser
+from adapter.__main__ import server_config
 from model_server.__main__ import build_parser as model_server_parser
 from model_server.loadgen import build_parser as loadgen_parser
 
@@ -125,9 +126,13 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("manifests")
     copy = base / "apiservice"
     shutil.copytree(
-        APISERVICE, copy, ignore=shutil.ignore_patterns("tls", "cabundle-patch.yaml", ".git*")
+        APISERVICE,
+        copy,
+        ignore=shutil.ignore_patterns("tls", "cabundle-patch.yaml", "prometheus-ca.crt", ".git*"),
     )
     write_certificate_step(copy / "overlays" / "default", base / "ca")
+    # The Prometheus overlay's step 2: the CA of the Prometheus serving certificate.
+    shutil.copy(base / "ca" / "ca.crt", copy / "overlays" / "prometheus" / "prometheus-ca.crt")
     without = copy / "overlays" / "default-without-external"
     shutil.copytree(copy / "overlays" / "default", without)
     kustomization = yaml.safe_load((without / "kustomization.yaml").read_text())
@@ -140,6 +145,7 @@ BUILDS = (
     "overlays/default",
     "overlays/default-without-external",
     "overlays/cert-manager",
+    "overlays/prometheus",
     "examples",
 )
 
@@ -495,6 +501,40 @@ def test_adapter_flags_are_the_adapters(builds: dict[str, list[dict[str, Any]]])
     assert parsed.secure_port == 6443
 
 
+def test_prometheus_overlay_reads_from_prometheus(builds: dict[str, list[dict[str, Any]]]) -> None:
+    """The Prometheus overlay is the default install plus ``--source prometheus``: its flags
+    parse into a valid configuration whose token and CA files are mounted in the pod."""
+    documents = builds["overlays/prometheus"]
+    deployment = adapter_deployment(documents)
+    adapter = container(deployment)
+    assert set(flag_values(adapter["args"])) <= option_strings(adapter_parser(), "serve")
+    config = server_config(adapter_parser().parse_args(adapter["args"]), {})
+    assert config.cluster.enabled and config.source == "prometheus"
+    assert config.prometheus.url is not None and config.prometheus.url.startswith("https://")
+    assert config.store.max_age_seconds == 60
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is True
+    assert config.prometheus.bearer_token_file == Path(
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )
+    mounts = {m["name"]: m for m in adapter["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    ca_file = config.prometheus.ca_file
+    assert ca_file is not None
+    (ca_volume,) = [n for n, m in mounts.items() if Path(m["mountPath"]) == ca_file.parent]
+    config_map = only(documents, "ConfigMap", volumes[ca_volume]["configMap"]["name"])
+    assert ca_file.name in config_map["data"]
+    assert config_map["data"][ca_file.name].startswith("-----BEGIN CERTIFICATE-----")
+    # What validate() says here is only that the pod's files are not on this machine.
+    problems = config.prometheus.validate()
+    assert all(p.endswith(": no such file") for p in problems), problems
+    # Everything else is the default install: the same APIServices.
+    default = builds["overlays/default"]
+    assert {a["metadata"]["name"] for a in of_kind(documents, "APIService")} == {
+        a["metadata"]["name"] for a in of_kind(default, "APIService")
+    }
+
+
 def _subjects(binding: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [(s["kind"], s.get("namespace", ""), s["name"]) for s in binding["subjects"]]
 
@@ -677,7 +717,7 @@ def test_the_local_hpa_emulation_reads_every_example_hpa() -> None:
 
 def parsed_adapter_max_age(adapter: dict[str, Any]) -> float:
     """The adapter container's ``--max-age``, as ``serve`` parses it (default included)."""
-    return float(adapter_parser().parse_args(adapter["args"]).max_age)
+    return server_config(adapter_parser().parse_args(adapter["args"]), {}).store.max_age_seconds
 
 
 def test_model_server_pod(builds: dict[str, list[dict[str, Any]]]) -> None:

@@ -714,9 +714,16 @@ def outcome(raw: bytes, known: push.KnownPods | None) -> Report | tuple[int, str
         return error.code, error.field_path
 
 
+def remembered(raw: bytes, known: push.KnownPods) -> Report:
+    """Decode ``raw`` as the push handler does when the store applies it."""
+    report = push.decode_report(raw, LIMITS, known)
+    known.remember_last()
+    return report
+
+
 def test_a_repeated_pod_section_is_recognised():
     known = push.KnownPods(10)
-    first = push.decode_report(body(VALID), LIMITS, known)
+    first = remembered(body(VALID), known)
     again = push.decode_report(body(changed(("seq",), 18)), LIMITS, known)
     assert again.labels is first.labels  # the remembered identity, not a second validation
     assert (again.pod, again.uid, again.owner, again.seq) == (first.pod, first.uid, first.owner, 18)
@@ -730,7 +737,7 @@ def test_remembering_a_pod_never_changes_what_a_body_decodes_to(mutation):
     decodes to exactly what it decodes to without memory: the same report or the same error."""
     document, _ = mutation
     known = push.KnownPods(10)
-    push.decode_report(body(VALID), LIMITS, known)
+    remembered(body(VALID), known)
     assert outcome(body(document), known) == outcome(body(document), None)
 
 
@@ -746,7 +753,7 @@ def test_remembering_a_pod_never_changes_what_a_body_decodes_to(mutation):
 )
 def test_a_changed_section_of_a_known_pod_is_checked_again(path, value):
     known = push.KnownPods(10)
-    push.decode_report(body(VALID), LIMITS, known)
+    remembered(body(VALID), known)
     with pytest.raises(ApiError) as raised:
         push.decode_report(body(changed(path, value)), LIMITS, known)
     assert raised.value.code == 422
@@ -755,7 +762,7 @@ def test_a_changed_section_of_a_known_pod_is_checked_again(path, value):
 def test_known_pods_are_bounded():
     known = push.KnownPods(3)
     for i in range(5):
-        push.decode_report(body(changed(("pod", "name"), f"model-{i}")), LIMITS, known)
+        remembered(body(changed(("pod", "name"), f"model-{i}")), known)
     assert len(known) == 3
     # the oldest were forgotten; a forgotten pod is simply validated again
     report = push.decode_report(body(changed(("pod", "name"), "model-0")), LIMITS, known)
@@ -765,6 +772,19 @@ def test_known_pods_are_bounded():
 def test_known_pods_retain_forgets_the_pods_not_kept():
     known = push.KnownPods(10)
     for i in range(4):
-        push.decode_report(body(changed(("pod", "name"), f"model-{i}")), LIMITS, known)
+        remembered(body(changed(("pod", "name"), f"model-{i}")), known)
     assert known.retain(lambda namespace, name: name in ("model-1", "model-3")) == 2
     assert len(known) == 2
+
+
+def test_a_section_is_remembered_only_once_its_report_was_applied():
+    known = push.KnownPods(10)
+    for i in range(3):  # refused after decoding: nothing stays
+        push.decode_report(body(changed(("pod", "name"), f"refused-{i}")), LIMITS, known)
+    first = push.decode_report(body(VALID), LIMITS, known)
+    assert len(known) == 0
+    known.remember_last()
+    assert len(known) == 1
+    known.remember_last()  # nothing waits any more
+    assert len(known) == 1
+    assert push.decode_report(body(VALID), LIMITS, known).labels is first.labels

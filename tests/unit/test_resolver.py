@@ -77,6 +77,8 @@ def test_is_address() -> None:
         ("https://", "expected https://HOST"),
         ("https://adapter:70000", "out of range"),
         ("https://adapter:6443/?x=1", "no query"),
+        ("https://adapter..metrics.svc:6443", "'adapter..metrics.svc' is not a host name"),
+        (f"https://{'a' * 64}.svc", "is not a host name"),
     ],
 )
 def test_adapter_urls_are_checked(url: str, message: str) -> None:
@@ -89,6 +91,7 @@ def test_adapter_urls_are_checked(url: str, message: str) -> None:
     [
         (["--resolve", "push:nowhere"], "invalid --resolve 'push:nowhere'"),
         (["--adapter-url", "http://adapter"], "adapter URL 'http://adapter'"),
+        (["--adapter-url", "https://push..svc:6443"], "'push..svc' is not a host name"),
         (["--push-backlog-max-age", "0s"], "--push-backlog-max-age must be positive"),
     ],
 )

@@ -1,0 +1,208 @@
+"""PromQL generation: the catalog's queries, from a metric's source (data) and the pods' scope.
+
+Every query the Prometheus provider sends is built here, from an ``adapter.prometheus.sources``
+entry and a scope of label matchers; nothing here names a metric. The shapes:
+
+- gauge: ``sum by (G) (avg_over_time(<gauge>{M}[gauge window]))`` (one term per series);
+- rate: ``sum by (G) (rate(<counter>{M}[W]))``;
+- latency, per pod: ``histogram_quantile(q, sum by (G, le) (rate(<hist>_bucket{M}[W])))``;
+- latency, pooled over pods: ``sum by (G, le) (rate(<hist>_bucket{M}[W]))``, whose buckets the
+  adapter sums over the parts of a split selection and reads with ``adapter.prometheus.
+  histogram.bucket_quantile`` (``histogram_quantile``'s own arithmetic);
+- newest sample: ``max by (G) (timestamp(<freshness series>{M}))``.
+
+An aggregate keeps only pods whose newest sample is within the max age, in the query itself:
+``... and on (namespace, pod) (time() - timestamp(<freshness series>{M}) <= max age)``.
+
+Pure: strings in, strings out. Raises ``Untranslatable`` for a label selector that label
+matchers cannot express.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from adapter import selectors
+from adapter.prometheus.sources import Counter, Gauge, Histogram, Series, SeriesLabels, Source
+
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_NOT_LABEL_CHAR = re.compile(r"[^a-zA-Z0-9_]")
+_REGEX_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
+
+
+class Untranslatable(ValueError):
+    """A label selector that Prometheus label matchers cannot express (``>``, ``<``)."""
+
+
+def is_label_name(text: str) -> bool:
+    """Whether ``text`` is a valid Prometheus label name."""
+    return _LABEL_NAME.fullmatch(text) is not None
+
+
+def label_name(key: str) -> str:
+    """The Prometheus label a Kubernetes label key becomes through ``labelmap`` relabeling:
+    every character outside ``[a-zA-Z0-9_]`` turns into ``_``, as Prometheus' service
+    discovery writes ``__meta_kubernetes_pod_label_<key>``.
+
+    >>> label_name("app.kubernetes.io/name")
+    'app_kubernetes_io_name'
+    """
+    return _NOT_LABEL_CHAR.sub("_", key)
+
+
+def quote(text: str) -> str:
+    """A PromQL string literal.
+
+    >>> quote('say "hi"')
+    '"say \\\\"hi\\\\""'
+    """
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def quote_regex(text: str) -> str:
+    """``text`` as an RE2 pattern matching exactly itself (Go's ``regexp.QuoteMeta``).
+
+    >>> quote_regex("a.b")
+    'a\\\\.b'
+    """
+    return _REGEX_SPECIAL.sub(r"\\\1", text)
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """One PromQL label matcher: ``pod=~"a|b"``."""
+
+    label: str
+    op: str
+    """``=``, ``!=``, ``=~`` or ``!~``."""
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.label}{self.op}{quote(self.value)}"
+
+
+Scope = tuple[Matcher, ...]
+"""The matchers that pick the pods' series (ANDed)."""
+
+
+def equals(label: str, value: str) -> Matcher:
+    return Matcher(label, "=", value)
+
+
+def one_of(label: str, values: Iterable[str]) -> Matcher:
+    """A matcher for any of ``values`` (one ``=`` for a single value)."""
+    unique = sorted(set(values))
+    if len(unique) == 1:
+        return equals(label, unique[0])
+    return Matcher(label, "=~", "|".join(map(quote_regex, unique)))
+
+
+def selector_matchers(selector: selectors.Selector) -> Scope:
+    """A Kubernetes label selector as matchers on the series' (``labelmap``-ed) labels.
+
+    A missing label reads as ``""`` in PromQL, so ``!=``, ``notin`` and ``!key`` keep their
+    Kubernetes meaning for series without the label.
+
+    >>> [str(m) for m in selector_matchers(selectors.parse("app=model,tier in (a,b),!canary"))]
+    ['app="model"', 'canary=""', 'tier=~"a|b"']
+    """
+    matchers = []
+    for requirement in selector.requirements:
+        name, values = label_name(requirement.key), requirement.values
+        operator = requirement.operator
+        if operator in (selectors.EQUALS, selectors.DOUBLE_EQUALS, selectors.IN):
+            matchers.append(one_of(name, values))
+        elif operator in (selectors.NOT_EQUALS, selectors.NOT_IN):
+            positive = one_of(name, values)
+            matchers.append(Matcher(name, "!=" if positive.op == "=" else "!~", positive.value))
+        elif operator == selectors.EXISTS:
+            matchers.append(Matcher(name, "=~", ".+"))
+        elif operator == selectors.DOES_NOT_EXIST:
+            matchers.append(equals(name, ""))
+        else:
+            raise Untranslatable(
+                f"the requirement {requirement} cannot be expressed as Prometheus label"
+                " matchers; use =, !=, in, notin or exists"
+            )
+    return tuple(matchers)
+
+
+def duration(seconds: float) -> str:
+    """A PromQL duration: ``15s``, or ``1500ms`` for fractions.
+
+    >>> duration(15.0), duration(1.5)
+    ('15s', '1500ms')
+    """
+    if float(seconds).is_integer():
+        return f"{int(seconds)}s"
+    return f"{round(seconds * 1000)}ms"
+
+
+def vector(series: Series, scope: Scope) -> str:
+    """An instant vector selector: ``name{fixed labels, scope}``."""
+    matchers = [*(equals(k, v) for k, v in sorted(series.labels.items())), *scope]
+    return series.name + "{" + ",".join(map(str, matchers)) + "}"
+
+
+def _by(labels: Sequence[str]) -> str:
+    return f" by ({', '.join(labels)})" if labels else ""
+
+
+@dataclass(frozen=True)
+class Queries:
+    """The queries for one selection of pods, with the windows and labels they use."""
+
+    labels: SeriesLabels
+    window_seconds: float
+    """Rates and latency quantiles cover this (``--window``)."""
+    gauge_window_seconds: float
+    """Gauges are averaged over this (``--prometheus-gauge-window``)."""
+    max_age_seconds: float
+
+    @property
+    def per_pod(self) -> tuple[str, str]:
+        """The grouping of one value per pod."""
+        return (self.labels.namespace, self.labels.pod)
+
+    def _fresh(self, source: Source, scope: Scope) -> str:
+        pod = ", ".join(self.per_pod)
+        return (
+            f" and on ({pod}) (time() - timestamp({vector(source.freshness, scope)})"
+            f" <= {self.max_age_seconds:g})"
+        )
+
+    def values(
+        self,
+        source: Gauge | Counter,
+        scope: Scope,
+        by: Sequence[str],
+        fresh_only: bool,
+    ) -> str:
+        """Gauge or rate values, summed over the series of each group ``by``; with
+        ``fresh_only`` only pods sampled within the max age count."""
+        fresh = self._fresh(source, scope) if fresh_only else ""
+        if isinstance(source, Counter):
+            window = duration(self.window_seconds)
+            return f"sum{_by(by)} (rate({vector(source.series, scope)}[{window}]){fresh})"
+        window = duration(self.gauge_window_seconds)
+        return " + ".join(
+            f"sum{_by(by)} (avg_over_time({vector(series, scope)}[{window}]){fresh})"
+            for series in source.series
+        )
+
+    def buckets(self, source: Histogram, scope: Scope, by: Sequence[str], fresh_only: bool) -> str:
+        """The histogram's bucket rates summed per group ``by`` and ``le`` (pooled)."""
+        fresh = self._fresh(source, scope) if fresh_only else ""
+        window = duration(self.window_seconds)
+        return f"sum{_by((*by, 'le'))} (rate({vector(source.buckets, scope)}[{window}]){fresh})"
+
+    def quantile(self, source: Histogram, quantile: float, scope: Scope, by: Sequence[str]) -> str:
+        """The ``quantile`` of each group's pooled latencies, computed by Prometheus."""
+        return f"histogram_quantile({quantile:g}, {self.buckets(source, scope, by, False)})"
+
+    def newest_sample(self, source: Source, scope: Scope, by: Sequence[str]) -> str:
+        """Each group's newest sample time (Unix seconds)."""
+        return f"max{_by(by)} (timestamp({vector(source.freshness, scope)}))"

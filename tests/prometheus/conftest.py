@@ -1,0 +1,225 @@
+"""One real fleet for the Prometheus tests, shared by the session.
+
+Three model-server processes push to a push-mode adapter and are scraped every second by a
+real Prometheus (Debian's package, installed by ``tests.prometheus_server`` when missing) with
+``namespace``, ``pod``, ``deployment`` and ``app`` target labels; a Prometheus-mode adapter
+reads the same pods through it. ``p0`` and ``p1`` (Deployment ``model``, ``app=model``) take
+the steady load; ``slow-0`` (Deployment ``slow``) serves one request at a time, slowly, so its
+queue gauges hold still long enough to compare.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes.utils import parse_quantity
+
+from localcluster import prometheus as prometheus_server
+from tests.integration.conftest import (
+    AdapterProcess,
+    ModelServerProcess,
+    start_adapter,
+    start_model_server,
+    stop,
+    stop_process,
+    wait_until_ready,
+)
+
+NAMESPACE = "ml"
+WINDOW_SECONDS = 10
+"""Both adapters' ``--window``: the rate and latency windows compared."""
+LOAD_RPS = 200
+TIMEOUT_SECONDS = 2
+PODS = {
+    "p0": ("model", "lognormal:5ms,0.4"),
+    "p1": ("model", "lognormal:10ms,0.4"),
+    "slow-0": ("slow", "constant:1500ms"),
+}
+
+
+def fetch(adapter: AdapterProcess, path: str) -> tuple[int, bytes]:
+    """GET ``path`` as the certificate user: status and body."""
+    context = ssl.create_default_context(cafile=str(adapter.ca_file))
+    directory = adapter.kubeconfig.parent
+    context.load_cert_chain(str(directory / "alice.crt"), str(directory / "alice.key"))
+    try:
+        with urllib.request.urlopen(f"{adapter.url}{path}", context=context, timeout=30) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def read(adapter: AdapterProcess, path: str) -> tuple[int, dict[str, Any]]:
+    """GET ``path``: status and JSON body (a ``Status`` on errors)."""
+    status, body = fetch(adapter, path)
+    return status, json.loads(body)
+
+
+def values(document: dict[str, Any]) -> dict[str, float]:
+    """Item name (described object, or the external series' deployment) -> value."""
+    return {
+        item["describedObject"]["name"]
+        if "describedObject" in item
+        else item["metricLabels"]["deployment"]: float(parse_quantity(item["value"]))
+        for item in document["items"]
+    }
+
+
+@dataclass
+class Fleet:
+    servers: dict[str, ModelServerProcess]
+    prometheus: prometheus_server.PrometheusServer
+    push: AdapterProcess
+    """Fed by the pods' pushes."""
+    pulled: AdapterProcess
+    """``--source prometheus`` over the same pods."""
+
+
+@pytest.fixture(scope="session")
+def prometheus_binary(pytestconfig: pytest.Config) -> str:
+    """Debian's ``prometheus``, installed now if missing (said on the terminal, past capture)."""
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+
+    def say(text: str) -> None:
+        with capture.global_and_fixture_disabled():
+            print(f"\n[tests] {text}", file=sys.stderr, flush=True)
+
+    return prometheus_server.ensure_installed(say)
+
+
+def _start_pod(directory: Path, name: str, push: AdapterProcess, token: Path) -> ModelServerProcess:
+    deployment, service_time = PODS[name]
+    return start_model_server(
+        directory,
+        "--model-name=m",
+        f"--pod-name={name}",
+        f"--namespace={NAMESPACE}",
+        f"--labels=app={deployment}",
+        f"--deployment={deployment}",
+        f"--pod-uid=uid-{name}",
+        "--max-concurrency=1" if deployment == "slow" else "--max-concurrency=4",
+        f"--service-time={service_time}",
+        f"--adapter-url={push.url}",
+        f"--adapter-ca-file={push.ca_file}",
+        f"--push-token-file={token}",
+        "--push-interval=100ms",
+    )
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory: pytest.TempPathFactory, prometheus_binary: str) -> Iterator[Fleet]:
+    """Everything started at once where it can be (each start is mostly interpreter start-up);
+    Prometheus first, holding its port, told its targets once they listen."""
+    directory = tmp_path_factory.mktemp("prometheus-fleet")
+    for part in ("push", "pulled"):
+        (directory / part).mkdir()
+    prometheus = prometheus_server.PrometheusServer(prometheus_binary, directory, [])
+    token = directory / "push-token"
+    servers: dict[str, ModelServerProcess] = {}
+    adapters: list[AdapterProcess] = []
+
+    def start_pushing_side() -> AdapterProcess:
+        push = start_adapter(directory / "push", f"--window={WINDOW_SECONDS}s")
+        adapters.append(push)
+        token.write_text(push.token)
+        with ThreadPoolExecutor(len(PODS)) as pool:
+            started = pool.map(lambda n: _start_pod(directory, n, push, token), PODS)
+            servers.update(zip(PODS, started, strict=True))
+        return push
+
+    def start_pulled() -> AdapterProcess:
+        pulled = start_adapter(
+            directory / "pulled",
+            "--source=prometheus",
+            f"--prometheus-url={prometheus.url}",
+            f"--window={WINDOW_SECONDS}s",
+            "--max-age=10s",
+            "--prometheus-gauge-window=1s",
+            f"--prometheus-timeout={TIMEOUT_SECONDS}s",
+        )
+        adapters.append(pulled)
+        return pulled
+
+    try:
+        prometheus.start()
+        with ThreadPoolExecutor(2) as pool:
+            pushing, pulling = pool.submit(start_pushing_side), pool.submit(start_pulled)
+            push, pulled = pushing.result(), pulling.result()
+        prometheus.scrape(
+            [
+                prometheus_server.Target(
+                    server.url.removeprefix("http://"),
+                    {"namespace": NAMESPACE, "pod": name, "deployment": kind, "app": kind},
+                )
+                for name, server in servers.items()
+                for kind in [PODS[name][0]]
+            ]
+        )
+        for server in servers.values():
+            wait_until_ready(server)
+        prometheus.wait_for("up == 1", lambda samples: len(samples) == len(PODS))
+        yield Fleet(servers, prometheus, push, pulled)
+    finally:
+        for server in servers.values():
+            server.process.kill()  # slow-0 may still hold requests: no drain wanted
+        with ThreadPoolExecutor(len(adapters) + 1 + len(servers)) as pool:
+            pool.map(stop, adapters)
+            pool.submit(prometheus.stop)
+            pool.map(stop_process, [server.process for server in servers.values()])
+
+
+@pytest.fixture(scope="session")
+def steady_traffic(fleet: Fleet) -> Iterator[subprocess.Popen[bytes]]:
+    """``LOAD_RPS`` on p0 and p1, round robin, running; both windows are full of it."""
+    duration = WINDOW_SECONDS + 3
+    started = time.monotonic()
+    load = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "model_server",
+            "loadgen",
+            f"--url={fleet.servers['p0'].url}",
+            f"--url={fleet.servers['p1'].url}",
+            "--model-name=m",
+            f"--rate={LOAD_RPS}",
+            f"--duration={duration}s",
+            "--balance=round-robin",
+            "--seed=13",
+            "--report-interval=0",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(max(0.0, WINDOW_SECONDS + 2 - (time.monotonic() - started)))
+        assert load.poll() is None, "the load ended before the windows were full"
+        yield load
+    finally:
+        if load.poll() is None and time.monotonic() - started > duration + 60:
+            load.kill()
+        load.wait(timeout=duration + 60)
+
+
+@pytest.fixture(scope="session")
+def traffic_done(steady_traffic: subprocess.Popen[bytes], fleet: Fleet) -> None:
+    """The steady load has ended, no pod holds a request (slow-0's from the gauge test), and
+    Prometheus has scraped the last counts."""
+    steady_traffic.wait(timeout=60)
+    fleet.prometheus.wait_for("max(inference_concurrency) == 0", bool)
+    done = time.time()
+    fleet.prometheus.wait_for(
+        "min(timestamp(inference_request_duration_seconds_count))",
+        lambda samples: bool(samples) and float(samples[0]["value"][1]) > done + 0.1,
+    )

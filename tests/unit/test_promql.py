@@ -1,0 +1,118 @@
+"""PromQL generation: every query shape, label matchers from selectors, escaping."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapter import selectors
+from adapter.catalog import BY_NAME
+from adapter.prometheus import promql
+from adapter.prometheus.sources import (
+    MODEL_SERVER,
+    Counter,
+    Gauge,
+    Histogram,
+    Series,
+    SeriesLabels,
+    ServerSource,
+)
+
+QUERIES = promql.Queries(SeriesLabels(), 30.0, 15.0, 10.0)
+SCOPE = (promql.equals("namespace", "ml"), promql.equals("deployment", "model"))
+
+
+@pytest.mark.parametrize(
+    ("selector", "matchers"),
+    [
+        ("", []),
+        ("app=model", ['app="model"']),
+        ("app==model", ['app="model"']),
+        ("app!=model", ['app!="model"']),
+        ("tier in (a,b)", ['tier=~"a|b"']),
+        ("tier in (a)", ['tier="a"']),
+        ("tier notin (a,b)", ['tier!~"a|b"']),
+        ("canary", ['canary=~".+"']),
+        ("!canary", ['canary=""']),
+        ("app.kubernetes.io/name=m", ['app_kubernetes_io_name="m"']),
+        ("v in (1.2,3-4)", ['v=~"1\\\\.2|3-4"']),
+    ],
+)
+def test_selector_matchers(selector: str, matchers: list[str]) -> None:
+    assert [str(m) for m in promql.selector_matchers(selectors.parse(selector))] == matchers
+
+
+def test_integer_comparisons_cannot_be_matchers() -> None:
+    with pytest.raises(promql.Untranslatable, match="gpu>2"):
+        promql.selector_matchers(selectors.parse("gpu>2"))
+
+
+def test_quoting_keeps_values_literal() -> None:
+    assert promql.quote('a"b\\c\nd') == '"a\\"b\\\\c\\nd"'
+    assert promql.quote_regex("a.b*c|d(e)") == "a\\.b\\*c\\|d\\(e\\)"
+    assert str(promql.one_of("pod", ["b", "a", "b"])) == 'pod=~"a|b"'
+    assert str(promql.one_of("pod", ["a-1"])) == 'pod="a-1"'
+
+
+def test_durations() -> None:
+    assert [promql.duration(s) for s in (1.0, 30.0, 0.5, 2.25)] == ["1s", "30s", "500ms", "2250ms"]
+
+
+def test_gauge_queries() -> None:
+    gauge = MODEL_SERVER.gauges["inference_queue_depth"]
+    assert QUERIES.values(gauge, SCOPE, ("namespace", "pod"), fresh_only=False) == (
+        'sum by (namespace, pod) (avg_over_time(inference_queue_depth{namespace="ml",'
+        'deployment="model"}[15s]))'
+    )
+    assert QUERIES.values(gauge, SCOPE, (), fresh_only=True) == (
+        'sum (avg_over_time(inference_queue_depth{namespace="ml",deployment="model"}[15s])'
+        ' and on (namespace, pod) (time() - timestamp(inference_queue_depth{namespace="ml",'
+        'deployment="model"}) <= 10))'
+    )
+
+
+def test_a_gauge_of_several_series_adds_them_per_group() -> None:
+    gauge = Gauge((Series("waiting", {"model": "m"}), Series("running")))
+    assert QUERIES.values(gauge, (), ("pod",), fresh_only=False) == (
+        'sum by (pod) (avg_over_time(waiting{model="m"}[15s]))'
+        " + sum by (pod) (avg_over_time(running{}[15s]))"
+    )
+
+
+def test_rate_and_latency_queries() -> None:
+    requests, latency = MODEL_SERVER.requests, MODEL_SERVER.latency
+    assert isinstance(requests, Counter) and isinstance(latency, Histogram)
+    assert QUERIES.values(requests, SCOPE, ("deployment",), fresh_only=False) == (
+        "sum by (deployment) (rate(inference_request_duration_seconds_count"
+        '{namespace="ml",deployment="model"}[30s]))'
+    )
+    assert QUERIES.quantile(latency, 0.99, SCOPE, ("namespace", "pod")) == (
+        "histogram_quantile(0.99, sum by (namespace, pod, le) (rate("
+        'inference_request_duration_seconds_bucket{namespace="ml",deployment="model"}[30s])))'
+    )
+    assert QUERIES.buckets(latency, SCOPE, (), fresh_only=True) == (
+        "sum by (le) (rate(inference_request_duration_seconds_bucket"
+        '{namespace="ml",deployment="model"}[30s]) and on (namespace, pod) (time() -'
+        ' timestamp(inference_request_duration_seconds_count{namespace="ml",'
+        'deployment="model"}) <= 10))'
+    )
+    assert QUERIES.newest_sample(latency, SCOPE, ("namespace", "pod")) == (
+        "max by (namespace, pod) (timestamp(inference_request_duration_seconds_count"
+        '{namespace="ml",deployment="model"}))'
+    )
+
+
+def test_label_names_come_from_configuration() -> None:
+    queries = promql.Queries(SeriesLabels(pod="kubernetes_pod", namespace="ns"), 30, 15, 10)
+    assert queries.per_pod == ("ns", "kubernetes_pod")
+    latency = MODEL_SERVER.latency
+    assert latency is not None
+    assert "on (ns, kubernetes_pod)" in queries.buckets(latency, (), (), fresh_only=True)
+
+
+def test_sources_are_data() -> None:
+    """A server without a histogram serves no latency, and says which metrics it has."""
+    gauges_only = ServerSource(gauges={"inference_queue_depth": Gauge((Series("q"),))})
+    assert gauges_only.served() == ("inference_queue_depth",)
+    assert gauges_only.source_of(BY_NAME["inference_latency_p99_seconds"]) is None
+    assert MODEL_SERVER.served() == tuple(BY_NAME)
+    assert promql.is_label_name("pod") and not promql.is_label_name("app.kubernetes.io/name")

@@ -8,13 +8,12 @@ Every flag can also come from the environment (``MODEL_SERVER_<FLAG>``, e.g.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from adapter import arguments, durations
+from adapter import arguments, durations, eventloop
 from adapter.client import flags
 from model_server.app import ModelServerConfig, serve
 from model_server.mimic import SERVERS
@@ -82,6 +81,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     add("--seed", type=int, default=0, help="seed of the weights and the service-time draws")
     flags.add_push_flags(add, environ)
+    add(
+        "--event-loop",
+        choices=eventloop.CHOICES,
+        default=eventloop.default(),
+        help="the asyncio event loop to run on (default: uvloop where installed, else asyncio)",
+    )
     add(
         "--drain-timeout",
         type=durations.duration_arg,
@@ -183,10 +188,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
     except (ValueError, OSError) as error:
         parser.exit(2, f"model-server: {error}\n")
+    loop_problem = eventloop.problem(args.event_loop)
+    if loop_problem is not None:
+        parser.exit(2, f"model-server: {loop_problem}\n")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", force=True
     )
-    asyncio.run(serve(config))
+    eventloop.run(serve(config), args.event_loop)
     return 0
 
 

@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from adapter import errors, resources
-from adapter.report import CONCURRENCY, QUEUE_DEPTH
+from adapter.report import (
+    CONCURRENCY,
+    KV_CACHE_UTILIZATION,
+    LATENCY,
+    QUEUE_DEPTH,
+    TIME_TO_FIRST_TOKEN,
+)
 
 
 class Kind(enum.Enum):
@@ -50,19 +56,15 @@ class Signal(enum.Enum):
 
     QUEUE_DEPTH = QUEUE_DEPTH
     CONCURRENCY = CONCURRENCY
-    KV_CACHE_UTILIZATION = "inference_kv_cache_utilization"
+    KV_CACHE_UTILIZATION = KV_CACHE_UTILIZATION
     REQUESTS = "requests"
     """Completed requests (a count per report)."""
-    LATENCY = "latency"
+    LATENCY = LATENCY
     """End-to-end latencies (a sketch)."""
     LATENCY_MEAN = "latency_mean"
     """The sum and count of end-to-end latencies: a mean, never a quantile."""
-    TIME_TO_FIRST_TOKEN = "time_to_first_token"  # noqa: S105 - a name, not a secret
+    TIME_TO_FIRST_TOKEN = TIME_TO_FIRST_TOKEN
     """Time from arrival to the first output token (a sketch)."""
-
-    @property
-    def is_gauge(self) -> bool:
-        return self in GAUGE_SIGNALS
 
 
 GAUGE_SIGNALS = frozenset((Signal.QUEUE_DEPTH, Signal.CONCURRENCY, Signal.KV_CACHE_UTILIZATION))

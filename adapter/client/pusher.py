@@ -5,7 +5,8 @@ A server calls ``LatencyRecorder.observe(seconds)`` for every completed request 
 every adapter replica (docs/push-protocol.md). What a report carries is ``Contents``: gauges,
 sketches by name (``latency``, ``time_to_first_token``, ``service_time``), and for a relay
 (``adapter.client.relay``) the completed requests, the mean latency's sum and count, and where
-the numbers come from (``ReportSource``); contents merge, so undelivered ones join the next.
+the numbers come from (``adapter.report.Source``); contents merge, so undelivered ones join the
+next.
 
 An adapter URL stands for every address its host name resolves to (``adapter.resolver``; a
 headless Service lists each replica): the client looks the name up again every
@@ -54,6 +55,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 
+from adapter.report import LATENCY, SKETCH_NAMES, Source
 from adapter.resolver import DnsResolver, Resolver, is_address
 from adapter.sketch import RELATIVE_ACCURACY, LatencySketch
 
@@ -108,30 +110,6 @@ class LatencyRecorder:
         return LatencySketch.from_values(np.asarray(values, dtype=np.float64))
 
 
-LATENCY = "latency"
-SKETCHES = (LATENCY, "time_to_first_token", "service_time")
-"""The sketches a report may carry, by their field name."""
-
-
-@dataclass(frozen=True)
-class ReportSource:
-    """Where a relayed report's numbers come from: the preset that read the server, what the
-    server lacks (signal name -> why), and the histogram bounds (seconds) each sketch was spread
-    from. The adapter names them in the 404 of a metric the pod cannot give."""
-
-    preset: str
-    missing: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    buckets: Mapping[str, tuple[float, ...]] = field(default_factory=lambda: MappingProxyType({}))
-
-    def as_wire(self) -> dict[str, Any]:
-        wire: dict[str, Any] = {"preset": self.preset}
-        if self.missing:
-            wire["missing"] = dict(self.missing)
-        if self.buckets:
-            wire["buckets"] = {name: list(bounds) for name, bounds in self.buckets.items()}
-        return wire
-
-
 def _no_gauges() -> Mapping[str, float]:
     return MappingProxyType({})
 
@@ -148,14 +126,14 @@ class Contents:
 
     gauges: Mapping[str, float] = field(default_factory=_no_gauges)
     sketches: Mapping[str, LatencySketch] = field(default_factory=_no_sketches)
-    """By field name (``SKETCHES``); a sketch not here is not reported."""
+    """By field name (``adapter.report.SKETCH_NAMES``); a sketch not here is not reported."""
     units_per_request: int = 1
     """Counts each request makes in the sketches (a relay spreads a request into 1024)."""
     requests: int | None = None
     """Completed requests, when counted apart from the latency sketch."""
     latency_mean: tuple[float, int] | None = None
     """The latencies' sum (seconds) and how many requests it covers."""
-    source: ReportSource | None = None
+    source: Source | None = None
 
     @classmethod
     def of(cls, latency: LatencySketch, gauges: Mapping[str, float]) -> Contents:
@@ -201,7 +179,7 @@ class Contents:
     def as_wire(self) -> dict[str, Any]:
         """The report's fields after ``pod``, ``seq`` and ``timestamp``."""
         wire: dict[str, Any] = {"gauges": dict(self.gauges)}
-        for name in SKETCHES:
+        for name in SKETCH_NAMES:
             latencies = self.sketches.get(name)
             if latencies is None and name == LATENCY:
                 latencies = _EMPTY  # the contract's original field: always sent

@@ -36,8 +36,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapter import sketch
 from adapter.catalog import Signal
 from adapter.client import buckets
-from adapter.client.pusher import Contents, ReportSource
-from adapter.prometheus.sources import Counter, Gauge, Histogram, Mean, Preset, Series, Source
+from adapter.client.pusher import Contents
+from adapter.prometheus.sources import Counter, Gauge, Histogram, Mean, Preset, Series
+from adapter.prometheus.sources import Source as Input
+from adapter.report import Source
 
 Labels = frozenset[tuple[str, str]]
 MAX_GAUGE_VALUE = 1e15
@@ -200,7 +202,7 @@ class Reader:
             else:
                 sketches[signal.value], bounds[signal.value] = self._histogram(source, scrape)
         self._first = False
-        source = ReportSource(self.preset.name, MappingProxyType(missing), MappingProxyType(bounds))
+        source = Source(self.preset.name, MappingProxyType(missing), MappingProxyType(bounds))
         contents = Contents(
             gauges=MappingProxyType(gauges),
             sketches=MappingProxyType(sketches),
@@ -310,7 +312,7 @@ def _created(series: Series, scrape: Scrape) -> dict[Labels, float]:
     return {_key(labels): value for labels, value in found}
 
 
-def _absent(source: Source, scrape: Scrape) -> str | None:
+def _absent(source: Input, scrape: Scrape) -> str | None:
     """Why ``source`` cannot be read from ``scrape`` (a family it needs is not there), or None.
     A sum of counters needs one of them (the others may not be written yet); a sum of gauges
     needs all."""

@@ -14,7 +14,6 @@ runs in a pod or gets ``--kubeconfig``, and standalone otherwise; ``--mode`` for
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import json
 import logging
@@ -794,7 +793,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         except (ValueError, OSError) as error:
             raise SystemExit(f"inference-adapter relay: {error}") from None
         configure_logging("text")
-        asyncio.run(relay.run(relay_config))
+        eventloop.run(relay.run(relay_config), eventloop.default())
         return
     config = server_config(args)
     problems = config.validate()

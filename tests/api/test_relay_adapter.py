@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 import pytest
 from kubernetes.utils import parse_quantity
 from prometheus_client.parser import text_string_to_metric_families
@@ -87,9 +88,10 @@ async def test_each_preset_through_the_relay_into_a_real_adapter(pki: Pki, serve
         serve_adapter(pki, clock=clock, window_seconds=WINDOW_SECONDS) as adapter,
         metrics_server() as fake,
         PushClient([adapter.url], identity, TOKEN, ca_file=pki.ca_cert, clock=clock) as client,
+        aiohttp.ClientSession() as scraping,
     ):
         config = relay.RelayConfig(fake.url, preset, PushSettings(identity))
-        relaying = relay.Relay(config, client._open_session(), clock=clock)
+        relaying = relay.Relay(config, scraping, clock=clock)
 
         async def get(metric: str) -> tuple[int, dict[str, Any]]:
             status, body, _ = await adapter.get(pod_path(pod, metric))

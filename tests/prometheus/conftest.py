@@ -230,9 +230,6 @@ def traffic_done(steady_traffic: subprocess.Popen[bytes], fleet: Fleet) -> None:
 # --- real servers' surfaces: the vLLM and Triton mimics, each with a relay ---------------------
 
 LLM_NAMESPACE = "llm"
-LLM_WINDOW_SECONDS = 60
-"""The window of the adapter the relays push to, and of the in-process Prometheus providers:
-long enough to hold the whole burst of requests however slow the machine."""
 MIMICS = {
     "vllm-0": (
         "vllm",
@@ -240,23 +237,11 @@ MIMICS = {
         "--model-name=llama",
         "--max-concurrency=16",
         "--prompt-tokens=100",
-        "--output-tokens=60",
+        "--output-tokens=40",
         "--time-per-output-token=8ms",
     ),
     "triton-0": ("triton", "--mimic=triton", "--model-name=resnet", "--max-concurrency=4"),
 }
-
-
-@dataclass
-class RealServers:
-    """The mimics (pods ``vllm-0`` of Deployment ``vllm``, ``triton-0`` of ``triton``, in
-    namespace ``llm``), scraped by the fleet's Prometheus and by a relay each, which pushes to
-    ``push`` (a push-mode adapter of its own, ``LLM_WINDOW_SECONDS`` long)."""
-
-    servers: dict[str, ModelServerProcess]
-    relays: dict[str, Relay]
-    push: AdapterProcess
-    prometheus: prometheus_server.PrometheusServer
 
 
 @dataclass
@@ -266,38 +251,50 @@ class Relay:
     """Of its own /metrics and /healthz."""
 
 
+@dataclass
+class RealServers:
+    """The mimics (pods ``vllm-0`` of Deployment ``vllm``, ``triton-0`` of ``triton``, in
+    namespace ``llm``), scraped by the fleet's Prometheus and by a relay each, which pushes to
+    the fleet's push-mode adapter (``push``)."""
+
+    servers: dict[str, ModelServerProcess]
+    relays: dict[str, Relay]
+    push: AdapterProcess
+    prometheus: prometheus_server.PrometheusServer
+
+
 def start_relay(
-    directory: Path, pod: str, server: ModelServerProcess, push: AdapterProcess, token: Path
+    directory: Path, pod: str, server_url: str, push: AdapterProcess, token: Path
 ) -> Relay:
     """``inference-adapter relay`` for ``pod``, pushing every 100 ms; ready once /healthz
-    answers."""
+    answers (its server may not answer yet: then it pushes nothing)."""
     deployment = MIMICS[pod][0]
     port = free_port()
-    log = (directory / f"relay-{pod}.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "adapter",
-            "relay",
-            f"--preset={deployment}",
-            f"--scrape={server.url}/metrics",
-            "--host=127.0.0.1",
-            f"--port={port}",
-            f"--adapter-url={push.url}",
-            f"--adapter-ca-file={push.ca_file}",
-            f"--push-token-file={token}",
-            "--push-interval=100ms",
-            "--scrape-timeout=2s",
-            f"--pod-name={pod}",
-            f"--namespace={LLM_NAMESPACE}",
-            f"--pod-uid=uid-{pod}",
-            f"--labels=app={deployment}",
-            f"--deployment={deployment}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with (directory / f"relay-{pod}.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "adapter",
+                "relay",
+                f"--preset={deployment}",
+                f"--scrape={server_url}/metrics",
+                "--host=127.0.0.1",
+                f"--port={port}",
+                f"--adapter-url={push.url}",
+                f"--adapter-ca-file={push.ca_file}",
+                f"--push-token-file={token}",
+                "--push-interval=100ms",
+                "--scrape-timeout=2s",
+                f"--pod-name={pod}",
+                f"--namespace={LLM_NAMESPACE}",
+                f"--pod-uid=uid-{pod}",
+                f"--labels=app={deployment}",
+                f"--deployment={deployment}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     processes.wait_until_answering(f"{url}/healthz", process, timeout_seconds=60)
     return Relay(process, url)
@@ -305,51 +302,47 @@ def start_relay(
 
 @pytest.fixture(scope="session")
 def real_servers(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServers]:
-    """The mimics and their relays, started side by side; every relay has pushed its first
-    (baseline) report and Prometheus has scraped every mimic before any request."""
+    """The mimics and their relays, all started side by side (a relay scrapes its server once
+    it answers); Prometheus scrapes the mimics too."""
     directory = tmp_path_factory.mktemp("real-servers")
     token = directory / "push-token"
+    token.write_text(fleet.push.token)
+    urls = {pod: f"http://127.0.0.1:{free_port()}" for pod in MIMICS}
     servers: dict[str, ModelServerProcess] = {}
     relays: dict[str, Relay] = {}
-    push: AdapterProcess | None = None
 
     def start_pod(pod: str) -> ModelServerProcess:
-        return start_model_server(directory, *MIMICS[pod][1:], "--model-size-mb=1")
+        return start_model_server(
+            directory, *MIMICS[pod][1:], port=int(urls[pod].rsplit(":", 1)[1])
+        )
 
     try:
-        with ThreadPoolExecutor(len(MIMICS) + 1) as pool:
-            adapter = pool.submit(
-                start_adapter, directory / "push", f"--window={LLM_WINDOW_SECONDS}s"
-            )
-            servers.update(zip(MIMICS, pool.map(start_pod, MIMICS), strict=True))
-            push = adapter.result()
-        token.write_text(push.token)
         fleet.prometheus.scrape(
             [
                 *fleet.prometheus.targets,
                 *(
                     prometheus_server.Target(
-                        server.url.removeprefix("http://"),
+                        url.removeprefix("http://"),
                         {"namespace": LLM_NAMESPACE, "pod": pod, "deployment": MIMICS[pod][0]},
                     )
-                    for pod, server in servers.items()
+                    for pod, url in urls.items()
                 ),
             ]
         )
-        with ThreadPoolExecutor(len(MIMICS)) as pool:
-            started = pool.map(lambda p: start_relay(directory, p, servers[p], push, token), MIMICS)
-            relays.update(zip(MIMICS, started, strict=True))
+        with ThreadPoolExecutor(2 * len(MIMICS)) as pool:
+            starting = {pod: pool.submit(start_pod, pod) for pod in MIMICS}
+            relaying = {
+                pod: pool.submit(start_relay, directory, pod, urls[pod], fleet.push, token)
+                for pod in MIMICS
+            }
+            servers.update({pod: started.result() for pod, started in starting.items()})
+            relays.update({pod: started.result() for pod, started in relaying.items()})
         for server in servers.values():
             wait_until_ready(server)
-        fleet.prometheus.wait_for(
-            f'up{{namespace="{LLM_NAMESPACE}"}} == 1', lambda samples: len(samples) == len(MIMICS)
-        )
-        yield RealServers(servers, relays, push, fleet.prometheus)
+        yield RealServers(servers, relays, fleet.push, fleet.prometheus)
     finally:
-        with ThreadPoolExecutor(len(servers) + len(relays) + 1) as pool:
+        with ThreadPoolExecutor(len(servers) + len(relays) or 1) as pool:
             pool.map(
                 stop_process,
                 [*(r.process for r in relays.values()), *(s.process for s in servers.values())],
             )
-            if push is not None:
-                pool.submit(stop, push)

@@ -328,8 +328,11 @@ def _access_record(
     )
 
 
-_QUOTED = re.compile(r"""b?(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
-"""A Python ``repr`` of bytes or text, as aiohttp's parse errors quote the request."""
+_QUOTED = re.compile(r"""(?<!\w)b?(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
+"""A Python ``repr`` of bytes or text, as aiohttp's parse errors quote the request: it opens
+after a space or a colon, never inside a word (the apostrophe of llhttp's "can't be present
+with Content-Length" would otherwise pair with the opening quote of the request text, leaving
+that text unquoted and so not withheld)."""
 _HEADER_NAME = re.compile(r"[-!#$%&*+.^_`|~0-9A-Za-z]{1,64}:")
 _CARET_LINE = re.compile(r"^ *\^ *$", re.MULTILINE)
 

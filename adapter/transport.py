@@ -37,6 +37,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 logger = logging.getLogger(__name__)
 
 AUTHENTICATED_GROUP = "system:authenticated"
@@ -143,13 +146,20 @@ class ServingTls:
 
     def trust_client_cas(self, pem_bundles: Iterable[bytes]) -> int:
         """Accept client certificates from these CAs in new handshakes; returns how many
-        bundles were new. Bundles already loaded are skipped (see the module docstring)."""
+        bundles were new. Bundles already loaded are skipped (see the module docstring).
+
+        Each bundle's certificates reach OpenSSL as DER, as ``cryptography`` reads them (a
+        bundle without one is a ValueError): OpenSSL takes PEM text only in ASCII, and the
+        text between certificates may be anything (comments in UTF-8 or Latin-1, which
+        kube-apiserver copies into its ConfigMap as they are in its CA file)."""
         added = 0
         for pem in pem_bundles:
             digest = hashlib.sha256(pem).hexdigest()
             if digest in self._trusted:
                 continue
-            self.context.load_verify_locations(cadata=pem.decode())
+            certificates = x509.load_pem_x509_certificates(pem)
+            der = b"".join(c.public_bytes(serialization.Encoding.DER) for c in certificates)
+            self.context.load_verify_locations(cadata=der)
             self._trusted.add(digest)
             added += 1
         return added

@@ -130,3 +130,35 @@ async def test_of_two_common_names_the_last_is_the_user_as_in_go(
     assert answer.status == 200
     users = [r.getMessage().rsplit(" ", 1)[1] for r in caplog.records if r.name == "adapter.access"]
     assert users == ["second"]
+
+
+@pytest.mark.parametrize(
+    "comment", [b"# Soci\xc3\xa9t\xc3\xa9 G\xc3\xa9n\xc3\xa9rale\n", b"# Soci\xe9t\xe9\n"]
+)
+async def test_a_ca_file_with_text_beyond_ascii_is_read_and_reloaded(
+    pki: Pki, tmp_path: Path, comment: bytes
+) -> None:
+    """CA bundles carry comments (``# Issuer: ...``), in UTF-8 or Latin-1: a certificate
+    reader skips them, and so must the adapter, at start-up and on every reload after."""
+    ca_file = tmp_path / "client-ca.crt"
+    ca_file.write_bytes(comment + pki.ca_cert.read_bytes())
+    async with serve_adapter(pki, client_ca_file=ca_file) as server:
+        port = port_of(server)
+        answer = await asyncio.to_thread(get_in_session, port, pki.client_context(), DISCOVERY)
+        assert answer.status == 200, answer.body
+
+        new_ca = make_ca(tmp_path, "new-ca", "rotated-client-ca")
+        ca_file.write_bytes(comment + new_ca.pem)
+        bob = presenting(pki, issue(new_ca, tmp_path, "bob", "bob"))
+        deadline = time.monotonic() + 10  # the file is checked once a second
+        while True:
+            try:
+                answer = await asyncio.to_thread(get_in_session, port, bob, DISCOVERY)
+            except (ssl.SSLError, ConnectionError):  # the new CA is not trusted yet
+                answer = None
+            if answer is not None and answer.status == 200:
+                break
+            assert time.monotonic() < deadline, "the rotated CA file was not read again"
+            await asyncio.sleep(0.1)
+        old = await asyncio.to_thread(get_in_session, port, pki.client_context(), DISCOVERY)
+        assert old.status == 401, old.body

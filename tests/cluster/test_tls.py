@@ -158,3 +158,20 @@ async def test_an_expired_client_certificate_is_refused_on_a_resumed_session(
         assert answer.resumed, f"{version.name}: no resumption, so nothing was shown"
         assert answer.status == 401, f"{version.name}: {answer.body}"
         assert "not now" in answer.body["message"]
+
+
+async def test_a_ca_bundle_with_text_beyond_ascii_is_taken_from_the_configmap(
+    cluster: ClusterAdapter, tmp_path: Path
+) -> None:
+    """kube-apiserver copies its CA files into the ConfigMap as they are, comments and all."""
+    api, cluster_pki = cluster.kubeapi, cluster.cluster_pki
+    api.grant("dave")
+    new_ca = make_ca(tmp_path, "client-ca-2", "kubernetes-2")
+    bundle = f"# Société Générale\n{new_ca.pem.decode()}"
+    api.set_configmap(cluster_pki.configmap(**{"client-ca-file": bundle}))
+    authenticator = cluster.mode.authenticator
+    await eventually(lambda: authenticator.source.client_ca_pem == bundle.encode())
+    dave = presenting(cluster, issue(new_ca, tmp_path, "dave", "dave"))
+    status, body = await get_as(cluster, dave, user="")
+    assert status == 200, body
+    assert cluster.kubeapi.access_reviews[-1]["user"] == "dave"

@@ -9,8 +9,9 @@
   context without a usable key and every handshake failing until the next good pair.
 - ``bearer_token`` reads an ``Authorization`` header as kube-apiserver does (the scheme in any
   case); ``PushToken`` checks the shared push bearer token in constant time.
-- ``peer_chain_der`` reads the certificates a client presented, for ``adapter.clientcerts``
-  (standalone) and ``adapter.kubeauth`` (cluster mode) to judge on every request.
+- ``ServingTls.presented_chain`` reads the certificates a client presented, for
+  ``adapter.clientcerts`` (standalone) and ``adapter.kubeauth`` (cluster mode) to judge on
+  every request, resumed TLS sessions included (see its docstring).
 
 CA rotation (cluster mode): Python's ``ssl`` cannot request a client certificate without
 verifying it during the handshake, so the server context must trust every CA that may sign one.
@@ -119,6 +120,10 @@ def peer_chain_der(ssl_object: ssl.SSLObject | None) -> list[bytes]:
     return chain
 
 
+MAX_REMEMBERED_CHAINS = 1024
+"""Client certificates whose intermediates ``ServingTls.presented_chain`` remembers."""
+
+
 class ServingTls:
     """The server's TLS context, with the serving certificate re-read when its files change.
 
@@ -140,6 +145,7 @@ class ServingTls:
         _load_pair(self.context, cert_pem, key_pem)
         self._loaded = _digest(cert_pem, key_pem)
         self._refused: bytes | None = None
+        self._intermediates: dict[bytes, tuple[bytes, ...]] = {}
 
     def _read_pair(self) -> tuple[bytes, bytes]:
         return self.cert_file.read_bytes(), self.key_file.read_bytes()
@@ -163,6 +169,30 @@ class ServingTls:
             self._trusted.add(digest)
             added += 1
         return added
+
+    def presented_chain(self, ssl_object: ssl.SSLObject | None) -> list[bytes]:
+        """The certificates the client of ``ssl_object`` presented, leaf first (DER); empty
+        without one.
+
+        A session resumed from a ticket (TLS 1.3, and 1.2 with tickets) holds the client's
+        certificate but not the intermediates it came with: OpenSSL keeps no chain in a
+        ticket, so a certificate issued by an intermediate CA would no longer verify on such
+        a session. The intermediates each certificate (verified by the handshake) came with
+        are remembered here, for the last ``MAX_REMEMBERED_CHAINS`` certificates, and given
+        back with it. They are only material to build a chain from: the verification itself
+        still needs a trusted root, and every validity period.
+        """
+        chain = peer_chain_der(ssl_object)
+        if len(chain) > 1:
+            leaf, intermediates = chain[0], tuple(chain[1:])
+            if self._intermediates.get(leaf) != intermediates:
+                self._intermediates.pop(leaf, None)
+                if len(self._intermediates) >= MAX_REMEMBERED_CHAINS:
+                    del self._intermediates[next(iter(self._intermediates))]
+                self._intermediates[leaf] = intermediates
+        elif chain:
+            chain += self._intermediates.get(chain[0], ())
+        return chain
 
     def reload_if_changed(self) -> bool:
         """Load the certificate files again if they changed; True when a new pair is in use.

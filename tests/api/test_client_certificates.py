@@ -162,3 +162,32 @@ async def test_a_ca_file_with_text_beyond_ascii_is_read_and_reloaded(
             await asyncio.sleep(0.1)
         old = await asyncio.to_thread(get_in_session, port, pki.client_context(), DISCOVERY)
         assert old.status == 401, old.body
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_chain_through_an_intermediate_ca_verifies_on_a_resumed_session(
+    pki: Pki, tmp_path: Path, version: ssl.TLSVersion
+) -> None:
+    """A session resumed from a ticket holds the client's certificate but not the
+    intermediates it came with (OpenSSL keeps none in a ticket); those of its first handshake
+    still count when the certificate is judged again (here: the CA file changed)."""
+    root = make_ca(tmp_path, "root", "root-ca")
+    intermediate = issue(root, tmp_path, "intermediate", "intermediate-ca", is_ca=True)
+    leaf = issue(intermediate, tmp_path, "leaf", "leafy")
+    chain = tmp_path / "chain.crt"
+    chain.write_bytes(leaf.pem + intermediate.pem)
+    ca_file = tmp_path / "client-ca.crt"
+    ca_file.write_bytes(root.pem)
+    async with serve_adapter(pki, client_ca_file=ca_file) as server:
+        port = port_of(server)
+        context = ssl.create_default_context(cafile=str(pki.ca_cert))
+        context.load_cert_chain(str(chain), str(leaf.key_file))
+        context.minimum_version = context.maximum_version = version
+        first = await asyncio.to_thread(get_in_session, port, context, DISCOVERY)
+        assert first.status == 200, first.body
+
+        ca_file.write_bytes(root.pem + make_ca(tmp_path, "other", "other-ca").pem)
+        server.state.client_certificates.reload_if_changed()  # unless the reloader just did
+        resumed = await asyncio.to_thread(get_in_session, port, context, DISCOVERY, first.session)
+        assert resumed.resumed, f"{version.name}: no resumption, so nothing was shown"
+        assert resumed.status == 200, resumed.body

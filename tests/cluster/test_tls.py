@@ -175,3 +175,26 @@ async def test_a_ca_bundle_with_text_beyond_ascii_is_taken_from_the_configmap(
     status, body = await get_as(cluster, dave, user="")
     assert status == 200, body
     assert cluster.kubeapi.access_reviews[-1]["user"] == "dave"
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+async def test_a_chain_through_an_intermediate_ca_verifies_on_a_resumed_session(
+    cluster: ClusterAdapter, tmp_path: Path, version: ssl.TLSVersion
+) -> None:
+    """Every request is judged, and a session resumed from a ticket holds no intermediates
+    (OpenSSL keeps none in a ticket): those of its first handshake still count."""
+    intermediate = issue(
+        cluster.cluster_pki.client_ca, tmp_path, "intermediate", "client-intermediate", is_ca=True
+    )
+    leaf = issue(intermediate, tmp_path, "leaf", "dave")
+    chain = tmp_path / "chain.crt"
+    chain.write_bytes(leaf.pem + intermediate.pem)
+    cluster.kubeapi.grant("dave")
+    context = presenting(cluster, leaf, chain)
+    context.minimum_version = context.maximum_version = version
+    port = int(cluster.url.rsplit(":", 1)[1])
+    first = await asyncio.to_thread(get_in_session, port, context, CUSTOM)
+    assert first.status == 200, first.body
+    resumed = await asyncio.to_thread(get_in_session, port, context, CUSTOM, first.session)
+    assert resumed.resumed, f"{version.name}: no resumption, so nothing was shown"
+    assert resumed.status == 200, resumed.body

@@ -29,11 +29,17 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from adapter.transport import ServingTls, User, with_authenticated_group
+from adapter.transport import (
+    MAX_PRESENTED_INTERMEDIATES,
+    ServingTls,
+    User,
+    with_authenticated_group,
+)
 
 logger = logging.getLogger(__name__)
 
-MAX_CHAIN_DEPTH = 5
+MAX_CHAIN_DEPTH = MAX_PRESENTED_INTERMEDIATES + 1
+"""Steps from a certificate to its root: through every intermediate a chain is read with."""
 MAX_KEPT_VERDICTS = 1024
 """Certificates whose verification ``ClientCertificates`` remembers (the oldest go first)."""
 

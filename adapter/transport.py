@@ -95,12 +95,20 @@ _ENCODING_DER = getattr(ssl, "ENCODING_DER", getattr(_ssl, "ENCODING_DER", 2))
 """``_ssl.Certificate.public_bytes`` format for DER (public in ``ssl`` only from 3.13)."""
 
 
+MAX_PRESENTED_INTERMEDIATES = 4
+"""Certificates after its own that a client's chain is read with; the rest are not looked at."""
+
+
 def peer_chain_der(ssl_object: ssl.SSLObject | None) -> list[bytes]:
-    """The certificates the client presented, leaf first (DER); empty without one.
+    """The certificates the client presented, leaf first (DER), at most
+    ``MAX_PRESENTED_INTERMEDIATES`` after the leaf; empty without one.
 
     The leaf comes from ``getpeercert(binary_form=True)``; the intermediates the client sent come
     from the unverified chain where this Python offers it (3.13 publicly, earlier privately), so
-    a chain through an intermediate CA can be verified too.
+    a chain through an intermediate CA can be verified too. The handshake ignores presented
+    certificates it does not need, so a client may send a hundred CA certificates named like its
+    issuer: verifying every request (cluster mode) would check each one's signature, a core's
+    worth of work for a few requests a second. A real chain has one or two intermediates.
     """
     if ssl_object is None:
         return []
@@ -114,7 +122,7 @@ def peer_chain_der(ssl_object: ssl.SSLObject | None) -> list[bytes]:
         try:
             presented = [c.public_bytes(_ENCODING_DER) for c in get_chain() or []]
             # Server side, OpenSSL may or may not list the leaf itself (3.13 adds it).
-            chain += [der for der in presented if der != leaf]
+            chain += [der for der in presented if der != leaf][:MAX_PRESENTED_INTERMEDIATES]
         except (ssl.SSLError, AttributeError, ValueError):
             pass
     return chain

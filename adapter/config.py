@@ -102,6 +102,10 @@ class ConnectionConfig:
     """An answer not written out within this (the client stopped reading) drops the connection."""
     max_connections: int = 4096
     """Open connections at most; one more is closed at once, before its TLS handshake."""
+    receiving_budget_bytes: int = 16 * 1024 * 1024
+    """Bytes received of requests not yet whole (heads and bodies not yet complete), on all
+    connections together; past it the connections holding the most are dropped
+    (``adapter.serving.Connections``). No flag."""
 
     def validate(self) -> list[str]:
         problems = [

@@ -4,13 +4,13 @@ Only instant queries are used, so Prometheus, Thanos Query, Mimir, Cortex and Vi
 all answer. A query that cannot be answered raises ``BackendError`` naming the cause
 (unreachable, no answer within the timeout, the engine's own error, an answer that is not a
 vector); every query is counted by outcome and timed in the adapter's ``/metrics``
-(``BackendTelemetry``). The client owns an ``aiohttp.ClientSession`` for its lifetime
+(``BackendTelemetry``); a query its caller abandons (cancelled) has no outcome and is not
+counted. The client owns an ``aiohttp.ClientSession`` for its lifetime
 (``async with client:``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import ssl
@@ -27,7 +27,8 @@ from prometheus_client.registry import Collector
 BACKEND = "prometheus"
 OUTCOMES = ("success", "error", "timeout", "unreachable", "bad_answer")
 MAX_CONCURRENT_QUERIES = 8
-"""Queries in flight at once per client (a split selection sends several)."""
+"""Connections to the engine per client (a split selection sends more queries than this: the
+others wait for a connection, within their timeout)."""
 _SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -128,9 +129,10 @@ class PrometheusClient:
         if ca_file is not None:
             self._ssl = ssl.create_default_context(cafile=str(ca_file))
         self._session: aiohttp.ClientSession | None = None
-        self._slots = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
 
     async def __aenter__(self) -> PrometheusClient:
+        # The total timeout includes the wait for one of the connector's connections, so every
+        # query of a request, queued or not, is answered or failed within the timeout.
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.timeout_seconds),
             connector=aiohttp.TCPConnector(ssl=self._ssl, limit=MAX_CONCURRENT_QUERIES),
@@ -161,15 +163,13 @@ class PrometheusClient:
         if self._session is None:
             raise RuntimeError("use the client inside 'async with'")
         started = time.perf_counter()
-        outcome = "success"
         try:
-            async with self._slots:
-                return await self._query(self._session, promql)
+            samples = await self._query(self._session, promql)
         except BackendError as error:
-            outcome = error.outcome
+            self.telemetry.observe(error.outcome, time.perf_counter() - started)
             raise
-        finally:
-            self.telemetry.observe(outcome, time.perf_counter() - started)
+        self.telemetry.observe("success", time.perf_counter() - started)
+        return samples
 
     async def _query(self, session: aiohttp.ClientSession, promql: str) -> list[Sample]:
         params = {"query": promql, "timeout": f"{max(1, math.floor(self.timeout_seconds))}s"}

@@ -14,6 +14,7 @@ import pytest
 from adapter.__main__ import build_parser, server_config
 from adapter.config import ServerConfig
 from adapter.prometheus import PrometheusClient, PrometheusProvider, Queries, SeriesLabels
+from adapter.prometheus.engine import MAX_CONCURRENT_QUERIES, OUTCOMES
 from tests.api.conftest import serve_adapter
 from tests.conftest import Pki
 
@@ -129,3 +130,40 @@ async def test_a_stalled_backend_is_a_503_within_the_timeout_and_pushes_are_off(
         status, body, _ = await adapter.get("/apis/custom.metrics.k8s.io/v1beta2")
         assert status == 200
         assert "pods/inference_latency_p99_seconds" in {r["name"] for r in body["resources"]}
+
+
+def counted(client: PrometheusClient) -> dict[str, float]:
+    """``adapter_backend_queries_total`` by outcome."""
+    queries = next(iter(client.telemetry.collect()))
+    return {s.labels["outcome"]: s.value for s in queries.samples if s.name.endswith("_total")}
+
+
+async def test_queries_waiting_for_a_connection_share_the_timeout() -> None:
+    """A split selection sends more queries than the client holds connections; those waiting
+    for one are within the same timeout, so the request's 503 comes within the timeout, not
+    after one timeout per round of connections."""
+    rounds = 5
+    async with (
+        stalled_backend() as url,
+        PrometheusClient(url, timeout_seconds=1.0) as client,
+    ):
+        started = asyncio.get_running_loop().time()
+        answers = await asyncio.gather(
+            *(client.query("up") for _ in range(rounds * MAX_CONCURRENT_QUERIES)),
+            return_exceptions=True,
+        )
+        elapsed = asyncio.get_running_loop().time() - started
+    assert {getattr(a, "outcome", a) for a in answers} == {"timeout"}
+    assert elapsed < 3.0  # one timeout; five rounds of connections would take 5 s
+    assert counted(client)["timeout"] == rounds * MAX_CONCURRENT_QUERIES
+
+
+async def test_an_abandoned_query_is_not_counted_a_success() -> None:
+    """A query its request gave up on (cancelled) has no outcome: it is not a success."""
+    async with stalled_backend() as url, PrometheusClient(url, timeout_seconds=30.0) as client:
+        query = asyncio.ensure_future(client.query("up"))
+        await asyncio.sleep(0.2)
+        query.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await query
+    assert counted(client) == dict.fromkeys(OUTCOMES, 0)

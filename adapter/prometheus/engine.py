@@ -29,6 +29,11 @@ OUTCOMES = ("success", "error", "timeout", "unreachable", "bad_answer")
 MAX_CONCURRENT_QUERIES = 8
 """Connections to the engine per client (a split selection sends more queries than this: the
 others wait for a connection, within their timeout)."""
+MAX_ANSWER_BYTES = 32 * 2**20
+"""The largest answer read (decompressed): about 300,000 pods' per-pod values, thirty times a
+10,000-pod Deployment's. A larger one is refused, not buffered: an answer's JSON takes about ten
+times its size once decoded, and a misconfigured query or a faulty proxy may never end."""
+_READ_BYTES = 2**16
 _SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -119,9 +124,11 @@ class PrometheusClient:
         token_file: Path | None = None,
         ca_file: Path | None = None,
         telemetry: BackendTelemetry | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.url = url.rstrip("/")
         self.timeout_seconds = timeout_seconds
+        self.max_answer_bytes = max_answer_bytes
         self.telemetry = telemetry or BackendTelemetry()
         self._token_file = token_file
         self._token: tuple[int, str] | None = None
@@ -181,7 +188,7 @@ class PrometheusClient:
             async with session.get(
                 f"{self.url}/api/v1/query", params=params, headers=headers
             ) as response:
-                body = await response.read()
+                body = await self._read(response)
                 status = response.status
         except TimeoutError:
             raise BackendError(
@@ -196,3 +203,19 @@ class PrometheusClient:
                 text = body[:200].decode(errors="replace").strip() or "no body"
             raise BackendError("error", f"HTTP {status}: {text}")
         return decode_vector(body)
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        """The body, or ``BackendError`` as soon as it passes ``max_answer_bytes``."""
+        limit = self.max_answer_bytes
+        too_large = BackendError(
+            "bad_answer", f"an answer larger than the limit of {limit / 2**20:g} MiB"
+        )
+        if (response.content_length or 0) > limit:
+            raise too_large
+        chunks, size = [], 0
+        async for chunk in response.content.iter_chunked(_READ_BYTES):
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)

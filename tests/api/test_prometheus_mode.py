@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from adapter.__main__ import build_parser, server_config
 from adapter.config import ServerConfig
 from adapter.prometheus import PrometheusClient, PrometheusProvider, Queries, SeriesLabels
-from adapter.prometheus.engine import MAX_CONCURRENT_QUERIES, OUTCOMES
+from adapter.prometheus.engine import MAX_CONCURRENT_QUERIES, OUTCOMES, BackendError
 from tests.api.conftest import serve_adapter
 from tests.conftest import Pki
 
@@ -167,3 +168,45 @@ async def test_an_abandoned_query_is_not_counted_a_success() -> None:
         with pytest.raises(asyncio.CancelledError):
             await query
     assert counted(client) == dict.fromkeys(OUTCOMES, 0)
+
+
+@contextlib.asynccontextmanager
+async def endless_backend(declared: bool) -> AsyncIterator[str]:
+    """An engine whose answer to any query never ends (``declared``: it says a huge
+    ``Content-Length`` first): a misconfigured query or a faulty proxy."""
+    sample = b'{"metric":{"pod":"' + b"p" * 200 + b'"},"value":[1,"1"]},'
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        if declared:
+            response.content_length = 2**40
+        await response.prepare(request)
+        await response.write(b'{"status":"success","data":{"resultType":"vector","result":[')
+        with contextlib.suppress(ConnectionError):
+            for _ in range(10**6):
+                await response.write(sample * 100)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("declared", [False, True])
+async def test_an_answer_too_large_is_refused_not_buffered(declared: bool) -> None:
+    async with (
+        endless_backend(declared) as url,
+        PrometheusClient(url, timeout_seconds=30.0, max_answer_bytes=2**20) as client,
+    ):
+        with pytest.raises(BackendError) as caught:
+            await client.query("up")
+    assert caught.value.outcome == "bad_answer"
+    assert caught.value.cause == "an answer larger than the limit of 1 MiB"
+    assert counted(client)["bad_answer"] == 1

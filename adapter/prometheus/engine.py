@@ -98,7 +98,7 @@ def decode_vector(body: bytes) -> list[Sample]:
         data = document["data"]
         if data["resultType"] != "vector":
             raise BackendError("bad_answer", f"a {data['resultType']} answer, not a vector")
-        return [
+        samples = [
             Sample(item["metric"], float(item["value"][1]), float(item["value"][0]))
             for item in data["result"]
         ]
@@ -106,6 +106,14 @@ def decode_vector(body: bytes) -> list[Sample]:
         raise BackendError(
             "bad_answer", f"an answer that is not a query result ({error})"
         ) from None
+    if not all(_are_labels(sample.labels) for sample in samples):
+        raise BackendError("bad_answer", "an answer whose labels are not names and strings")
+    return samples
+
+
+def _are_labels(labels: object) -> bool:
+    """Whether ``labels`` is what the provider reads a series' labels as (a label set)."""
+    return isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())
 
 
 def _error_text(document: Any) -> str:

@@ -24,6 +24,9 @@ import aiohttp
 from prometheus_client import Counter, Histogram
 from prometheus_client.registry import Collector
 
+from adapter.client import TokenFile
+from adapter.transport import bearer_token_problem
+
 BACKEND = "prometheus"
 OUTCOMES = ("success", "error", "timeout", "unreachable", "bad_answer")
 MAX_CONCURRENT_QUERIES = 8
@@ -138,8 +141,7 @@ class PrometheusClient:
         self.timeout_seconds = timeout_seconds
         self.max_answer_bytes = max_answer_bytes
         self.telemetry = telemetry or BackendTelemetry()
-        self._token_file = token_file
-        self._token: tuple[int, str] | None = None
+        self._token = None if token_file is None else TokenFile(token_file)
         self._ssl: ssl.SSLContext | bool = True
         if ca_file is not None:
             self._ssl = ssl.create_default_context(cafile=str(ca_file))
@@ -165,13 +167,19 @@ class PrometheusClient:
             self._session = None
 
     def _headers(self) -> dict[str, str]:
-        """The bearer token, read again whenever its file changes (projected tokens rotate)."""
-        if self._token_file is None:
+        """The bearer token, read again whenever its file changes (projected tokens rotate);
+        ``BackendError`` when it cannot be read or sent."""
+        if self._token is None:
             return {}
-        changed = self._token_file.stat().st_mtime_ns
-        if self._token is None or self._token[0] != changed:
-            self._token = (changed, self._token_file.read_text().strip())
-        return {"Authorization": f"Bearer {self._token[1]}"}
+        try:
+            token = self._token()
+        except OSError as error:
+            raise BackendError("unreachable", f"cannot read the bearer token: {error}") from None
+        problem = bearer_token_problem(token)
+        if problem is not None:
+            path = self._token.path
+            raise BackendError("unreachable", f"the bearer token in {path} {problem}")
+        return {"Authorization": f"Bearer {token}"}
 
     async def query(self, promql: str) -> list[Sample]:
         """Evaluate ``promql`` now; its samples (``value`` may be NaN)."""
@@ -188,10 +196,7 @@ class PrometheusClient:
 
     async def _query(self, session: aiohttp.ClientSession, promql: str) -> list[Sample]:
         params = {"query": promql, "timeout": f"{max(1, math.floor(self.timeout_seconds))}s"}
-        try:
-            headers = self._headers()
-        except OSError as error:
-            raise BackendError("unreachable", f"cannot read the bearer token: {error}") from None
+        headers = self._headers()
         try:
             async with session.get(
                 f"{self.url}/api/v1/query", params=params, headers=headers

@@ -210,3 +210,43 @@ async def test_an_answer_too_large_is_refused_not_buffered(declared: bool) -> No
     assert caught.value.outcome == "bad_answer"
     assert caught.value.cause == "an answer larger than the limit of 1 MiB"
     assert counted(client)["bad_answer"] == 1
+
+
+def test_the_token_and_ca_files_are_checked_at_start_up(tmp_path: Path, pki: Pki) -> None:
+    token, ca = tmp_path / "token", tmp_path / "ca.crt"
+    ca.write_text("not a certificate\n")
+    flags = ("--source=prometheus", "--prometheus-url=https://prometheus:9091")
+    for text, problem in (
+        ("", "the token is empty"),
+        ("abc def\n", "the token holds white space: a bearer token cannot carry it"),
+        ("abc\x01def", "the token holds a control character: a bearer token cannot carry it"),
+    ):
+        token.write_text(text)
+        assert config_for(*flags, f"--prometheus-bearer-token-file={token}").validate() == [
+            f"--prometheus-bearer-token-file {token}: {problem}"
+        ]
+    (problem,) = config_for(*flags, f"--prometheus-ca-file={ca}").validate()
+    assert problem.startswith(f"--prometheus-ca-file {ca}: not a PEM CA bundle (")
+    token.write_text("abc\n")
+    good = (f"--prometheus-bearer-token-file={token}", f"--prometheus-ca-file={pki.ca_cert}")
+    assert config_for(*flags, *good).validate() == []
+
+
+async def test_a_token_rotated_to_one_a_header_cannot_carry_is_a_backend_failure(
+    tmp_path: Path,
+) -> None:
+    """The token is read again when its file changes; one that cannot be sent fails the query
+    (a 503, counted), never the request handler."""
+    token = tmp_path / "token"
+    token.write_text("first\n")
+    async with stalled_backend() as url, PrometheusClient(url, 0.3, token_file=token) as client:
+        with pytest.raises(BackendError, match="no answer within the timeout"):
+            await client.query("up")
+        token.write_text("second\nline\n")
+        with pytest.raises(BackendError) as caught:
+            await client.query("up")
+    assert caught.value.outcome == "unreachable"
+    assert caught.value.cause == (
+        f"the bearer token in {token} holds white space: a bearer token cannot carry it"
+    )
+    assert counted(client)["unreachable"] == 1

@@ -116,3 +116,10 @@ def test_sources_are_data() -> None:
     assert gauges_only.source_of(BY_NAME["inference_latency_p99_seconds"]) is None
     assert MODEL_SERVER.served() == tuple(BY_NAME)
     assert promql.is_label_name("pod") and not promql.is_label_name("app.kubernetes.io/name")
+
+
+def test_literals_are_printable_ascii() -> None:
+    """Names and values reach the engine as escapes where PromQL's lexer would trip (the real
+    engine reads them back: tests/prometheus/test_promql_literals.py)."""
+    assert promql.quote("\ufffd\t\U0001f600é") == '"\\ufffd\\u0009\\U0001f600\\u00e9"'
+    assert str(promql.one_of("pod", ["a\ufffd", "b"])) == 'pod=~"a\\ufffd|b"'

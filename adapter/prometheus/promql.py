@@ -35,7 +35,8 @@ _ESCAPED = re.compile(r"[^ !#-\[\]-~]")
 
 
 class Untranslatable(ValueError):
-    """A label selector that Prometheus label matchers cannot express (``>``, ``<``)."""
+    """A label selector that Prometheus label matchers cannot express (``>``, ``<``, a key
+    whose label name would start with a digit)."""
 
 
 def is_label_name(text: str) -> bool:
@@ -125,6 +126,11 @@ def selector_matchers(selector: selectors.Selector) -> Scope:
     matchers = []
     for requirement in selector.requirements:
         name, values = label_name(requirement.key), requirement.values
+        if not is_label_name(name):
+            raise Untranslatable(
+                f"the label key {requirement.key} has no Prometheus label name (relabeling"
+                f" makes it {name}, which PromQL cannot name)"
+            )
         operator = requirement.operator
         if operator in (selectors.EQUALS, selectors.DOUBLE_EQUALS, selectors.IN):
             matchers.append(one_of(name, values))

@@ -201,3 +201,28 @@ async def test_not_found_and_bad_selectors(
             pods, NAMESPACE, selectors.parse("gpu>2"), selectors.EVERYTHING
         )
     assert caught.value.code == 400
+
+
+async def test_a_window_shorter_than_two_scrapes_is_no_value_not_zero(
+    fleet: Fleet, traffic_done: None
+) -> None:
+    """``rate()`` needs two samples in its window: with a window shorter than the 1 s scrape
+    interval there is no rate and no quantile, and the adapter says so with a 404 rather than
+    serving the zero it would serve for a pod without requests (the HPA would scale on it)."""
+    queries = Queries(SeriesLabels(), 0.5, 15.0, max_age_seconds=30.0)
+    pods = CustomMetricInfo(resources.PODS.group_resource, True, "inference_requests_per_second")
+    deployments = CustomMetricInfo(resources.DEPLOYMENTS.group_resource, True, P99)
+    everything = selectors.EVERYTHING
+    async with PrometheusClient(fleet.prometheus.url, 5.0) as client:
+        provider = PrometheusProvider(client, queries)
+        with pytest.raises(errors.ApiError) as per_pod:
+            await provider.get_metric_by_selector(pods, NAMESPACE, everything, everything)
+        with pytest.raises(errors.ApiError) as pooled:
+            await provider.get_metric_by_name(deployments, NAMESPACE, "model", everything)
+        depth = CustomMetricInfo(resources.PODS.group_resource, True, "inference_queue_depth")
+        gauges = await provider.get_metric_by_selector(depth, NAMESPACE, everything, everything)
+    assert {v.described_object.name for v in gauges} == set(PODS)  # the pods are there
+    assert per_pod.value.code == pooled.value.code == 404
+    for caught in (per_pod, pooled):
+        assert "two samples" in caught.value.message
+        assert "within the window of 0.5s" in caught.value.message, caught.value.message

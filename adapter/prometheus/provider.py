@@ -127,7 +127,7 @@ class PrometheusProvider:
                 scopes = self._name_scopes(namespace, [p.name for p in pods])
             else:
                 scopes = [self._scope(namespace, metric_selector, self._pod_is(name))]
-            values = await self._per_pod(metric, scopes, what, metric_selector)
+            values = await self._per_pod(metric, scopes, what, metric_selector, one_pod=True)
             return values[0]
         if group_resource == resources.NAMESPACES.group_resource:
             what = f"namespace {name}"
@@ -366,8 +366,10 @@ class PrometheusProvider:
         scopes: Sequence[promql.Scope],
         what: str,
         metric_selector: selectors.Selector,
+        one_pod: bool = False,
     ) -> PodValues:
-        """One value per pod sampled within the max age, or the 404 that says why none."""
+        """One value per pod sampled within the max age, or the 404 that says why none (for
+        ``one_pod``, in the push path's words for one pod)."""
         source = self._source(metric)
         by = self.queries.per_pod
         value_queries = []
@@ -390,6 +392,10 @@ class PrometheusProvider:
             pods.append(PodRef(*group))
             numbers.append(value)
             timestamps.append(newest.samples[group])
+        if not pods and one_pod:
+            raise errors.not_found(
+                self._nothing_fresh(what, metric, newest, metric_selector, one_pod=True)
+            )
         if not pods:
             raise errors.not_found(
                 f"{what}: {len(newest.samples)} pods with {source.freshness.name} series in"
@@ -436,24 +442,28 @@ class PrometheusProvider:
         metric: catalog.Metric,
         newest: _Newest,
         metric_selector: selectors.Selector,
+        one_pod: bool = False,
     ) -> str:
-        """Why an object has no value: no series at all, or none sampled recently enough."""
+        """Why an object (or ``one_pod``) has no value: no series at all, none sampled recently
+        enough, or none with a value; worded as the push path words it."""
         series = self._source(metric).freshness.name
+        note = self._selector_note(metric_selector)
         if not newest.samples:
-            return f"{what}: no pod with {series} series in Prometheus" + self._selector_note(
-                metric_selector
-            )
+            if one_pod:
+                return f"{what} has no {series} series in Prometheus" + note
+            return f"{what}: no pod with {series} series in Prometheus" + note
+        subject = f"{what} was" if one_pod else f"{what}: its pods were"
         latest = max(newest.samples.values())
         if self._fresh(latest, newest.evaluated_at):
             return (
-                f"{what}: its pods were sampled within the max age of {self._max_age_text}"
+                f"{subject} sampled within the max age of {self._max_age_text}"
                 + self._none_with(metric)
-                + self._selector_note(metric_selector)
+                + note
             )
         age = (newest.evaluated_at or latest) - latest
         return (
-            f"{what}: its pods were last sampled {seconds_text(age)} ago, more than the max age"
-            f" of {self._max_age_text}" + self._selector_note(metric_selector)
+            f"{subject} last sampled {seconds_text(age)} ago, more than the max age"
+            f" of {self._max_age_text}" + note
         )
 
     async def _group_values(

@@ -1,7 +1,7 @@
 """One real fleet for the Prometheus tests, shared by the session.
 
 Three model-server processes push to a push-mode adapter and are scraped every second by a
-real Prometheus (Debian's package, installed by ``tests.prometheus_server`` when missing) with
+real Prometheus (Debian's package, installed by ``localcluster.prometheus`` when missing) with
 ``namespace``, ``pod``, ``deployment`` and ``app`` target labels; a Prometheus-mode adapter
 reads the same pods through it. ``p0`` and ``p1`` (Deployment ``model``, ``app=model``) take
 the steady load; ``slow-0`` (Deployment ``slow``) serves one request at a time, slowly, so its

@@ -254,14 +254,29 @@ def token_bytes(token: str) -> bytes:
     return token.encode("utf-8", "surrogateescape")
 
 
+def bearer_token_problem(token: str) -> str | None:
+    """Why ``token`` cannot travel as ``Authorization: Bearer <token>`` (None when it can): the
+    header ends a token at white space, and carries no control character.
+
+    >>> bearer_token_problem("abc"), bearer_token_problem("a b")
+    (None, 'holds white space: a bearer token cannot carry it')
+    """
+    if not token:
+        return "is empty"
+    if len(token.split()) > 1:
+        return "holds white space: a bearer token cannot carry it"
+    if any(ord(character) < 32 or ord(character) == 127 for character in token):
+        return "holds a control character: a bearer token cannot carry it"
+    return None
+
+
 class PushToken:
     """The shared bearer token that standalone pushes present."""
 
     def __init__(self, token: str) -> None:
-        if not token:
-            raise ValueError("the push token is empty")
-        if len(token.split()) > 1:
-            raise ValueError("the push token holds white space: a bearer token cannot carry it")
+        problem = bearer_token_problem(token)
+        if problem is not None:
+            raise ValueError(f"the push token {problem}")
         self._expected = token.encode()
 
     @classmethod

@@ -68,6 +68,9 @@ class SyncRow:
     time: float
     current_replicas: int
     desired_replicas: int
+    """``spec.replicas`` as the sync left it: the HPA's new size, or ``current_replicas`` when it
+    did not rescale (its ``status.desiredReplicas`` keeps a stale value, 0 before its first
+    success, when no metric could be read)."""
     ready_replicas: int
     metric_values: tuple[float | None, ...]
     """Each spec metric's value as the HPA read it, in base units (per pod for Pods metrics and
@@ -199,7 +202,7 @@ class _Run:
             SyncRow(
                 time=now,
                 current_replicas=record.current_replicas,
-                desired_replicas=record.desired_replicas,
+                desired_replicas=self.deployment.replicas,
                 ready_replicas=self.deployment.ready_count(),
                 metric_values=tuple(_metric_value(m) for m in record.metrics),
                 queue_depth=self._object_value("inference_queue_depth"),

@@ -184,3 +184,20 @@ def test_longest_run_of_seconds_above_the_slo() -> None:
     assert longest_run(np.array([0, 1, 1, 0, 1, 1, 1, 0], dtype=bool)) == 3
     assert longest_run(np.zeros(5, dtype=bool)) == 0
     assert longest_run(np.ones(4, dtype=bool)) == 4
+
+
+def test_a_sync_whose_metrics_all_fail_keeps_the_size_and_is_no_scale_event() -> None:
+    """The HPA leaves ``status.desiredReplicas`` as it was when no metric can be read (0 before
+    any success); the run's desired replicas are what the Deployment was left with, so such
+    syncs are neither scale events nor a size of 0."""
+    unmatched = autoscaler(
+        HPA.replace(
+            "metric: {name: inference_concurrency}",
+            "metric: {name: inference_concurrency, selector: {matchLabels: {tier: none}}}",
+        )
+    )
+    result = simulate(unmatched, run_config(duration_seconds=30.0))
+    assert all("FailedGetPodsMetric" in row.decision for row in result.rows)
+    assert {(row.current_replicas, row.desired_replicas) for row in result.rows} == {(1, 1)}
+    summary = summarize(result)
+    assert (summary.scale_events, summary.max_replicas, summary.flaps) == (0, 1, 0)

@@ -151,6 +151,7 @@ RUN = ["--hpa", "{hpa}", "--duration", "10s"]
         ([*RUN, "--sweep", "max-queue=1,x"], "--sweep: --max-queue 'x': 'x' is not an integer"),
         ([*RUN, "--sweep", "inference_queue_depth=1,2"], "no metric inference_queue_depth in"),
         ([*RUN, "--sweep", "spec.maxReplicas=4,0"], "spec.maxReplicas: must be greater than or"),
+        ([*RUN, "--sweep", "spec.maxReplicas=[4,5]"], "--sweep: spec.maxReplicas: '[4' is not"),
         ([*RUN, "--hpa", "{hpa}"], "two manifests named 'hpa' would share a folder"),
         ([*RUN, "--duration", "800h"], "--duration: at most 31 days"),
     ],

@@ -222,6 +222,19 @@ def _with_option(args: argparse.Namespace, key: str, value: str) -> argparse.Nam
     return changed
 
 
+def _check_sweep_changes(runs: list[Planned], sweep: str) -> None:
+    """A manifest sweep must change what the HPA reads: a misspelled field (the manifests'
+    reader ignores fields it does not know) or values that mean the same would give identical
+    runs that look like a finding."""
+    for stem in dict.fromkeys(run.stem for run in runs):
+        variants = [run.autoscaler for run in runs if run.stem == stem]
+        if len(variants) > 1 and all(variant == variants[0] for variant in variants):
+            raise inputs.InvalidInput(
+                f"--sweep {sweep!r}: the runs of {stem} would be the same (a field the HPA"
+                " does not read, or values that mean the same)"
+            )
+
+
 def plan(args: argparse.Namespace) -> Plan:
     """Every run the flags ask for, checked before any starts (``InvalidInput`` otherwise)."""
     if args.duration > MAX_DURATION_SECONDS:
@@ -255,6 +268,8 @@ def plan(args: argparse.Namespace) -> Plan:
                 )
                 for path in args.hpa
             ]
+        if not sweep.is_option:
+            _check_sweep_changes(runs, args.sweep)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:

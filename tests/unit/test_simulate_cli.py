@@ -152,6 +152,12 @@ RUN = ["--hpa", "{hpa}", "--duration", "10s"]
         ([*RUN, "--sweep", "inference_queue_depth=1,2"], "no metric inference_queue_depth in"),
         ([*RUN, "--sweep", "spec.maxReplicas=4,0"], "spec.maxReplicas: must be greater than or"),
         ([*RUN, "--sweep", "spec.maxReplicas=[4,5]"], "--sweep: spec.maxReplicas: '[4' is not"),
+        (
+            [*RUN, "--sweep", "spec.behavior.scaleDown.stabilisationWindowSeconds=0,300"],
+            "--sweep 'spec.behavior.scaleDown.stabilisationWindowSeconds=0,300': the runs",
+        ),
+        ([*RUN, "--sweep", "spec.=1,2"], "--sweep 'spec.=1,2': the runs of hpa would be the same"),
+        ([*RUN, "--sweep", "inference_concurrency=3,3000m"], "the runs of hpa would be the same"),
         ([*RUN, "--hpa", "{hpa}"], "two manifests named 'hpa' would share a folder"),
         ([*RUN, "--duration", "800h"], "--duration: at most 31 days"),
     ],

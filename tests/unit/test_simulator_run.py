@@ -22,7 +22,7 @@ from simulator.outputs import per_sync_counts
 from simulator.pods import Tally
 from simulator.pushes import Pushes
 from simulator.summary import count_flaps, longest_run, summarize
-from tests.hpa_manifests import hpa_yaml
+from tests.hpa_manifests import P99_500MS, hpa_yaml
 
 HPA = hpa_yaml(
     1,
@@ -201,3 +201,18 @@ def test_a_sync_whose_metrics_all_fail_keeps_the_size_and_is_no_scale_event() ->
     assert {(row.current_replicas, row.desired_replicas) for row in result.rows} == {(1, 1)}
     summary = summarize(result)
     assert (summary.scale_events, summary.max_replicas, summary.flaps) == (0, 1, 0)
+
+
+def test_a_metric_selector_the_hpa_cannot_use_fails_that_metric_not_the_run() -> None:
+    """An operator metav1 does not know decodes (it is a string) and fails the metric at each
+    sync, as in the HPA; the other metric still scales."""
+    bad = autoscaler(
+        HPA.replace(
+            "metric: {name: inference_concurrency}",
+            "metric: {name: inference_concurrency, selector: {matchExpressions:"
+            " [{key: tier, operator: Equals, values: [gpu]}]}}",
+        ).replace("  behavior:", P99_500MS + "  behavior:")
+    )
+    result = simulate(bad, run_config())
+    assert all('"Equals" is not a valid label selector operator' in r.decision for r in result.rows)
+    assert max(r.desired_replicas for r in result.rows) > 1, "the p99 metric still scales"

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 MAX_DURATION_SECONDS = 31 * 24 * 3600.0
 """Per-second counts are kept for the whole run: a month is the longest it takes."""
+MAX_REQUESTS = 1e9
+"""The most requests (peak rate x duration) a run may ask for: about four hours of CPU at some
+15 us each (a month at 370 requests/s); a mistyped rate is refused rather than run for days."""
 
 PROG = "inference-adapter simulate"
 DESCRIPTION = """\
@@ -159,6 +162,12 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
         )
     except profiles.InvalidProfile as error:
         raise inputs.InvalidInput(f"--profile: {error}") from None
+    requests = profile.max_rate * args.duration
+    if requests > MAX_REQUESTS:
+        raise inputs.InvalidInput(
+            f"--rate, --profile: {requests:.3g} requests (peak rate x duration), more than the"
+            f" {MAX_REQUESTS:.0e} a run may take (some 15 us of CPU each)"
+        )
     pod = PodModel(
         service_time=args.service_time,
         max_concurrency=args.max_concurrency,

@@ -160,6 +160,7 @@ RUN = ["--hpa", "{hpa}", "--duration", "10s"]
         ([*RUN, "--sweep", "inference_concurrency=3,3000m"], "the runs of hpa would be the same"),
         ([*RUN, "--hpa", "{hpa}"], "two manifests named 'hpa' would share a folder"),
         ([*RUN, "--duration", "800h"], "--duration: at most 31 days"),
+        ([*RUN, "--rate", "1e12"], "--rate, --profile: 1e+13 requests"),
     ],
 )
 def test_bad_options_are_one_line(

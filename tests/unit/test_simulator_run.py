@@ -15,7 +15,7 @@ from adapter.store import Store
 from localcluster import hpa, manifests
 from model_server import profiles
 from model_server.service_time import ServiceTime
-from simulator import PodModel, SimulationConfig, simulate
+from simulator import PodModel, SimulationConfig, run, simulate
 from simulator.deployment import Deployment
 from simulator.events import EventQueue
 from simulator.outputs import per_sync_counts
@@ -216,3 +216,21 @@ def test_a_metric_selector_the_hpa_cannot_use_fails_that_metric_not_the_run() ->
     result = simulate(bad, run_config())
     assert all('"Equals" is not a valid label selector operator' in r.decision for r in result.rows)
     assert max(r.desired_replicas for r in result.rows) > 1, "the p99 metric still scales"
+
+
+def test_arrivals_are_drawn_in_blocks_of_bounded_size_whatever_the_rate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Memory per block is its candidate arrivals (peak rate x span): a minute at a million
+    requests/s would be 60 million floats and a list of them, so blocks shorten as the rate
+    grows."""
+    asked: list[float] = []
+
+    def no_arrivals(profile: profiles.RateProfile, seconds: float, rng: object) -> np.ndarray:
+        asked.append(profile.max_rate * seconds)
+        return np.empty(0)
+
+    monkeypatch.setattr(profiles, "arrival_times", no_arrivals)
+    simulate(autoscaler(), run_config(profile=profiles.ConstantProfile(1e6), duration_seconds=2.0))
+    assert sum(asked) == pytest.approx(2e6)
+    assert max(asked) <= run.MAX_BLOCK_ARRIVALS * (1 + 1e-9)  # float sums of the spans

@@ -12,17 +12,19 @@ traceback. See docs/simulate.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from adapter import arguments, durations
 from adapter.config import StoreConfig
-from localcluster import hpa
+from localcluster import controller, hpa
 from model_server import profiles
 from model_server.service_time import distribution_arg
 from simulator import inputs
@@ -286,6 +288,18 @@ def plan(args: argparse.Namespace) -> Plan:
     return Plan(runs, None if args.sweep is None else sweep.key)
 
 
+@contextlib.contextmanager
+def _controller_quiet() -> Iterator[None]:
+    """The HPA controller logs each sync's events as the closed loop runs; here they are each
+    timeline's ``decision`` column, and a day of failing syncs would be thousands of lines."""
+    level = controller.logger.level
+    controller.logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        controller.logger.setLevel(level)
+
+
 def _fail(message: str) -> int:
     print(f"{PROG}: error: {message}", file=sys.stderr)
     return 2
@@ -307,7 +321,8 @@ def main(argv: Sequence[str]) -> int:
     results = []
     for one in planned.runs:
         started = time.perf_counter()
-        result = run.simulate(one.autoscaler, one.config)
+        with _controller_quiet():
+            result = run.simulate(one.autoscaler, one.config)
         labelled = outputs.Labelled(one.stem, one.value, result, summary.summarize(result))
         print(
             f"simulated {labelled.name}: {one.config.duration_seconds:g} s of traffic,"

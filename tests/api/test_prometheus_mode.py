@@ -87,9 +87,12 @@ async def stalled_backend() -> AsyncIterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
+        server.close()
+        await asyncio.sleep(0.05)  # a connection accepted last gets its callback
         for writer in held:
             writer.close()
-        server.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
         await server.wait_closed()
 
 

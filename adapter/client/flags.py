@@ -47,7 +47,7 @@ def add_push_flags(add: AddFlag, environ: Mapping[str, str]) -> None:
     add(
         "--push-backlog-max-age",
         type=durations.duration_arg,
-        default="10s",
+        default=f"{DEFAULT_MAX_BACKLOG_AGE_SECONDS:g}s",
         help="data a replica has not acknowledged for this long is dropped, not sent in one"
         " burst later: the adapter's --max-age",
     )

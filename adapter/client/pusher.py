@@ -58,6 +58,7 @@ import numpy as np
 from adapter.report import LATENCY, SKETCH_NAMES, Source
 from adapter.resolver import DnsResolver, Resolver, is_address
 from adapter.sketch import RELATIVE_ACCURACY, LatencySketch
+from adapter.transport import bearer_token_problem
 
 logger = logging.getLogger(__name__)
 
@@ -405,13 +406,26 @@ class Pusher:
             self._pending = outgoing.contents
         self._pending_since, self._has_pending = outgoing.since, True
 
+    def _authorization(self) -> str:
+        """The ``Authorization`` header; ``_Undelivered`` when the token cannot be read or sent
+        (a projected token file missing or half-written during a rotation): the data waits for
+        the next attempt, and the push loop goes on."""
+        try:
+            token = self._token() if callable(self._token) else self._token
+        except (OSError, UnicodeError) as error:
+            raise _Undelivered(f"the push token could not be read: {error}") from error
+        problem = bearer_token_problem(token)
+        if problem is not None:
+            raise _Undelivered(f"the push token {problem}")
+        return f"Bearer {token}"
+
     async def _post(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> None:
-        token = self._token() if callable(self._token) else self._token
+        authorization = self._authorization()
         try:
             async with session.post(
                 self.url,
                 json=body,
-                headers={**self._headers, "Authorization": f"Bearer {token}"},
+                headers={**self._headers, "Authorization": authorization},
                 server_hostname=self.server_hostname,
                 timeout=self._timeout,
             ) as response:
@@ -752,6 +766,18 @@ class PushClient:
         if pusher.unreachable and not was_unreachable:
             adapter.resolve_soon()
 
+    async def _deliver_in_round(
+        self, adapter: AdapterReplicas, pusher: Pusher, early_seconds: float
+    ) -> None:
+        """``_deliver`` as ``run`` starts it: an error nobody foresaw is logged, never raised
+        into ``run``'s task group, where it would end this pod's pushes to every replica."""
+        try:
+            await self._deliver(adapter, pusher, early_seconds=early_seconds)
+        except Exception:
+            logger.exception(
+                "push to %s failed unexpectedly; the next interval retries", pusher.url
+            )
+
     async def push_now(self, force: bool = False) -> None:
         """Collect and deliver once to every replica, concurrently, and wait for all of them
         (the last push at shutdown; tests). Looks the replicas up first when that is due."""
@@ -798,4 +824,4 @@ class PushClient:
         for adapter in self.adapters:
             for pusher in list(adapter.pushers.values()):
                 if not pusher.busy:
-                    tasks.create_task(self._deliver(adapter, pusher, early_seconds=early))
+                    tasks.create_task(self._deliver_in_round(adapter, pusher, early))

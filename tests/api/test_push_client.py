@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 
 import aiohttp
@@ -10,7 +12,7 @@ import numpy as np
 from adapter.client import Contents, LatencyRecorder, PodIdentity, PushClient, Pusher, TokenFile
 from adapter.resources import PodRef
 from adapter.sketch import LatencySketch
-from tests.api.conftest import TOKEN, RunningAdapter
+from tests.api.conftest import TOKEN, RunningAdapter, until
 from tests.conftest import Pki
 
 POD = PodIdentity("ml", "model-7d4b9c-x2k8p", "uid-1", {"app": "model"}, "model")
@@ -153,6 +155,37 @@ async def test_a_rotated_token_file_is_read_again(
         await client.push_now(force=True)
         assert pusher.stats.delivered == 1
     assert stored_requests(adapter_server) == 10
+
+
+async def test_a_token_file_gone_for_a_while_delays_pushes_and_ends_nothing(
+    adapter_server: RunningAdapter, pki: Pki, tmp_path: Path
+) -> None:
+    """A projected token can be missing for a moment while the kubelet swaps it: the data waits
+    and the push loop goes on (the read's error ended ``run`` and with it the pod's pushes)."""
+    token_file = tmp_path / "token"
+    recorder = LatencyRecorder()
+    async with PushClient(
+        [adapter_server.url],
+        POD,
+        TokenFile(token_file),
+        recorder,
+        dict,
+        ca_file=pki.ca_cert,
+        interval_seconds=0.05,
+    ) as client:
+        pusher = client.pushers[0]
+        observe(recorder, 5, 1)
+        running = asyncio.create_task(client.run())
+        await until(lambda: pusher.stats.failed_attempts >= 2 or running.done())
+        assert not running.done()
+        assert pusher.pending_requests == 5
+        token_file.write_text(f"{TOKEN}\n")
+        await until(lambda: pusher.stats.delivered >= 1 or running.done())
+        assert not running.done()
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    assert stored_requests(adapter_server) == 5
 
 
 async def test_a_restarted_container_is_not_taken_for_duplicates(

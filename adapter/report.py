@@ -15,7 +15,11 @@ from adapter.resources import PodRef
 
 QUEUE_DEPTH = "inference_queue_depth"
 CONCURRENCY = "inference_concurrency"
-GAUGE_NAMES = (QUEUE_DEPTH, CONCURRENCY)
+WORKER_SLOTS = "inference_worker_slots"
+"""Requests a pod serves at once (its worker slots, or a batching server's batch seats)."""
+REQUESTS_SHED = "inference_requests_shed_total"
+"""Requests a pod refused because its queue was full, since it started: a counter."""
+GAUGE_NAMES = (QUEUE_DEPTH, CONCURRENCY, WORKER_SLOTS, REQUESTS_SHED)
 """The gauges a report may carry."""
 
 

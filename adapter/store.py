@@ -29,7 +29,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from adapter import sketch
+from adapter import rates, sketch
 from adapter.config import StoreConfig
 from adapter.report import Owner, Report
 from adapter.resources import PodRef
@@ -110,6 +110,7 @@ class PodRecord:
         "_window_zero_count",
         "first_seen",
         "gauges",
+        "history",
         "label_bytes",
         "labels",
         "last_seen",
@@ -130,6 +131,8 @@ class PodRecord:
         """``label_bytes(self.labels)``, kept: a pod's labels rarely change."""
         self.owner: Owner | None = None
         self.gauges: Mapping[str, float] = {}
+        self.history = rates.RateHistory()
+        """Running totals over the rate window, for the arrival rate (``adapter.rates``)."""
         self._bin_indices = array("h")
         self._bin_counts = array("I")
         self._slice_index = array("q")
@@ -146,6 +149,7 @@ class PodRecord:
         return (
             POD_BYTES
             + self.label_bytes
+            + self.history.held_bytes()
             + BIN_BYTES * len(self._bin_indices)
             + SLICE_BYTES * len(self._slice_index)
             + BAND_BYTES * len(self._band)
@@ -404,7 +408,17 @@ class Store:
             ):
                 self._membership_changed()
         record._apply(report, slice_index, now, low, high)
-        self._held_bytes += needed - held
+        history = record.history
+        history_bytes = history.held_bytes()
+        config = self.config
+        history.record(
+            now,
+            report.completed_requests,
+            report.gauges,
+            config.rate_window_seconds,
+            config.slice_seconds,
+        )
+        self._held_bytes += needed - held + history.held_bytes() - history_bytes
         return outcome
 
     def _admit(self, pod: PodRef, held: int, needed: int) -> None:

@@ -6,7 +6,11 @@ latency sketches. Pods silent for longer than the max age are left out; an answe
 left is a 404 that says how many objects matched and how many had fresh data.
 
 Series labels (what ``metricLabelSelector`` and external ``labelSelector`` pick from) are
-``{"deployment": <owner>}`` for pods owned by a Deployment and ``{}`` otherwise.
+``{"deployment": <owner>}`` for pods owned by a Deployment and ``{}`` otherwise. For
+``inference_required_replicas`` the selector also carries the SLO (``adapter.slo``), which is
+taken out before it picks series; its value is ``adapter.required_replicas.size`` over the
+pods' rate histories (``--rate-window``), slots and service-time windows, and a pod field
+nobody sent is a 404 that names it.
 
 With a cluster view (``adapter.cluster.PodView``, cluster mode) the pods that exist decide:
 selectors match the pods' real labels, a ``deployments.apps`` or ``services`` object is the pods
@@ -16,6 +20,7 @@ cluster does not have (or of an older incarnation) is never served.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -24,7 +29,17 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from adapter import catalog, cluster, errors, resources, selectors, sketch
+from adapter import (
+    catalog,
+    cluster,
+    errors,
+    queueing,
+    required_replicas,
+    resources,
+    selectors,
+    sketch,
+    slo,
+)
 from adapter.provider import (
     CustomMetricInfo,
     ExternalMetricValue,
@@ -32,6 +47,7 @@ from adapter.provider import (
     ObjectReference,
     PodValues,
 )
+from adapter.report import WORKER_SLOTS
 from adapter.resources import PodRef
 from adapter.store import PodRecord, Store
 
@@ -62,6 +78,10 @@ class _Aggregate:
     timestamp: float
 
 
+class Uncomputable(Exception):
+    """The pods lack what ``inference_required_replicas`` needs; the message says what."""
+
+
 class StoreProvider:
     """Custom and external metrics provider over a ``Store``."""
 
@@ -81,7 +101,7 @@ class StoreProvider:
         self._metrics = [
             CustomMetricInfo(r.group_resource, r.namespaced, m)
             for r in self._served
-            for m in catalog.NAMES
+            for m in catalog.names_for(r.group_resource)
         ]
 
     # -- the seam --------------------------------------------------------------------------
@@ -99,7 +119,7 @@ class StoreProvider:
         name: str,
         metric_selector: selectors.Selector,
     ) -> MetricValue:
-        metric = self._metric(info)
+        metric = self._metric(info, metric_selector)
         now = self.clock()
         if self.view is not None:
             return self._cluster_value(
@@ -157,7 +177,7 @@ class StoreProvider:
         selector: selectors.Selector,
         metric_selector: selectors.Selector,
     ) -> Sequence[MetricValue]:
-        metric = self._metric(info)
+        metric = self._metric(info, metric_selector)
         now = self.clock()
         if self.view is not None:
             return self._cluster_values(
@@ -203,8 +223,14 @@ class StoreProvider:
         now: float,
     ) -> list[MetricValue]:
         values = []
+        series = metric.series_selector(metric_selector)
+        reasons = []
         for reference, members in groups.items():
-            aggregate = self._aggregate(metric, self._fresh(members, metric_selector, now), now)
+            try:
+                aggregate = self._aggregate(metric, self._fresh(members, series, now), now)
+            except Uncomputable as error:
+                reasons.append(f"{reference.kind} {reference.name}: {error}")
+                continue
             if aggregate is not None:
                 values.append(
                     self._custom_value(metric, reference, aggregate, metric_selector, now)
@@ -222,22 +248,30 @@ class StoreProvider:
                     if metric_selector.is_empty()
                     else f" (metric label selector {str(metric_selector)!r})"
                 )
+                + "".join(f"; {reason}" for reason in reasons[:3])
             )
         return values
 
     async def get_external_metric(
         self, namespace: str, metric: str, metric_selector: selectors.Selector
     ) -> list[ExternalMetricValue]:
-        entry = catalog.resolve_external(metric)
+        entry = catalog.resolve_external(metric).asked(metric_selector)
+        picks = entry.series_selector(metric_selector)
         now = self.clock()
         series: dict[str, list[PodRecord]] = {}
         for record in self._tracked(namespace):
             labels = self._series_labels(record)
-            if labels and metric_selector.matches(labels):
+            if labels and picks.matches(labels):
                 series.setdefault(labels[SERIES_LABEL], []).append(record)
         values = []
+        reasons = []
         for deployment, members in sorted(series.items()):
-            aggregate = self._aggregate(entry, self._fresh(members, selectors.EVERYTHING, now), now)
+            try:
+                fresh_members = self._fresh(members, selectors.EVERYTHING, now)
+                aggregate = self._aggregate(entry, fresh_members, now)
+            except Uncomputable as error:
+                reasons.append(f"series deployment={deployment}: {error}")
+                continue
             if aggregate is not None:
                 values.append(
                     ExternalMetricValue(
@@ -255,7 +289,9 @@ class StoreProvider:
                 f"external metric {metric} in namespace {namespace}: selector"
                 f" {str(metric_selector) or '(everything)'!r} matched {len(series)} series"
                 f" of {len(tracked)} pods; {fresh} pushed within the max age of"
-                f" {self._max_age_text}" + ("" if not fresh else f", none with {metric}")
+                f" {self._max_age_text}"
+                + ("" if not fresh else f", none with {metric}")
+                + "".join(f"; {reason}" for reason in reasons[:3])
             )
         return values
 
@@ -363,9 +399,11 @@ class StoreProvider:
 
     # -- computing values ------------------------------------------------------------------
 
-    def _metric(self, info: CustomMetricInfo) -> catalog.Metric:
+    def _metric(
+        self, info: CustomMetricInfo, metric_selector: selectors.Selector
+    ) -> catalog.Metric:
         served = [r.group_resource for r in self._served]
-        return catalog.resolve(info.group_resource, info.metric, served)
+        return catalog.resolve(info.group_resource, info.metric, served).asked(metric_selector)
 
     def _no_series_message(
         self, metric: catalog.Metric, who: str, metric_selector: selectors.Selector
@@ -418,7 +456,10 @@ class StoreProvider:
         the whole seconds it has (at least one), never a window it did not see."""
         if not metric.windowed:
             return None
-        return max(1, min(self._window, math.floor(self.store.covered_seconds(now))))
+        window = self._window
+        if metric.kind is catalog.Kind.REQUIRED_REPLICAS:
+            window = round(self.store.config.rate_window_seconds)  # what the rate covers
+        return max(1, min(window, math.floor(self.store.covered_seconds(now))))
 
     def _rate(self, record: PodRecord, now: float) -> float:
         config = self.store.config
@@ -428,8 +469,14 @@ class StoreProvider:
     def _aggregate(
         self, metric: catalog.Metric, records: Sequence[PodRecord], now: float
     ) -> _Aggregate | None:
-        """The object-level value over ``records`` (already fresh), or None without data."""
+        """The object-level value over ``records`` (already fresh), or None without data.
+        Raises ``Uncomputable`` when the pods lack what the required replicas need."""
         self._refresh_windows(metric, records, now)
+        if metric.kind is catalog.Kind.REQUIRED_REPLICAS:
+            if not records:
+                return None
+            sizing = self._sizing(metric, records, now)
+            return _Aggregate(sizing.estimate.replicas, max(r.last_seen for r in records))
         if metric.kind is catalog.Kind.GAUGE:
             records = [r for r in records if metric.name in r.gauges]
             value = sum(r.gauges[metric.name] for r in records)
@@ -453,14 +500,56 @@ class StoreProvider:
         metric_selector: selectors.Selector,
         now: float,
     ) -> MetricValue:
-        aggregate = self._aggregate(metric, self._fresh(members, metric_selector, now), now)
+        series = metric.series_selector(metric_selector)
+        try:
+            aggregate = self._aggregate(metric, self._fresh(members, series, now), now)
+        except Uncomputable as error:
+            raise errors.not_found(f"{what}: {error}") from error
         if aggregate is None:
             raise errors.not_found(
                 f"{what} has {len(members)} pods tracked, none with {metric.name} pushed within"
                 f" the max age of {self._max_age_text}"
-                + ("" if metric_selector.is_empty() else f" matching {str(metric_selector)!r}")
+                + ("" if series.is_empty() else f" matching {str(series)!r}")
             )
         return self._custom_value(metric, reference, aggregate, metric_selector, now)
+
+    def sizing(self, namespace: str, deployment: str, asked: slo.Slo) -> required_replicas.Sizing:
+        """The required replicas of a Deployment's fresh pods for ``asked``, with the inputs
+        they rest on (for timelines; the API serves only the count). Raises ``Uncomputable``
+        as the metric would 404, and with no fresh pod."""
+        entry = dataclasses.replace(catalog.BY_NAME[catalog.REQUIRED_REPLICAS], slo=asked)
+        now = self.clock()
+        records = self.store.fresh(self._deployment_pods(namespace, deployment), now)
+        if not records:
+            raise Uncomputable(f"deployment {namespace}/{deployment} has no fresh pods")
+        self._refresh_windows(entry, records, now)
+        return self._sizing(entry, records, now)
+
+    def _sizing(
+        self, metric: catalog.Metric, records: Sequence[PodRecord], now: float
+    ) -> required_replicas.Sizing:
+        """``required_replicas.size`` over fresh ``records`` (windows brought up to ``now``)."""
+        assert metric.slo is not None
+        config = self.store.config
+        pods = [
+            required_replicas.PodState(
+                r.history.change(
+                    now, config.rate_window_seconds, r.first_seen, config.slice_seconds
+                ),
+                r.gauges.get(WORKER_SLOTS),
+            )
+            for r in records
+        ]
+        try:
+            return required_replicas.size(pods, _service_time(records), metric.slo)
+        except queueing.MissingInput as error:
+            raise Uncomputable(
+                f"cannot compute {metric.name}: {error} by any of its {len(records)} fresh"
+                f" pods; pushers send it from the push contract's {error.missing!r} on"
+                " (docs/push-protocol.md)"
+            ) from error
+        except ValueError as error:
+            raise Uncomputable(f"cannot compute {metric.name}: {error}") from error
 
     def _custom_value(
         self,
@@ -533,3 +622,11 @@ class StoreProvider:
             self._window_seconds(metric, now),
             metric_selector,
         )
+
+
+def _service_time(records: Sequence[PodRecord]) -> sketch.LatencySketch:
+    """The service times the ``records`` hold in their windows, merged into one sketch."""
+    windows = [w for r in records if (w := r.sketch_window(catalog.Signal.SERVICE_TIME))]
+    return sketch.LatencySketch.from_bands(
+        [w.band for w in windows], [w.zero_count for w in windows]
+    )

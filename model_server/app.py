@@ -38,7 +38,7 @@ from adapter.client import (
     PushClient,
     Token,
 )
-from adapter.report import CONCURRENCY, QUEUE_DEPTH
+from adapter.report import CONCURRENCY, QUEUE_DEPTH, REQUESTS_SHED, WORKER_SLOTS
 from adapter.resolver import StaticResolver
 from model_server import openai, protocol
 from model_server.llm import LanguageModel
@@ -147,11 +147,19 @@ class ModelServerState:
         return self.scheduler is not None and not self.draining
 
     def gauges(self) -> dict[str, float]:
-        """The gauges pushed to the adapter: their means over the push interval."""
-        if self.scheduler is None:
+        """The gauges pushed to the adapter: queue depth and concurrency as their means over
+        the push interval; once the model is loaded, the worker slots (a batching server's
+        batch seats) and the requests shed since start (a counter)."""
+        scheduler = self.scheduler
+        if scheduler is None:
             return {QUEUE_DEPTH: 0.0, CONCURRENCY: 0.0}
-        queue_depth, concurrency = self.scheduler.take_mean_gauges()
-        return {QUEUE_DEPTH: round(queue_depth, 3), CONCURRENCY: round(concurrency, 3)}
+        queue_depth, concurrency = scheduler.take_mean_gauges()
+        return {
+            QUEUE_DEPTH: round(queue_depth, 3),
+            CONCURRENCY: round(concurrency, 3),
+            WORKER_SLOTS: float(scheduler.max_concurrency * scheduler.max_batch_size),
+            REQUESTS_SHED: float(scheduler.stats.shed),
+        }
 
 
 STATE = web.AppKey("state", ModelServerState)
@@ -230,8 +238,8 @@ async def infer(request: web.Request) -> web.Response:
                 served = await state.language_model.generate(state.scheduler)
                 output = state.model.project(decoded.batch)
             else:
-                output, waited = await state.scheduler.submit_timed(decoded.batch)
-                served = Served(waited, max(0.0, time.perf_counter() - arrived - waited))
+                output, waited, held = await state.scheduler.submit_timed(decoded.batch)
+                served = Served(waited, held)
         except Shed as shed:
             _outcome(request, "shed")
             return _error(503, f"overloaded: {shed}", retry=True)

@@ -1,10 +1,11 @@
 """The pods' pushes, in virtual time, into the adapter's own store.
 
 Each interval a pod reports what the model server pushes (``model_server.app``,
-``adapter.client``): its gauges as means over the interval (rounded to 3 decimals, as the
-server rounds them), and the latencies of the requests it answered since the previous report as
-latency sketch bins (``adapter.sketch.bin_index``, what ``LatencySketch.from_values`` uses in
-the push client's recorder). The report is the validated ``adapter.report.Report`` that
+``adapter.client``): its queue depth and concurrency as means over the interval (rounded to 3
+decimals, as the server rounds them), its worker slots and the requests it shed so far, and
+the latencies of the requests it answered since the previous report as latency sketch bins
+(``adapter.sketch.bin_index``, what ``LatencySketch.from_values`` uses in the push client's
+recorder). The report is the validated ``adapter.report.Report`` that
 ``adapter.push`` hands the store for a push on the wire, applied with ``Store.apply`` at the
 push's time: the store, its windows and expiry are the adapter's, not a copy. HTTP, TLS and
 JSON are left out (they change when a number arrives by milliseconds, not what it is).
@@ -26,7 +27,14 @@ from typing import NamedTuple
 import numpy as np
 
 from adapter import sketch
-from adapter.report import CONCURRENCY, QUEUE_DEPTH, Owner, Report
+from adapter.report import (
+    CONCURRENCY,
+    QUEUE_DEPTH,
+    REQUESTS_SHED,
+    WORKER_SLOTS,
+    Owner,
+    Report,
+)
 from adapter.resources import PodRef
 from adapter.store import Store
 from simulator.pods import Pod
@@ -85,10 +93,13 @@ class Pushes:
     def take(self, now: float, pusher: PodPusher) -> None:
         """The report ``pusher``'s pod makes at ``now``: gauge means and latencies since its
         previous one."""
-        queue_depth, concurrency = pusher.pod.take_mean_gauges(now)
+        pod = pusher.pod
+        queue_depth, concurrency = pod.take_mean_gauges(now)
         gauges = {
             QUEUE_DEPTH: round(queue_depth, GAUGE_DECIMALS),
             CONCURRENCY: round(concurrency, GAUGE_DECIMALS),
+            WORKER_SLOTS: float(pod.slots),
+            REQUESTS_SHED: float(pod.shed),
         }
         self._taken.append(_Taken(now, pusher, gauges, pusher.pod.take_latencies()))
 

@@ -112,6 +112,7 @@ class PrometheusProvider:
         name: str,
         metric_selector: selectors.Selector,
     ) -> MetricValue:
+        _check_served(info.metric)
         metric = catalog.resolve(info.group_resource, info.metric, self._served, self._names)
         group_resource = info.group_resource
         if group_resource == resources.PODS.group_resource:
@@ -164,6 +165,7 @@ class PrometheusProvider:
         selector: selectors.Selector,
         metric_selector: selectors.Selector,
     ) -> Sequence[MetricValue]:
+        _check_served(info.metric)
         metric = catalog.resolve(info.group_resource, info.metric, self._served, self._names)
         group_resource = info.group_resource
         described = f"selector {str(selector) or '(everything)'!r}"
@@ -207,6 +209,7 @@ class PrometheusProvider:
     async def get_external_metric(
         self, namespace: str, metric: str, metric_selector: selectors.Selector
     ) -> list[ExternalMetricValue]:
+        _check_served(metric)
         entry = catalog.resolve_external(metric, self._names)
         deployment_label = self._labels.deployment
         found: dict[str, _Aggregate] = {}
@@ -550,3 +553,18 @@ def _pooled_quantiles(
             if le is not None and not math.isnan(sample.value):
                 buckets[_group(sample, by)][float(le)] += sample.value
     return {group: histogram.bucket_quantile(quantile, b) for group, b in buckets.items()}
+
+
+UNSERVED = {
+    catalog.REQUIRED_REPLICAS: "it is computed from what pods push (the time each request"
+    " held a worker slot, the service_time sketch, and the inference_worker_slots gauge), which"
+    " the servers' Prometheus metrics do not carry: serve it from a replica with --source push"
+}
+"""Catalog metrics this provider never serves, and why (their 404 says so)."""
+
+
+def _check_served(metric: str) -> None:
+    """A 404 that says why, for a catalog metric this provider cannot compute."""
+    reason = UNSERVED.get(metric)
+    if reason is not None:
+        raise errors.not_found(f"the server could not find the metric {metric}: {reason}")

@@ -92,6 +92,8 @@ class ServerSource:
             return self.gauges.get(metric.name)
         if metric.kind is catalog.Kind.RATE:
             return self.requests
+        if metric.kind is catalog.Kind.REQUIRED_REPLICAS:
+            return None  # see provider.UNSERVED
         return self.latency
 
     def served(self) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from adapter.config import StoreConfig
-from adapter.report import CONCURRENCY, QUEUE_DEPTH, Report
+from adapter.report import CONCURRENCY, QUEUE_DEPTH, REQUESTS_SHED, WORKER_SLOTS, Report
 from adapter.resources import PodRef
 from adapter.sketch import LatencySketch
 from adapter.store import Store
@@ -17,15 +17,20 @@ from simulator.pushes import PodPusher, Pushes
 
 
 class _Pod:
-    """What a pusher reads of a pod: its identity, gauges and latencies (scripted)."""
+    """What a pusher reads of a pod: its identity, gauges and latencies (scripted), its slots
+    and the requests it shed (one more each report)."""
+
+    slots = 4
 
     def __init__(self, name: str, reports: Iterator[tuple[tuple[float, float], list[float]]]):
         self.name, self.uid = name, f"uid-{name}"
         self._reports = reports
         self._latencies: list[float] = []
+        self.shed = 0
 
     def take_mean_gauges(self, now: float) -> tuple[float, float]:
         gauges, self._latencies = next(self._reports)
+        self.shed += 1
         return gauges
 
     def take_latencies(self) -> list[float]:
@@ -68,7 +73,12 @@ def test_batched_reports_leave_the_store_as_one_by_one_reports() -> None:
                     f"uid-{name}",
                     step + 1,
                     owner=None,
-                    gauges={QUEUE_DEPTH: round(queue, 3), CONCURRENCY: round(concurrency, 3)},
+                    gauges={
+                        QUEUE_DEPTH: round(queue, 3),
+                        CONCURRENCY: round(concurrency, 3),
+                        WORKER_SLOTS: 4.0,
+                        REQUESTS_SHED: float(step + 1),
+                    },
                     latency_bins=dict(
                         zip(sketch.indices.tolist(), sketch.counts.tolist(), strict=True)
                     ),

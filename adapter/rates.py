@@ -115,6 +115,11 @@ class RateHistory:
         A pod younger than the window is measured from its first report, which covers one
         slice before its arrival (``first_seen``) for completions; its gauges and counters
         start at their first reported values (what it held or shed before is not known).
+
+        The span ends at the newest sample while the pod reports on time (within half an
+        interval more than its usual spacing of samples); a pod that stopped (it exited, or its
+        reports are late) is measured up to ``now``, so what it did counts over the part of the
+        window it reported on, not as a rate it keeps up.
         """
         samples = self._samples
         if not samples:
@@ -124,12 +129,15 @@ class RateHistory:
         base = newest
         while base >= 0 and samples[base] > cutoff:
             base -= _STRIDE
+        last = samples[newest]
+        spacing = (last - samples[0]) / (newest // _STRIDE) if newest else slice_seconds
+        end = now if now - last > 1.5 * max(spacing, slice_seconds) else last
         if base < 0:  # younger than the window
             base = 0
-            seconds = samples[newest] - first_seen + slice_seconds
+            seconds = end - first_seen + slice_seconds
             completed = samples[newest + _COMPLETED]
         else:
-            seconds = samples[newest] - samples[base]
+            seconds = end - samples[base]
             completed = samples[newest + _COMPLETED] - samples[base + _COMPLETED]
         if seconds <= 0:
             return None

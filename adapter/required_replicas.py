@@ -1,20 +1,29 @@
 """``inference_required_replicas``: what a workload's pods report, put to the queueing model.
 
 For the fresh pods of one workload (a Deployment, a Service's pods, an external series) the
-provider hands over each pod's ``rates.Change`` over the rate window and its
-``inference_worker_slots`` gauge, and the pods' ``service_time`` sketches merged over the
-window. ``size`` turns them into the inputs of ``adapter.queueing.required_replicas``:
+provider hands over each pod's ``rates.Change`` over the rate window and over its most recent
+quarter, its ``inference_worker_slots`` gauge, and the pods' ``service_time`` sketches merged
+over the window. ``size`` turns them into the inputs of ``adapter.queueing.required_replicas``:
 
-- the offered arrival rate: the sum over pods of what arrived at each (completed, shed, and the
-  growth of what it holds) over its span of the rate window (``rates.Change.arrived``);
+- the offered arrival rate: what arrived at the pods (completed, shed, and the growth of what
+  they hold: ``rates.Change.arrived``) over the rate window; or over its most recent quarter
+  when that is higher by more than ``RISE_STANDARD_ERRORS`` standard errors of its count (a
+  rate that steps up shows there within a push or two, and would take half the window to show
+  in the mean), plus the requests waiting now, drained over the rate window;
 - the service-time distribution: the merged sketch (each bin's value, weighted by its count);
 - the slots per pod: the smallest any ready pod reports, so the answer errs high;
 - the ready pods: those reporting at least one slot (a pod loading its model reports none);
+- hysteresis: an answer below the ready pods is the count that would also carry the rate
+  ``FALL_STANDARD_ERRORS`` standard errors higher (never more than the ready pods), so the
+  count does not drop and come back on the Poisson noise of a steady load;
 - queue growth: the pods' queue depths together grew by more than
-  ``QUEUE_GROWTH_PER_READY_POD`` requests per ready pod over the rate window. A raw positive
-  slope would be noise (the gauges are means over a push interval of a random queue), and a
-  guard that fires on noise holds the count for the HPA's whole scale-down stabilization
-  window; a queue that grows by a request per pod and more is falling behind.
+  ``QUEUE_GROWTH_PER_READY_POD`` requests per ready pod over the rate window, and then the
+  answer is never below the ready pods. A raw positive slope would be noise (the gauges are
+  means over a push interval of a random queue), and a guard that fires on noise holds the count
+  for the HPA's whole scale-down stabilization window; a queue that grows by a request per pod
+  and more is falling behind.
+
+Standard errors are those of a Poisson count: ``sqrt(n) / seconds`` for ``n`` arrivals.
 
 Pure: no store, no clock. ``queueing.MissingInput`` (a pod field nobody sent) and
 ``ValueError`` (a load beyond the model) pass through for the provider to answer.
@@ -22,6 +31,7 @@ Pure: no store, no clock. ``queueing.MissingInput`` (a pod field nobody sent) an
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +43,12 @@ from adapter.slo import Slo
 
 QUEUE_GROWTH_PER_READY_POD = 1.0
 """Queue growth over the rate window, per ready pod, above which the queue counts as growing."""
+RECENT_SHARE = 0.25
+"""The recent span whose rate may stand for the window's: this share of the rate window."""
+RISE_STANDARD_ERRORS = 2.0
+"""How far above the window's rate the recent one must be to be taken (by its own noise)."""
+FALL_STANDARD_ERRORS = 3.0
+"""The margin over the window's rate that fewer pods than the ready ones must also carry."""
 
 
 class PodState(NamedTuple):
@@ -40,6 +56,8 @@ class PodState(NamedTuple):
 
     change: rates.Change | None
     """Its counts over the rate window (None: nothing within it)."""
+    recent: rates.Change | None
+    """Its counts over the most recent ``RECENT_SHARE`` of the rate window."""
     slots: float | None
     """Its ``inference_worker_slots`` gauge (None: not reported)."""
 
@@ -50,7 +68,7 @@ class Sizing:
 
     estimate: queueing.ReplicaEstimate
     arrival_rate: float
-    """Offered requests per second."""
+    """Offered requests per second (the window's or the recent one, with the backlog's)."""
     slots_per_pod: int
     ready_pods: int
     queue_growing: bool
@@ -58,7 +76,23 @@ class Sizing:
     """None when no service time was reported (nothing arrived)."""
 
 
-def size(pods: Sequence[PodState], service: sketch.LatencySketch, slo: Slo) -> Sizing:
+class _Rate(NamedTuple):
+    """Arrivals per second over a span, and the standard error of that estimate."""
+
+    per_second: float
+    standard_error: float
+
+
+def _rate(changes: Sequence[rates.Change]) -> _Rate:
+    """The pods' summed arrival rate, each over its own span."""
+    per_second = sum(c.arrived / c.seconds for c in changes)
+    variance = sum(c.arrived / c.seconds**2 for c in changes)
+    return _Rate(per_second, math.sqrt(variance))
+
+
+def size(
+    pods: Sequence[PodState], service: sketch.LatencySketch, slo: Slo, rate_window_seconds: float
+) -> Sizing:
     """The replica count that meets ``slo`` for the load ``pods`` report.
 
     Raises ``queueing.MissingInput`` naming ``inference_worker_slots`` when no pod reports
@@ -66,33 +100,48 @@ def size(pods: Sequence[PodState], service: sketch.LatencySketch, slo: Slo) -> S
     no service time was reported; ``ValueError`` for a load beyond ``queueing.MAX_OFFERED_LOAD``.
     """
     reported = [p.slots for p in pods if p.slots is not None]
-    ready = [s for s in reported if s >= 1]
-    if not ready:
+    ready_slots = [s for s in reported if s >= 1]
+    if not ready_slots:
         why = (
             f"no pod reports worker slots (gauge {WORKER_SLOTS})"
             if not reported
             else f"no pod is ready: each reports 0 worker slots (gauge {WORKER_SLOTS})"
         )
         raise queueing.MissingInput(WORKER_SLOTS, why)
-    slots = math.floor(min(ready))
+    slots, ready = math.floor(min(ready_slots)), len(ready_slots)
     changes = [p.change for p in pods if p.change is not None]
-    arrival_rate = sum(c.arrived / c.seconds for c in changes)
-    queue_growing = sum(c.queue_growth for c in changes) > QUEUE_GROWTH_PER_READY_POD * len(ready)
-    distribution = queueing.ServiceTime.from_sketch(service)
-    estimate = queueing.required_replicas(
-        arrival_rate=arrival_rate,
-        service=distribution,
-        slots_per_pod=slots,
-        ready_pods=len(ready),
-        slo_seconds=slo.seconds,
-        quantile=slo.quantile,
-        queue_growing=queue_growing,
+    window = _rate(changes)
+    recent = _rate([p.recent for p in pods if p.recent is not None])
+    backlog = sum(c.queue for c in changes) / rate_window_seconds
+    arrival_rate = max(
+        window.per_second, recent.per_second - RISE_STANDARD_ERRORS * recent.standard_error
     )
+    queue_growing = sum(c.queue_growth for c in changes) > QUEUE_GROWTH_PER_READY_POD * ready
+    distribution = queueing.ServiceTime.from_sketch(service)
+
+    def estimate(rate: float) -> queueing.ReplicaEstimate:
+        return queueing.required_replicas(
+            arrival_rate=rate,
+            service=distribution,
+            slots_per_pod=slots,
+            ready_pods=ready,
+            slo_seconds=slo.seconds,
+            quantile=slo.quantile,
+            queue_growing=queue_growing,
+        )
+
+    answer = estimate(arrival_rate + backlog)
+    if answer.replicas < ready:
+        margin = estimate(arrival_rate + backlog + FALL_STANDARD_ERRORS * window.standard_error)
+        if margin.replicas > answer.replicas:
+            answer = dataclasses.replace(
+                answer, replicas=min(ready, margin.replicas), basis=queueing.Basis.HELD
+            )
     return Sizing(
-        estimate,
-        arrival_rate,
+        answer,
+        arrival_rate + backlog,
         slots,
-        len(ready),
+        ready,
         queue_growing,
         distribution.mean_seconds if distribution is not None else None,
     )

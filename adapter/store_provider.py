@@ -531,17 +531,18 @@ class StoreProvider:
         """``required_replicas.size`` over fresh ``records`` (windows brought up to ``now``)."""
         assert metric.slo is not None
         config = self.store.config
+        window, slice_seconds = config.rate_window_seconds, config.slice_seconds
+        recent = max(slice_seconds, required_replicas.RECENT_SHARE * window)
         pods = [
             required_replicas.PodState(
-                r.history.change(
-                    now, config.rate_window_seconds, r.first_seen, config.slice_seconds
-                ),
+                r.history.change(now, window, r.first_seen, slice_seconds),
+                r.history.change(now, recent, r.first_seen, slice_seconds),
                 r.gauges.get(WORKER_SLOTS),
             )
             for r in records
         ]
         try:
-            return required_replicas.size(pods, _service_time(records), metric.slo)
+            return required_replicas.size(pods, _service_time(records), metric.slo, window)
         except queueing.MissingInput as error:
             raise Uncomputable(
                 f"cannot compute {metric.name}: {error} by any of its {len(records)} fresh"

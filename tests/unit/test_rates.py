@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from adapter.rates import Change, RateHistory
@@ -96,8 +94,22 @@ def test_the_history_stays_within_the_window() -> None:
     assert history.held_bytes() <= RateHistory().held_bytes() + (WINDOW / SLICE + 2) * 5 * 8
 
 
-def test_no_span_no_change() -> None:
+def test_a_pod_without_reports_has_no_change() -> None:
     assert RateHistory().change(START, WINDOW, START, SLICE) is None
-    history = steady(1)
-    assert history.change(START + 0.3, WINDOW, START + 0.3 + SLICE, SLICE) is None
-    assert math.isclose(history.change(START + 5, WINDOW, START + 0.3, SLICE).seconds, 1.0)
+
+
+def test_a_pod_that_stopped_reporting_counts_over_the_part_of_the_window_it_reported_on() -> None:
+    history = steady(30)  # 50/s, then it exits after its report at +29.3 s
+    on_time = history.change(START + 29.5, WINDOW, START + 0.3, SLICE)
+    assert on_time is not None and on_time.arrived / on_time.seconds == 50.0
+    for now, share in [(START + 34.3, 0.5), (START + 38.3, 0.1), (START + 45.0, 0.0)]:
+        late = history.change(now, WINDOW, START + 0.3, SLICE)
+        assert late is not None
+        assert late.arrived / late.seconds == pytest.approx(50.0 * share, abs=5.0)
+        assert late.arrived / late.seconds < 50.0 * share + 5.0
+
+
+def test_a_report_a_little_late_is_still_on_time() -> None:
+    history = steady(30)
+    change = history.change(START + 30.7, WINDOW, START + 0.3, SLICE)  # 1.4 s after the last
+    assert change is not None and change.arrived / change.seconds == 50.0

@@ -10,6 +10,12 @@ over the window. ``size`` turns them into the inputs of ``adapter.queueing.requi
   when that is higher by more than ``RISE_STANDARD_ERRORS`` standard errors of its count (a
   rate that steps up shows there within a push or two, and would take half the window to show
   in the mean), plus the requests waiting now, drained over the rate window;
+- a lead (``Slo.lead_seconds``, asked for with ``lead=20s``): when the rate over the rate window
+  is above the rate over the trend window (the latency window) by more than
+  ``RISE_STANDARD_ERRORS`` standard errors of that difference, the rise is taken as a straight
+  line through the two means and carried on to ``lead`` seconds from now, so that the count is
+  the one a pod started now will be needed for once it serves; a falling or flat rate is never
+  carried on (falling is the scale-down stabilization's business);
 - the service-time distribution: the merged sketch (each bin's value, weighted by its count);
 - the slots per pod: the smallest any ready pod reports, so the answer errs high;
 - the ready pods: those reporting at least one slot (a pod loading its model reports none);
@@ -60,6 +66,8 @@ class PodState(NamedTuple):
     """Its counts over the most recent ``RECENT_SHARE`` of the rate window."""
     slots: float | None
     """Its ``inference_worker_slots`` gauge (None: not reported)."""
+    longer: rates.Change | None = None
+    """Its counts over the trend window (the latency window), for a ``lead``."""
 
 
 @dataclass(frozen=True)
@@ -90,8 +98,29 @@ def _rate(changes: Sequence[rates.Change]) -> _Rate:
     return _Rate(per_second, math.sqrt(variance))
 
 
+def _forecast(
+    window: _Rate, longer: _Rate, lead_seconds: float, spans: tuple[float, float]
+) -> float:
+    """The window's rate carried on to ``lead_seconds`` from now at the slope between the
+    longer span's rate and the window's, when that rise is above their noise (else the window's
+    rate). ``spans`` are the two spans in seconds (window, longer)."""
+    short, long_ = spans
+    rise = window.per_second - longer.per_second
+    counts_short = window.per_second * short
+    counts_rest = max(0.0, longer.per_second * long_ - counts_short)
+    noise = math.sqrt(counts_short * (1 / short - 1 / long_) ** 2 + counts_rest / long_**2)
+    if long_ <= short or rise <= RISE_STANDARD_ERRORS * noise:
+        return window.per_second
+    slope = rise / ((long_ - short) / 2)
+    return window.per_second + slope * (lead_seconds + short / 2)
+
+
 def size(
-    pods: Sequence[PodState], service: sketch.LatencySketch, slo: Slo, rate_window_seconds: float
+    pods: Sequence[PodState],
+    service: sketch.LatencySketch,
+    slo: Slo,
+    rate_window_seconds: float,
+    trend_window_seconds: float = 0.0,
 ) -> Sizing:
     """The replica count that meets ``slo`` for the load ``pods`` report.
 
@@ -116,6 +145,10 @@ def size(
     arrival_rate = max(
         window.per_second, recent.per_second - RISE_STANDARD_ERRORS * recent.standard_error
     )
+    if slo.lead_seconds > 0:
+        longer = _rate([p.longer for p in pods if p.longer is not None])
+        spans = (rate_window_seconds, trend_window_seconds)
+        arrival_rate = max(arrival_rate, _forecast(window, longer, slo.lead_seconds, spans))
     queue_growing = sum(c.queue_growth for c in changes) > QUEUE_GROWTH_PER_READY_POD * ready
     distribution = queueing.ServiceTime.from_sketch(service)
 

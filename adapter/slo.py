@@ -5,8 +5,11 @@ An HPA names the SLO where it names a metric's labels: ``metric.selector.matchLa
 Object or External metric becomes the ``metricLabelSelector`` (or the external
 ``labelSelector``) of the query, e.g. ``slo=500ms`` or ``slo=500ms,quantile=0.95``. ``slo`` is a
 duration in the notation of Kubernetes flags (``adapter.durations``: ``250ms``, ``1.5s``), and
-``quantile`` a decimal in (0, 1), 0.99 unless given. Any other requirement of the selector
-still picks series (``deployment=model`` for an external metric).
+``quantile`` a decimal in (0, 1), 0.99 unless given. ``lead`` (a duration up to
+``MAX_LEAD_SECONDS``, 0 unless given) asks for the count that meets the SLO that far ahead when
+the rate is rising: how long a new pod takes from the HPA's decision to serving
+(``adapter.required_replicas``). Any other requirement of the selector still picks series
+(``deployment=model`` for an external metric).
 
 Pure: a selector in, an ``Slo`` and the rest of the selector out; every problem is a 400
 ``ApiError`` that names the label.
@@ -21,9 +24,12 @@ from adapter import durations, errors, selectors
 
 SLO_LABEL = "slo"
 QUANTILE_LABEL = "quantile"
+LEAD_LABEL = "lead"
 DEFAULT_QUANTILE = 0.99
+MAX_LEAD_SECONDS = 300.0
+"""The longest ``lead``: a rising rate's trend carried further is a guess, not a measurement."""
 EXAMPLE = "metricLabelSelector=slo%3D500ms"
-_LABELS = (SLO_LABEL, QUANTILE_LABEL)
+_LABELS = (SLO_LABEL, QUANTILE_LABEL, LEAD_LABEL)
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,9 @@ class Slo:
 
     seconds: float
     quantile: float = DEFAULT_QUANTILE
+    lead_seconds: float = 0.0
+    """Size for the load this far ahead (a rising rate's trend carried on): how long a new
+    pod takes to serve, from the HPA's decision."""
 
     def __str__(self) -> str:
         """``p99 <= 500ms``."""
@@ -43,11 +52,11 @@ def split(selector: selectors.Selector, metric: str) -> tuple[Slo, selectors.Sel
 
     >>> slo, rest = split(selectors.parse("deployment=model,slo=500ms"), "m")
     >>> slo, str(rest)
-    (Slo(seconds=0.5, quantile=0.99), 'deployment=model')
+    (Slo(seconds=0.5, quantile=0.99, lead_seconds=0.0), 'deployment=model')
 
     Raises a 400 ``ApiError`` naming the label for a missing ``slo``, a label given twice or
-    with another operator than ``=``, a duration that does not parse or is 0, and a quantile
-    that is not a number in (0, 1).
+    with another operator than ``=``, a duration that does not parse or is 0, a quantile
+    that is not a number in (0, 1), and a lead that does not parse or is above 5m.
     """
     values: dict[str, str] = {}
     for requirement in selector.requirements:
@@ -65,7 +74,11 @@ def split(selector: selectors.Selector, metric: str) -> tuple[Slo, selectors.Sel
             f"{metric} needs the latency SLO in the metric label selector: slo=<duration>"
             f" and optionally quantile=<0..1> (default {DEFAULT_QUANTILE:g}), e.g. {EXAMPLE}",
         )
-    slo = Slo(_seconds(values[SLO_LABEL]), _quantile(values.get(QUANTILE_LABEL)))
+    slo = Slo(
+        _seconds(values[SLO_LABEL]),
+        _quantile(values.get(QUANTILE_LABEL)),
+        _lead(values.get(LEAD_LABEL)),
+    )
     return slo, series_selector(selector)
 
 
@@ -84,6 +97,19 @@ def _seconds(text: str) -> float:
         raise _invalid(SLO_LABEL, f"slo={text}: {error}") from error
     if seconds <= 0:
         raise _invalid(SLO_LABEL, f"slo={text}: the SLO must be longer than 0s")
+    return seconds
+
+
+def _lead(text: str | None) -> float:
+    if text is None:
+        return 0.0
+    try:
+        seconds = durations.parse_duration(text)
+    except durations.InvalidDuration as error:
+        raise _invalid(LEAD_LABEL, f"lead={text}: {error}") from error
+    if seconds > MAX_LEAD_SECONDS:
+        limit = durations.format_duration(MAX_LEAD_SECONDS)
+        raise _invalid(LEAD_LABEL, f"lead={text}: the lead must be at most {limit}")
     return seconds
 
 

@@ -415,7 +415,7 @@ class Store:
             now,
             report.completed_requests,
             report.gauges,
-            config.rate_window_seconds,
+            max(config.rate_window_seconds, config.window_seconds),
             config.slice_seconds,
         )
         self._held_bytes += needed - held + history.held_bytes() - history_bytes

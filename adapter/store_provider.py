@@ -538,11 +538,14 @@ class StoreProvider:
                 r.history.change(now, window, r.first_seen, slice_seconds),
                 r.history.change(now, recent, r.first_seen, slice_seconds),
                 r.gauges.get(WORKER_SLOTS),
+                r.history.change(now, config.window_seconds, r.first_seen, slice_seconds),
             )
             for r in records
         ]
         try:
-            return required_replicas.size(pods, _service_time(records), metric.slo, window)
+            return required_replicas.size(
+                pods, _service_time(records), metric.slo, window, config.window_seconds
+            )
         except queueing.MissingInput as error:
             raise Uncomputable(
                 f"cannot compute {metric.name}: {error} by any of its {len(records)} fresh"

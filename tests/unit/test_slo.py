@@ -23,7 +23,7 @@ METRIC = "inference_required_replicas"
 )
 def test_the_slo_and_the_selector_that_picks_series(text, seconds, quantile, rest) -> None:
     asked, series = slo.split(selectors.parse(text), METRIC)
-    assert asked == slo.Slo(seconds, quantile)
+    assert asked == slo.Slo(seconds, quantile, lead_seconds=0.0)
     assert str(series) == rest
     assert series == slo.series_selector(selectors.parse(text))
 
@@ -45,6 +45,9 @@ def test_the_slo_and_the_selector_that_picks_series(text, seconds, quantile, res
         ("slo=1s,quantile=p99", "quantile", "quantile=p99"),
         ("slo=1s,quantile=nan", "quantile", "quantile=nan"),
         ("slo=1s,!quantile", "quantile", "must be given with ="),
+        ("slo=1s,lead=soon", "lead", "lead=soon"),
+        ("slo=1s,lead=20", "lead", "lead=20"),
+        ("slo=1s,lead=10m", "lead", "at most 5m"),
     ],
 )
 def test_an_invalid_slo_is_a_400_naming_the_label(text, label, says) -> None:
@@ -55,6 +58,12 @@ def test_an_invalid_slo_is_a_400_naming_the_label(text, label, says) -> None:
     assert says in error.message
     assert error.field_path == f"metricLabelSelector.{label}"
     assert error.message.startswith(label) or METRIC in error.message
+
+
+def test_a_lead_sizes_for_the_load_ahead() -> None:
+    asked, series = slo.split(selectors.parse("lead=20s,slo=500ms,deployment=model"), METRIC)
+    assert asked == slo.Slo(0.5, 0.99, lead_seconds=20.0)
+    assert str(series) == "deployment=model"
 
 
 def test_an_slo_reads_as_a_quantile_bound() -> None:

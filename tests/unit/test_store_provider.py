@@ -172,7 +172,10 @@ def expected_per_pod(cluster: Cluster, metric: catalog.Metric) -> float:
     return float(np.quantile(cluster.samples("model-0", since=1010.0), metric.quantile))
 
 
-@pytest.mark.parametrize("metric", catalog.METRICS, ids=lambda m: m.name)
+POD_METRICS = [m for m in catalog.METRICS if m.serves(resources.PODS.group_resource)]
+
+
+@pytest.mark.parametrize("metric", POD_METRICS, ids=lambda m: m.name)
 async def test_per_pod_value_of_every_metric(steady, metric):
     value = await steady.by_name(resources.PODS, metric.name, "model-0")
     assert value.described_object == ObjectReference("Pod", "v1", "model-0", NS)
@@ -480,7 +483,17 @@ async def test_unknown_metric_404_lists_the_valid_metrics(mixed, call):
     message = await not_found(call(mixed))
     assert "could not find the" in message
     assert "inference_cpu" in message
-    assert ", ".join(catalog.NAMES) in message
+    assert ", ".join(m.name for m in POD_METRICS) in message
+
+
+async def test_the_required_replicas_of_a_pod_or_namespace_404_as_a_workload_s(mixed):
+    for call in (
+        mixed.by_name(resources.PODS, catalog.REQUIRED_REPLICAS, "fast"),
+        mixed.by_selector(resources.PODS, catalog.REQUIRED_REPLICAS),
+        mixed.by_name(resources.NAMESPACES, catalog.REQUIRED_REPLICAS, NS),
+    ):
+        message = await not_found(call)
+        assert "a workload's replica count, served for deployments.apps and services" in message
 
 
 @pytest.mark.parametrize("metric", [QUEUE_DEPTH, P99, "inference_cpu"])
@@ -502,7 +515,10 @@ async def test_unserved_resource_404_lists_the_served_ones(mixed):
 
 def test_list_all_metrics_covers_every_resource_and_metric(mixed):
     listed = mixed.provider.list_all_metrics()
-    assert len(listed) == 3 * len(catalog.NAMES)
+    assert len(listed) == 3 * len(catalog.NAMES) - 2  # the required replicas: deployments only
+    assert {i.group_resource for i in listed if i.metric == catalog.REQUIRED_REPLICAS} == {
+        "deployments.apps"
+    }
     assert {(i.group_resource, i.namespaced) for i in listed} == {
         ("pods", True),
         ("deployments.apps", True),

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from adapter import certs, clientcerts, durations, heap, memorylimit, quantity
+from adapter import certs, clientcerts, durations, eventloop, heap, memorylimit, quantity
 from adapter.app import AdapterState, make_app
 from adapter.cluster import PodView
 from adapter.config import (
@@ -160,8 +160,49 @@ def _add_connections(serve: argparse.ArgumentParser) -> None:
             defaults.request_timeout_seconds,
             "a request not answered within this, body read included, gets a 504 (default 1m)",
         ),
+        (
+            "--write-timeout",
+            defaults.write_timeout_seconds,
+            "a connection whose answer is not written out within this (the client stopped"
+            " reading) is dropped (default 30s)",
+        ),
     ):
         group.add_argument(flag, type=durations.duration_arg, default=default, help=what)
+    group.add_argument(
+        "--max-connections",
+        type=int,
+        default=defaults.max_connections,
+        help="open connections at most; one more is closed at once, before its TLS handshake"
+        " (default %(default)s)",
+    )
+
+
+def _add_pushes(serve: argparse.ArgumentParser) -> None:
+    """Load shedding and logging of pushes (``adapter.admission``, ``adapter.rejections``)."""
+    group = serve.add_argument_group(
+        "pushes", "when pushes are shed with 429 and Retry-After, and how they are logged"
+    )
+    defaults = PushConfig()
+    group.add_argument(
+        "--max-inflight-pushes",
+        type=int,
+        default=defaults.max_inflight_pushes,
+        help="pushes admitted and not yet answered at most; beyond, a push gets 429 so that"
+        " queries are not kept waiting (default %(default)s)",
+    )
+    group.add_argument(
+        "--max-pod-push-rate",
+        type=float,
+        default=defaults.max_pod_push_rate,
+        help="pushes a second from one pod at most, in bursts of as many; beyond, 429"
+        " (default %(default)g)",
+    )
+    group.add_argument(
+        "--log-pushes",
+        action="store_true",
+        help="write an access line for every push (default: pushes are counted in /metrics"
+        " and only refused ones are logged, at most once a minute per reason and pod)",
+    )
 
 
 def _add_prometheus(serve: argparse.ArgumentParser) -> None:
@@ -333,7 +374,15 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="log line format"
     )
+    serve.add_argument(
+        "--event-loop",
+        choices=eventloop.CHOICES,
+        default=eventloop.default(),
+        help="the asyncio event loop to run on (default: uvloop where it is installed, else"
+        " asyncio)",
+    )
     _add_connections(serve)
+    _add_pushes(serve)
     _add_memory(serve)
     _add_cluster(serve)
     _add_prometheus(serve)
@@ -458,6 +507,7 @@ def server_config(
         bind_address=args.bind_address,
         secure_port=args.secure_port,
         log_format=args.log_format,
+        event_loop=args.event_loop,
         warm_up_seconds=warm_up,
         tls=TlsConfig(
             cert_dir=args.cert_dir,
@@ -474,11 +524,18 @@ def server_config(
             pod_memory_budget_bytes=args.pod_memory_budget,
             store_memory_budget_bytes=store_memory_budget(args, memory_bytes),
         ),
-        push=PushConfig(token_file=args.push_token_file),
+        push=PushConfig(
+            token_file=args.push_token_file,
+            max_inflight_pushes=args.max_inflight_pushes,
+            max_pod_push_rate=args.max_pod_push_rate,
+            log_pushes=args.log_pushes,
+        ),
         connections=ConnectionConfig(
             tls_handshake_timeout_seconds=args.tls_handshake_timeout,
             idle_timeout_seconds=args.idle_timeout,
             request_timeout_seconds=args.request_timeout,
+            write_timeout_seconds=args.write_timeout,
+            max_connections=args.max_connections,
         ),
         cluster=cluster,
         source=args.source,
@@ -581,7 +638,12 @@ def serve(config: ServerConfig) -> None:
         application(state, client),
         config,
         serving.context,
-        lambda: logger.info("serving on https://%s:%d", config.bind_address, config.secure_port),
+        lambda: logger.info(
+            "serving on https://%s:%d (event loop %s)",
+            config.bind_address,
+            config.secure_port,
+            config.event_loop,
+        ),
     )
 
 
@@ -619,7 +681,10 @@ def serve_cluster(config: ServerConfig, cert_file: Path, key_file: Path) -> None
             config,
             serving.context,
             lambda: logger.info(
-                "serving on https://%s:%d (cluster mode)", config.bind_address, config.secure_port
+                "serving on https://%s:%d (cluster mode, event loop %s)",
+                config.bind_address,
+                config.secure_port,
+                config.event_loop,
             ),
         )
     except incluster.StartupError as error:

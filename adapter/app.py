@@ -29,14 +29,17 @@ from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapter import (
+    admission,
     api,
     background,
     clientcerts,
     cluster,
     errors,
+    garbage,
     kubeauth,
     logs,
     push,
+    rejections,
     serving,
     store,
 )
@@ -48,6 +51,7 @@ from adapter.transport import PushToken, ServingTls, User, peer_chain_der
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("adapter.access")
+push_logger = logging.getLogger("adapter.push")
 
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 PUSH_PATH = "/push/v1"
@@ -55,6 +59,9 @@ SWEEP_INTERVAL_SECONDS = 5.0
 MAX_DRAIN_BYTES = 4 * 1024 * 1024
 """An oversized push is read and discarded up to this much, so its client receives the 413."""
 RETRY_AFTER_SECONDS = 10
+CLIENT_CLOSED_REQUEST = 499
+"""The status logged and counted for a request that ended without an answer: its client went
+away (or the server stopped) first. nginx's code; never sent, as nobody is left to read it."""
 
 
 @dataclass
@@ -91,6 +98,16 @@ class AdapterState:
     telemetry: Telemetry = field(init=False)
     known_pods: push.KnownPods = field(init=False)
     """Pod sections of earlier pushes, so a pod's identity is validated once."""
+    pushes_in_flight: admission.InFlight = field(init=False)
+    pod_push_rates: admission.PodRates = field(init=False)
+    rejections: rejections.RejectionLog = field(init=False)
+    """Which refused pushes get a log line."""
+    busy: errors.ApiError = field(init=False)
+    """The 429 of a push beyond ``--max-inflight-pushes``, and its body, made once."""
+    busy_body: bytes = field(init=False)
+    connections: serving.Connections = field(init=False)
+    """The open connections (``adapter.serving`` admits and counts them)."""
+    gc_pauses: garbage.Pauses = field(init=False)
 
     def __post_init__(self) -> None:
         self.telemetry = Telemetry(
@@ -99,10 +116,37 @@ class AdapterState:
             self.store.config.total_budget_bytes,
         )
         self.known_pods = push.KnownPods(self.store.max_pods)
+        self.pushes_in_flight = admission.InFlight(self.config.push.max_inflight_pushes)
+        self.telemetry.track_pushes_in_flight(lambda: self.pushes_in_flight.count)
+        self.pod_push_rates = admission.PodRates(
+            self.config.push.max_pod_push_rate, self.store.max_pods
+        )
+        self.rejections = rejections.RejectionLog()
+        self.busy = errors.too_many_requests(
+            f"the adapter is busy: {self.config.push.max_inflight_pushes} pushes are in flight"
+            " (--max-inflight-pushes); merge this report into the next one",
+            retry_after=admission.retry_after_header(1),
+        )
+        self.busy_body = json.dumps(self.busy.status_body(), separators=(",", ":")).encode()
+        self.connections = serving.Connections(self.config.connections)
+        self.telemetry.track_connections(self.connections)
+        self.gc_pauses = garbage.Pauses()
+        self.telemetry.track_gc_pauses(self.gc_pauses, garbage.PAUSE_BUCKETS)
+
+    def forget_silent_pods(self, now: float) -> int:
+        """Sweep the store, and forget what the push path remembers of the pods it dropped."""
+        forgotten = self.store.sweep(now)
+        self.known_pods.retain(self.store.has)
+        self.pod_push_rates.retain(lambda pod: self.store.has(*pod))
+        return forgotten
 
 
 STATE = web.AppKey("state", AdapterState)
 USER = web.RequestKey("user", User)
+SHED = web.RequestKey("shed", errors.ApiError)
+"""The refusal of a push answered without raising it (shed beyond ``--max-inflight-pushes``)."""
+PUSHER = web.RequestKey("pusher", str)
+"""Who made a refused push (``namespace/name``, empty when unknown), for the refusal log."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
@@ -185,62 +229,136 @@ def _certificate_user(state: AdapterState, request: web.Request) -> User:
 
 
 def request_middleware(state: AdapterState, deadlines: serving.RequestDeadlines) -> Middleware:
-    """The one middleware every request passes: authentication, the request deadline, errors
-    as ``Status`` answers, then one access line and one metrics observation.
+    """The one middleware every request passes: the request deadline, authentication, errors
+    as ``Status`` answers, then one metrics observation and the request's log line.
 
     One layer rather than four (access log, errors, authentication, deadline): each layer is a
-    coroutine and a call per request, about 7 % of a push's CPU as four. The order within is
-    the old nesting: the deadline covers the handler, not authentication; an ``ApiError``, an
-    ``HTTPException`` of 400 or more or an unexpected exception (logged once, here) leaves as
-    a ``Status``; a cancellation that is not the deadline's (the client went away) and an
-    ``HTTPException`` below 400 propagate. The access line never logs credentials.
+    coroutine and a call per request, a real share of a push's CPU. The deadline covers
+    authentication too (TokenReview and SubjectAccessReview calls in cluster mode). An
+    ``ApiError``, an ``HTTPException`` of 400 or more or an unexpected exception (logged once,
+    here) leaves as a ``Status``. A request whose client went away (its connection lost, or a
+    cancellation that is not the deadline's) is logged and counted as 499 and its cancellation
+    propagates; an ``HTTPException`` below 400 propagates with its own status.
+
+    Log lines: every request but a push writes its access line (never credentials). A push is
+    counted in ``adapter_pushes_total`` and writes an access line only with ``--log-pushes``;
+    a refused push is logged through ``RejectionLog`` (at most once per reason and pusher a
+    minute).
     """
-    telemetry = state.telemetry
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         status = 500
+        error: errors.ApiError | None = None
         try:
+            task = deadlines.begin()
             try:
-                if request.path != PUSH_PATH:
-                    await authenticate(state, request)
-                task = deadlines.begin()
                 try:
+                    if request.path != PUSH_PATH:
+                        await authenticate(state, request)
                     response = await handler(request)
                 except asyncio.CancelledError:
                     timeout = deadlines.timed_out(task)
                     if timeout is None:
+                        status = CLIENT_CLOSED_REQUEST
                         raise
                     response = status_response(timeout)
+                    error = timeout
                 finally:
                     deadlines.end(task)
-            except errors.ApiError as error:
+            except errors.ApiError as caught:
+                error = caught
                 response = status_response(error)
             except web.HTTPException as exc:
                 if exc.status < 400:
+                    status = exc.status
                     raise
-                response = status_response(_from_http_exception(request, exc))
-            except Exception:
+                error = _from_http_exception(request, exc)
+                response = status_response(error)
+            except Exception as exc:
+                if isinstance(exc, ConnectionError) and _client_gone(request):
+                    status = CLIENT_CLOSED_REQUEST  # nobody to answer: aiohttp drops it
+                    return web.Response(status=status, reason="Client Closed Request")
                 logger.exception("unhandled error answering %s %s", request.method, request.path)
-                response = status_response(errors.internal_error())
+                error = errors.internal_error()
+                response = status_response(error)
             status = response.status
             return response
         finally:
-            seconds = time.perf_counter() - started
-            telemetry.observe_request(request.match_info.route.name or "unmatched", status, seconds)
-            user = request.get(USER)
-            logs.access(
-                access_logger,
-                request.method,
-                request.path_qs,
-                status,
-                seconds,
-                user.name if user else None,
-                request.remote,
-            )
+            _record(state, request, status, time.perf_counter() - started, error)
 
     return middleware
+
+
+def _record(
+    state: AdapterState,
+    request: web.Request,
+    status: int,
+    seconds: float,
+    error: errors.ApiError | None,
+) -> None:
+    """A request's metrics observation and log line (see ``request_middleware``)."""
+    route = request.match_info.route.name or "unmatched"
+    state.telemetry.observe_request(route, status, seconds)
+    if route == "push":
+        if status != 200:  # post_push counts what it answers with a 200
+            _refused_push(state, request, status, error or request.get(SHED))
+        if not state.config.push.log_pushes:
+            return
+    user = request.get(USER)
+    logs.access(
+        access_logger,
+        request.method,
+        request.path_qs,
+        status,
+        seconds,
+        user.name if user else None,
+        request.remote,
+    )
+
+
+def _client_gone(request: web.Request) -> bool:
+    """Whether the request's connection is lost (a ``ConnectionError`` then is the client's)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def _refused_push(
+    state: AdapterState, request: web.Request, status: int, error: errors.ApiError | None
+) -> None:
+    """Count one refused push, and log it if ``RejectionLog`` says so."""
+    reason = error.reason if error is not None else "ClientClosedRequest"
+    state.telemetry.count_push("rejected", reason)
+    pusher = request.get(PUSHER) or f"client {request.remote}"
+    logged = state.rejections.note(reason, pusher, time.monotonic())
+    if logged is None:
+        return
+    pusher, suppressed = logged
+    message = error.message if error is not None else "the client went away before the answer"
+    push_logger.warning(
+        "push from %s refused: %d %s: %s%s",
+        pusher,
+        status,
+        reason,
+        message,
+        f" ({suppressed} more refused for this reason in the last"
+        f" {state.rejections.interval_seconds:g}s, not logged)"
+        if suppressed
+        else "",
+    )
+
+
+def log_suppressed_refusals(state: AdapterState) -> None:
+    """A closing line for each (reason, pusher) whose minute ended with refusals not logged."""
+    for reason, pusher, suppressed in state.rejections.expired(time.monotonic()):
+        push_logger.warning(
+            "push from %s refused: %s, %d more times in the last %gs (not logged one by one)",
+            pusher,
+            reason,
+            suppressed,
+            state.rejections.interval_seconds,
+        )
 
 
 # -- handlers ----------------------------------------------------------------------------------
@@ -407,36 +525,40 @@ _DUPLICATE_BODY = b'{"accepted":false,"duplicate":true}'
 
 
 async def post_push(request: web.Request) -> web.Response:
-    """``POST /push/v1``: one pod's report (docs/push-protocol.md)."""
+    """``POST /push/v1``: one pod's report (docs/push-protocol.md).
+
+    Admitted only while fewer than ``--max-inflight-pushes`` are in flight, and then applied
+    one event-loop turn later, so that queries that arrived with it go first
+    (``adapter.admission``); a pod pushing faster than ``--max-pod-push-rate`` is refused.
+    A push that is answered 200 is counted here, a refused one by the request middleware."""
     state = request.app[STATE]
+    in_flight = state.pushes_in_flight
+    if not in_flight.enter():  # the cheapest answer there is: shedding must cost little
+        state.telemetry.count_shed("in_flight")
+        request[SHED] = state.busy
+        return web.Response(
+            status=429,
+            body=state.busy_body,
+            content_type="application/json",
+            headers=state.busy.headers,
+        )
+    binding: kubeauth.PodBinding | None = None
+    body = b""
+    report: Report | None = None
     try:
+        await asyncio.sleep(0)  # the requests that arrived with this one start first
         binding = await _push_identity(state, request)
-        push.check_content_type(request.content_type)
+        if request.headers.get(hdrs.CONTENT_TYPE) != "application/json":  # else parse it
+            push.check_content_type(request.content_type)
         body = await _read_limited(request, state.config.push.max_body_bytes)
         report = push.decode_report(body, state.config.push, state.known_pods)
-        if state.cluster is not None:
-            _check_pusher(state.cluster, binding, report)
         now = state.clock()
-        try:
-            outcome = state.store.apply(report, now)
-            state.known_pods.remember_last()  # only now: a refused push leaves nothing cached
-        except store.StoreFull as full:
-            raise errors.ApiError(
-                429,
-                "TooManyRequests",
-                str(full),
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            ) from full
-        except store.OverBudget as over:
-            raise errors.ApiError(
-                429,
-                "TooManyRequests",
-                str(over),
-                headers={"Retry-After": str(over.retry_after_seconds)},
-            ) from over
-    except errors.ApiError as error:
-        state.telemetry.count_push("rejected", error.reason)
+        outcome = _apply_push(state, binding, report, now)
+    except errors.ApiError:
+        request[PUSHER] = _pusher(binding, report, body)
         raise
+    finally:
+        in_flight.leave()
     if (
         report.pod_timestamp is not None
         and abs(report.pod_timestamp - now) > state.config.push.clock_skew_warning_seconds
@@ -447,7 +569,45 @@ async def post_push(request: web.Request) -> web.Response:
         state.telemetry.count_push("duplicate", "")
         return web.Response(body=_DUPLICATE_BODY, content_type="application/json")
     state.telemetry.count_push("accepted", outcome.value)
+    state.telemetry.count_reported_requests(report.completed_requests)
     return web.Response(body=_ACCEPTED_BODY, content_type="application/json")
+
+
+def _apply_push(
+    state: AdapterState, binding: kubeauth.PodBinding | None, report: Report, now: float
+) -> store.Applied:
+    """The checks after decoding (who may push it, the pod's rate), then the store."""
+    if state.cluster is not None:
+        _check_pusher(state.cluster, binding, report)
+    wait = state.pod_push_rates.admit(report.pod, time.monotonic())
+    if wait is not None:
+        state.telemetry.count_shed("pod_rate")
+        raise errors.too_many_requests(
+            f"pod {report.pod} pushes more than {state.config.push.max_pod_push_rate:g}"
+            " times a second (--max-pod-push-rate)",
+            retry_after=admission.retry_after_header(wait),
+        )
+    try:
+        outcome = state.store.apply(report, now)
+    except store.StoreFull as full:
+        state.telemetry.count_shed("pods_tracked")
+        raise errors.too_many_requests(str(full), retry_after=str(RETRY_AFTER_SECONDS)) from full
+    except store.OverBudget as over:
+        state.telemetry.count_shed("memory_budget")
+        raise errors.too_many_requests(
+            str(over), retry_after=str(over.retry_after_seconds)
+        ) from over
+    state.known_pods.remember_last()  # only now: a refused push leaves nothing cached
+    return outcome
+
+
+def _pusher(binding: kubeauth.PodBinding | None, report: Report | None, body: bytes) -> str:
+    """Who a refused push came from, for the refusal log: the pod its token is bound to, else
+    the pod its report (or, when it did not decode, its body) names; empty when unknown."""
+    if binding is not None:
+        return str(binding)
+    pod = report.pod if report is not None else push.pod_named_in(body)
+    return str(pod) if pod is not None else ""
 
 
 async def push_disabled(request: web.Request) -> web.Response:
@@ -460,19 +620,13 @@ async def push_disabled(request: web.Request) -> web.Response:
 # -- lifetimes ---------------------------------------------------------------------------------
 
 
-async def _every(seconds: float, job: Callable[[], object]) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        job()
-
-
 async def sweeper_context(app: web.Application) -> AsyncIterator[None]:
     """Forget silent pods periodically, so memory stays bounded under pod churn."""
     state = app[STATE]
 
     def sweep() -> None:
-        forgotten = state.store.sweep(state.clock())
-        state.known_pods.retain(state.store.has)
+        forgotten = state.forget_silent_pods(state.clock())
+        log_suppressed_refusals(state)
         if forgotten:
             logger.info(
                 "forgot %d pods silent for over %gs",
@@ -480,13 +634,15 @@ async def sweeper_context(app: web.Application) -> AsyncIterator[None]:
                 state.config.store.forget_after_seconds,
             )
 
-    async with background.running(_every(SWEEP_INTERVAL_SECONDS, sweep)):
+    async with background.running(background.every(SWEEP_INTERVAL_SECONDS, sweep)):
         yield
 
 
 async def log_flusher_context(app: web.Application) -> AsyncIterator[None]:
     """Write out the access lines that wait in the log handler, periodically."""
-    async with background.running(_every(logs.FLUSH_INTERVAL_SECONDS, logs.flush_pending)):
+    async with background.running(
+        background.every(logs.FLUSH_INTERVAL_SECONDS, logs.flush_pending)
+    ):
         yield
     logs.flush_pending()
 
@@ -506,7 +662,9 @@ async def certificate_reloader_context(app: web.Application) -> AsyncIterator[No
         if client_certificates is not None:
             client_certificates.reload_if_changed()
 
-    async with background.running(_every(state.config.tls.reload_interval_seconds, reload)):
+    async with background.running(
+        background.every(state.config.tls.reload_interval_seconds, reload)
+    ):
         yield
 
 
@@ -537,6 +695,7 @@ def make_app(state: AdapterState) -> web.Application:
         client_max_size=state.config.push.max_body_bytes,
     )
     app[STATE] = state
+    app[serving.CONNECTIONS] = state.connections
     router = app.router
     for path in sorted(OPEN_PATHS):
         router.add_get(path, ready if path == "/readyz" else health, name=path.strip("/"))
@@ -557,6 +716,8 @@ def make_app(state: AdapterState) -> web.Application:
     pushes_on = state.config.source == "push"
     router.add_post(PUSH_PATH, post_push if pushes_on else push_disabled, name="push")
     app.cleanup_ctx.append(deadlines.lifetime)
+    app.cleanup_ctx.append(state.connections.lifetime)
+    app.cleanup_ctx.append(state.gc_pauses.lifetime)
     app.cleanup_ctx.append(sweeper_context)
     app.cleanup_ctx.append(log_flusher_context)
     app.cleanup_ctx.append(certificate_reloader_context)

@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adapter import eventloop
+
 DEFAULT_SERVICE_NAME = "inference-metrics-adapter"
 DEFAULT_SERVICE_NAMESPACE = "metrics"
 POD_BUDGET_BASE_BYTES = 64 * 1024
@@ -99,17 +101,25 @@ class ConnectionConfig:
     request_timeout_seconds: float = 60.0
     """A request not answered within this gets a 504 ``Timeout`` (kube-apiserver's
     ``--request-timeout``); it bounds, above all, a body that trickles in."""
+    write_timeout_seconds: float = 30.0
+    """An answer not written out within this (the client stopped reading) drops the connection."""
+    max_connections: int = 4096
+    """Open connections at most; one more is closed at once, before its TLS handshake."""
 
     def validate(self) -> list[str]:
-        return [
+        problems = [
             f"{flag} must be positive"
             for flag, seconds in (
                 ("--tls-handshake-timeout", self.tls_handshake_timeout_seconds),
                 ("--idle-timeout", self.idle_timeout_seconds),
                 ("--request-timeout", self.request_timeout_seconds),
+                ("--write-timeout", self.write_timeout_seconds),
             )
             if seconds <= 0
         ]
+        if self.max_connections < 1:
+            problems.append("--max-connections must be at least 1")
+        return problems
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,20 @@ class PushConfig:
     max_bins: int = 4096
     max_gauge_value: float = 1e15
     clock_skew_warning_seconds: float = 300.0
+    max_inflight_pushes: int = 64
+    """Pushes admitted and not yet answered at most; beyond, 429 (``adapter.admission``)."""
+    max_pod_push_rate: float = 10.0
+    """Pushes a second from one pod at most (bursts of as many); beyond, 429."""
+    log_pushes: bool = False
+    """Write an access line for every push (off: only refused ones are logged, rate-limited)."""
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.max_inflight_pushes < 1:
+            problems.append("--max-inflight-pushes must be at least 1")
+        if not self.max_pod_push_rate > 0:
+            problems.append("--max-pod-push-rate must be positive")
+        return problems
 
 
 DEFAULT_ALWAYS_ALLOW_PATHS = ("/healthz", "/readyz", "/livez")
@@ -243,6 +267,8 @@ class ServerConfig:
     bind_address: str = "0.0.0.0"  # noqa: S104 - the Kubernetes default; the demo binds 127.0.0.1
     secure_port: int = 6443
     log_format: str = "text"
+    event_loop: str = field(default_factory=eventloop.default)
+    """``uvloop`` or ``asyncio`` (``adapter.eventloop``)."""
     warm_up_seconds: float = 2.0
     """``/readyz`` answers 503 for this long after start-up, time for every live pod to push to
     a replica that has no history yet (two push intervals)."""
@@ -262,6 +288,9 @@ class ServerConfig:
             problems.append(f"--secure-port {self.secure_port} is not a port number")
         if self.log_format not in ("text", "json"):
             problems.append(f"--log-format must be text or json, not {self.log_format!r}")
+        loop_problem = eventloop.problem(self.event_loop)
+        if loop_problem is not None:
+            problems.append(loop_problem)
         if (self.tls.cert_file is None) != (self.tls.key_file is None):
             problems.append("--tls-cert-file and --tls-private-key-file go together")
         if self.store.window_seconds < self.store.slice_seconds:
@@ -281,6 +310,7 @@ class ServerConfig:
         if self.warm_up_seconds < 0:
             problems.append("--warm-up must not be negative")
         problems += self.connections.validate()
+        problems += self.push.validate()
         for flag, path in (
             ("--tls-cert-file", self.tls.cert_file),
             ("--tls-private-key-file", self.tls.key_file),

@@ -69,6 +69,11 @@ def forbidden(message: str) -> ApiError:
     return ApiError(403, "Forbidden", message)
 
 
+def too_many_requests(message: str, retry_after: str) -> ApiError:
+    """429: the adapter sheds this push; ``retry_after`` (seconds) goes in ``Retry-After``."""
+    return ApiError(429, "TooManyRequests", message, headers={"Retry-After": retry_after})
+
+
 def service_unavailable(message: str) -> ApiError:
     """503: a dependency (the Kubernetes API) is out of reach and no cached answer is fresh."""
     return ApiError(503, "ServiceUnavailable", message)

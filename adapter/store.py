@@ -57,9 +57,10 @@ class OverBudget(Exception):
         self.retry_after_seconds = retry_after_seconds
 
 
-POD_BYTES = 2500
+POD_BYTES = 1700
 """What a tracked pod costs with no labels and no latencies: its record, arrays, names, gauges and
-remembered pod section (measured with ``tracemalloc``, short names)."""
+remembered pod section (measured with ``tracemalloc``, short names; the section remembered as
+the decoder's typed struct since issue 12, 800 bytes less than as a dict)."""
 LABEL_BYTES = 150
 """What a label costs besides its text: two strings, an entry in the pod section and one in the
 pod's labels (measured, 64 labels)."""
@@ -192,13 +193,15 @@ class PodRecord:
             self._slice_zero_count.append(0)
         # else the same slice, or the clock stepped back: keep slices in order so expiry is exact
         if bins:
+            # lists: array.fromlist and sum run faster on a list than on a dict view
+            indices, counts = list(bins), list(bins.values())
             self._cover(low, high)
             band, offset = self._band, -self._band_low
-            for index, count in bins.items():  # one pass, no temporaries: the push hot path
+            for index, count in bins.items():  # one pass: the push hot path
                 band[index + offset] += count
-            self._bin_indices.extend(bins)
-            self._bin_counts.extend(bins.values())
-            self._window_total += sum(bins.values())
+            self._bin_indices.fromlist(indices)
+            self._bin_counts.fromlist(counts)
+            self._window_total += sum(counts)
             self._slice_end[-1] = len(self._bin_indices)
         self._slice_zero_count[-1] += zero_count
         self._window_zero_count += zero_count
@@ -243,7 +246,12 @@ class PodRecord:
         self._window_zero_count -= gone_zero
         del self._bin_indices[:end], self._bin_counts[:end]
         del self._slice_index[:expired], self._slice_zero_count[:expired]
-        self._slice_end = array("q", [e - end for e in self._slice_end[expired:]])
+        # in place: a new array per push would be a new long-lived object for the cyclic
+        # collector to promote, one per pod a second, and its full collections grow with them
+        slice_end = self._slice_end
+        del slice_end[:expired]
+        for i in range(len(slice_end)):
+            slice_end[i] -= end
         if not self._slice_index:
             self._band = _zeros(0)
         elif len(self._band) > _BAND_TRIM_SIZE:

@@ -21,13 +21,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import accuracy, freshness, machine, memory, profiles, push, query, simulate
+from bench import (
+    accuracy,
+    connections,
+    freshness,
+    machine,
+    memory,
+    overload,
+    profiles,
+    push,
+    query,
+    simulate,
+)
 from bench import model_server as model_server_bench
 from bench import prometheus as prometheus_bench
 
 GROUPS = (
     "push",
     "query",
+    "overload",
     "model-server",
     "memory",
     "freshness",
@@ -143,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
             pin=pin,
         )
         result["results"].append(push.run(settings, log))
-        log("push pipeline in process: decode_report + Store.apply vs json.loads")
+        log("push pipeline in process: decode_report + Store.apply vs msgspec.json.decode")
         result["results"].append(push.pipeline(runs))
     if "query" in groups:
         log("selector query: 1,000 pods in process; 10 to 10,000 pods and a Deployment over HTTPS")
@@ -159,6 +171,15 @@ def main(argv: list[str] | None = None) -> None:
             pin=pin,
         )
         result["results"] += query.run(settings, log)
+    if "overload" in groups:
+        log("overload: HPA queries while pods push at 70 % and at 2x the push capacity")
+        settings = overload.OverloadSettings(
+            unloaded_seconds=5.0 if args.quick else 10.0,
+            mixed_seconds=10.0 if args.quick else 20.0,
+            storm_seconds=10.0 if args.quick else 30.0,
+            pin=pin,
+        )
+        result["results"].append(overload.run(settings, log))
     if "model-server" in groups:
         log("model server overhead: simulated, 0 ms service time, vs a bare aiohttp process")
         settings = model_server_bench.ModelServerSettings(
@@ -176,6 +197,12 @@ def main(argv: list[str] | None = None) -> None:
             cpus=query.cpu_plan(pin)[0],
         )
         result["results"].append(memory.run(settings, log))
+        log("memory per open connection: 1,000 idle TLS connections, uvloop and asyncio")
+        result["results"].append(
+            connections.run(
+                connections.ConnectionSettings(connections=300 if args.quick else 1000), log
+            )
+        )
     if "freshness" in groups:
         log("freshness: latency step in a pod to the changed p99 through the API")
         settings = freshness.FreshnessSettings(

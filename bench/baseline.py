@@ -1,25 +1,29 @@
 """The baseline server: a bare aiohttp app over the adapter's own TLS context.
 
-``POST /push/v1`` reads the body, ``json.loads`` it and answers a small JSON body;
+``POST /push/v1`` reads the body, decodes it with the adapter's JSON library (``msgspec``,
+untyped: a parse without validation) and answers a small JSON body;
 ``GET /static/{name}`` answers the pre-built body that ``--body name=FILE`` read at start (one per
 query the adapter is compared on, so one baseline process serves them all). No middlewares, no
 validation, no store and no logging: what the same work costs with nothing of ours around it.
 The TLS context is ``adapter.transport.ServingTls`` over the same certificate, key and client CA,
-so the handshake and record layer are the same as the adapter's; the process keeps freed heap
-memory as the adapter's does (``adapter.heap``).
+so the handshake and record layer are the same as the adapter's; it runs on the adapter's event
+loop (``--event-loop``, the adapter's default: uvloop where it imports) and keeps freed heap
+memory as the adapter's does (``adapter.heap``). Same stack, so the ratio measures our own work,
+never a library choice.
 
-Run: ``python -m bench.baseline --port P --cert-dir DIR [--body NAME=FILE ...]``.
+Run: ``python -m bench.baseline --port P --cert-dir DIR [--body NAME=FILE ...]
+[--event-loop uvloop|asyncio]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+import msgspec
 from aiohttp import web
 
-from adapter import certs, heap
+from adapter import certs, eventloop, heap
 from adapter.transport import ServingTls
 
 ACCEPTED = b'{"accepted":true}'
@@ -31,7 +35,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def push(request: web.Request) -> web.Response:
-    document = json.loads(await request.read())
+    document = msgspec.json.decode(await request.read())
     if not isinstance(document, dict):
         return web.Response(status=400, text="not an object")
     return web.Response(body=ACCEPTED, content_type="application/json")
@@ -68,6 +72,7 @@ def main() -> None:
     parser.add_argument(
         "--body", type=_named_file, action="append", default=[], help="NAME=FILE, repeatable"
     )
+    parser.add_argument("--event-loop", choices=eventloop.CHOICES, default=eventloop.default())
     args = parser.parse_args()
     heap.keep_freed_memory()  # as the adapter does: the comparison is of the work, not malloc
     tls = ServingTls(
@@ -83,6 +88,7 @@ def main() -> None:
         access_log=None,
         print=None,
         shutdown_timeout=1,
+        loop=eventloop.factory(args.event_loop)(),
     )
 
 

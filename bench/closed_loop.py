@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from adapter import eventloop
 from bench import servers, stats
 
 MAX_REQUESTS = 5_000_000
@@ -168,7 +169,7 @@ def execute(args: argparse.Namespace, make_source: Callable[[argparse.Namespace]
     if args.cpu:
         os.sched_setaffinity(0, set(args.cpu))
     source = make_source(args)
-    print(json.dumps(asyncio.run(run(source, args))))
+    print(json.dumps(eventloop.run(run(source, args), eventloop.default())))
 
 
 # -- the parent side: start a load process, alternate ours and the baseline -----------------------

@@ -4,7 +4,8 @@
 (the model server's own answer to the benchmark request, so the same number of bytes go back);
 ``GET /v2/health/ready`` answers 200. No middleware, no validation, no scheduler, no metrics and
 no access log: the floor any aiohttp server pays to take a v2 request in and send its answer out.
-Plain HTTP, like the model server.
+Plain HTTP and the same event loop (``--event-loop``, default as the model server's), like the
+model server.
 
 Run: ``python -m bench.infer_baseline --port P --answer-file F``.
 """
@@ -16,6 +17,8 @@ import json
 from pathlib import Path
 
 from aiohttp import web
+
+from adapter import eventloop
 
 ANSWER = web.AppKey("answer", bytes)
 
@@ -43,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.infer_baseline")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--answer-file", type=Path, required=True)
+    parser.add_argument("--event-loop", choices=eventloop.CHOICES, default=eventloop.default())
     args = parser.parse_args()
     web.run_app(
         make_app(args.answer_file.read_bytes()),
@@ -51,6 +55,7 @@ def main() -> None:
         access_log=None,
         print=None,
         shutdown_timeout=1,
+        loop=eventloop.factory(args.event_loop)(),
     )
 
 

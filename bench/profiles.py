@@ -59,7 +59,7 @@ def push_server(directory: Path, seconds: float = 6.0) -> str:
         if server_cpus:
             servers.pin(server.pid, server_cpus)
         settings = push.PushSettings(duration_seconds=seconds, warmup_seconds=0.5)
-        push._load(server, cert_dir, settings, 0, push.ACCEPTED, load_cpus, seconds)
+        push.run_load(server, cert_dir, settings, 0, push.ACCEPTED, load_cpus, seconds)
     finally:
         server.stop()
     (directory / "adapter.log").unlink(missing_ok=True)

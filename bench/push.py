@@ -10,7 +10,6 @@ The figure is the median over runs of requests/s, and ours/baseline of the media
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from adapter import certs
@@ -48,7 +48,7 @@ def cpu_plan(pin: bool) -> tuple[set[int] | None, set[int] | None]:
     return {allowed[0]}, {allowed[-1]}
 
 
-def _load(
+def run_load(
     server: servers.Server,
     cert_dir: Path,
     settings: PushSettings,
@@ -57,6 +57,7 @@ def _load(
     load_cpus: set[int] | None,
     duration: float,
 ) -> dict[str, Any]:
+    """One ``bench.load`` run against ``server``: its JSON report."""
     argv = [
         "--url",
         server.url,
@@ -92,7 +93,7 @@ def run(settings: PushSettings, log=print) -> dict[str, Any]:
             def pusher(server: servers.Server, expect: str | None):
                 def one_run(duration: float) -> dict[str, Any]:
                     nonlocal seq
-                    result = _load(server, cert_dir, settings, seq, expect, load_cpus, duration)
+                    result = run_load(server, cert_dir, settings, seq, expect, load_cpus, duration)
                     seq = max(seq, result["next_seq"])
                     return result
 
@@ -156,8 +157,8 @@ def summarize(
 
 def pipeline(runs: int, rounds_per_run: int = 2, pods: int = 1000) -> dict[str, Any]:
     """Per report: ``push.decode_report`` (with the server's ``KnownPods``) + ``Store.apply``
-    (ours) against ``json.loads`` (baseline) of the same bodies, alternating per run; CPU
-    microseconds per report."""
+    (ours) against ``msgspec.json.decode`` (baseline: the same JSON library, untyped) of the
+    same bodies, alternating per run; CPU microseconds per report."""
     rng = np.random.default_rng(11)
     config = ServerConfig()
     templates = [
@@ -175,7 +176,7 @@ def pipeline(runs: int, rounds_per_run: int = 2, pods: int = 1000) -> dict[str, 
             bodies += [head + str(seq).encode() + tail for head, tail in templates]
         started = time.process_time()
         for body in bodies:
-            json.loads(body)
+            msgspec.json.decode(body)
         baseline.append((time.process_time() - started) / len(bodies) * 1e6)
         started = time.process_time()
         for body in bodies:

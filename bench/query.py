@@ -25,6 +25,7 @@ client certificate, sequential requests, runs alternating.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import itertools
 import json
@@ -40,7 +41,7 @@ import aiohttp
 import numpy as np
 from aiohttp.test_utils import make_mocked_request
 
-from adapter import api, heap, push, selectors
+from adapter import api, heap, push, selectors, sketch
 from adapter import app as adapter_app
 from adapter.config import ServerConfig
 from adapter.provider import CustomMetricInfo
@@ -282,6 +283,7 @@ def in_process(settings: QuerySettings, cpus: set[int] | None, log=print) -> dic
                 f" {medians['handler cold']:.2f} ms, warm {medians['handler warm']:.2f} ms,"
                 f" baseline {medians['baseline']:.2f} ms (wall, medians)"
             )
+        trade = quantile_view_trade(fleet)
     cases = {}
     for key in per_run[0]:
         pooled = [pair for run in per_run for pair in run[key]]
@@ -291,7 +293,64 @@ def in_process(settings: QuerySettings, cpus: set[int] | None, log=print) -> dic
                 stats.median([w for w, _ in run[key]]) * 1000 for run in per_run
             ],
         }
-    return {"cases": cases, "window_bins_per_pod": _window_bins(fleet)}
+    log(
+        f"  quantile view: {trade['view_update_us_per_push']:.0f} us a push to keep, saves"
+        f" {trade['quantile_step_ms_per_query']:.2f} ms a query; pays from"
+        f" {trade['break_even_hpas']:.0f} HPAs asking every {HPA_PERIOD_SECONDS:g} s"
+    )
+    return {
+        "cases": cases,
+        "window_bins_per_pod": _window_bins(fleet),
+        "quantile_view_trade": trade,
+    }
+
+
+QUANTILES = (0.5, 0.9, 0.95, 0.99)
+"""The catalog's latency quantiles: what a view kept at push time would hold per pod."""
+HPA_PERIOD_SECONDS = 15.0
+
+
+def quantile_view_trade(fleet: Fleet, repeats: int = 200) -> dict[str, Any]:
+    """Whether a per-pod quantile view kept at push time pays for itself: the CPU a push would
+    add to keep its pod's four quantiles current (the cheaper of the store's own per-band
+    function and a bare scalar pass), against the CPU a 1,000-pod quantile query spends
+    computing them (what the view would save it). Median of ``repeats`` timings each."""
+    records = list(fleet.store.pods(workload.NAMESPACE))
+    bands = [r.window_band for r in records]
+    zeros = [r.window_zero_count for r in records]
+
+    def cpu_of(work: Callable[[], object]) -> float:
+        times = []
+        for _ in range(repeats):
+            started = time.process_time()
+            work()
+            times.append(time.process_time() - started)
+        return stats.median(times)
+
+    low, counts = bands[0]
+
+    def scalar_view() -> list[int]:
+        """The least a push could do: one cumulative sum, a binary search per quantile."""
+        through = list(itertools.accumulate(counts))
+        total = through[-1] + zeros[0]
+        return [low + bisect.bisect_left(through, q * total - zeros[0]) for q in QUANTILES]
+
+    one = ([bands[0]], [zeros[0]])
+    per_push = min(
+        cpu_of(lambda: [sketch.quantile_per_band(*one, q) for q in QUANTILES]),
+        cpu_of(scalar_view),
+    )
+    per_query = cpu_of(lambda: sketch.quantile_per_band(bands, zeros, 0.99))
+    pods = len(records)
+    # the view costs every pod's pushes (1 a second); it saves the quantile step of each query
+    break_even_queries_per_second = pods * per_push / per_query
+    return {
+        "pods": pods,
+        "view_update_us_per_push": per_push * 1e6,
+        "quantile_step_ms_per_query": per_query * 1000,
+        "break_even_queries_per_second": break_even_queries_per_second,
+        "break_even_hpas": break_even_queries_per_second * HPA_PERIOD_SECONDS,
+    }
 
 
 def _window_bins(fleet: Fleet) -> float:
@@ -752,4 +811,25 @@ def summarize(
             "client_cpus": sorted(client_cpus) if client_cpus else None,
             "window_bins_per_pod": local["window_bins_per_pod"],
         }
+    trade = local["quantile_view_trade"]
+    entries.append(
+        {
+            "name": "per-pod quantile view kept at push time: HPAs needed to pay for it",
+            "unit": "HPAs",
+            "ours": trade["break_even_hpas"],
+            "baseline": None,
+            "ratio": None,
+            "target": "report; keep it only below the HPAs a fleet has",
+            "met": None,
+            "details": trade,
+            "markdown": [
+                f"A view of each pod's four quantiles kept at push time would cost every push"
+                f" {trade['view_update_us_per_push']:.1f} us of CPU and save a 1,000-pod quantile"
+                f" query {trade['quantile_step_ms_per_query']:.2f} ms: it pays only above"
+                f" {trade['break_even_queries_per_second']:.1f} such queries a second, i.e."
+                f" {trade['break_even_hpas']:.0f} HPAs asking every {HPA_PERIOD_SECONDS:g} s"
+                " about the same pods (pods push once a second).",
+            ],
+        }
+    )
     return entries

@@ -8,7 +8,6 @@ Every flag can also come from the environment (``MODEL_SERVER_<FLAG>``, e.g.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import socket
@@ -16,7 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from adapter import arguments, durations, resolver
+from adapter import arguments, durations, eventloop, resolver
 from adapter.client import PodIdentity, Token, TokenFile, parse_adapter_url
 from model_server import identity
 from model_server.app import ModelServerConfig, serve
@@ -112,6 +111,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add("--labels", default="", help="pod labels, app=model,tier=gpu")
     add("--labels-file", type=Path, help='downward-API labels file (key="value" lines)')
     add("--deployment", default=None, help="the owning Deployment")
+    add(
+        "--event-loop",
+        choices=eventloop.CHOICES,
+        default=eventloop.default(),
+        help="the asyncio event loop to run on (default: uvloop where installed, else asyncio)",
+    )
     add(
         "--drain-timeout",
         type=durations.duration_arg,
@@ -235,10 +240,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
     except (ValueError, OSError) as error:
         parser.exit(2, f"model-server: {error}\n")
+    loop_problem = eventloop.problem(args.event_loop)
+    if loop_problem is not None:
+        parser.exit(2, f"model-server: {loop_problem}\n")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", force=True
     )
-    asyncio.run(serve(config))
+    eventloop.run(serve(config), args.event_loop)
     return 0
 
 

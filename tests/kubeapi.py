@@ -110,6 +110,8 @@ class KubeApiDouble:
         """Overrides ``allowed`` when set: spec -> (allowed, reason)."""
         self.missing: set[tuple[str, str, str]] = set()
         """(verb, group, resource) the adapter's own identity lacks."""
+        self.review_delay_seconds = 0.0
+        """How long each TokenReview and SubjectAccessReview takes (a slow API server)."""
         self.token_reviews: list[dict[str, Any]] = []
         self.access_reviews: list[dict[str, Any]] = []
         self.requests: list[str] = []
@@ -394,6 +396,7 @@ class KubeApiDouble:
         review = await request.json()
         spec = review.get("spec") or {}
         self.token_reviews.append(spec)
+        await asyncio.sleep(self.review_delay_seconds)
         identity = self.tokens.get(spec.get("token", ""))
         wanted = spec.get("audiences") or []
         result: dict[str, Any]
@@ -421,6 +424,7 @@ class KubeApiDouble:
         review = await request.json()
         spec = review.get("spec") or {}
         self.access_reviews.append(spec)
+        await asyncio.sleep(self.review_delay_seconds)
         if self.policy is not None:
             allowed, reason = self.policy(spec)
         else:

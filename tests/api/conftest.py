@@ -1,4 +1,5 @@
-"""The real application over real TLS on 127.0.0.1, with a clock the test moves by hand."""
+"""The real application over real TLS on 127.0.0.1, on the adapter's own site (its connection
+limits), with a clock the test moves by hand."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from adapter import serving
 from adapter.app import AdapterState, Handler, make_app
 from adapter.client import PodIdentity, encode_report
 from adapter.clientcerts import ClientCertificates
-from adapter.config import ConnectionConfig, ServerConfig, StoreConfig
+from adapter.config import ConnectionConfig, PushConfig, ServerConfig, StoreConfig
 from adapter.provider import MetricsProvider
 from adapter.sketch import LatencySketch
 from adapter.store import Store
@@ -117,6 +119,8 @@ async def serve_adapter(
     clock: Callable[[], float] | None = None,
     window_seconds: float = 30,
     request_timeout_seconds: float = 60,
+    push: PushConfig | None = None,
+    connections: ConnectionConfig | None = None,
     client_ca_file: Path | None = None,
     pod_memory_budget_bytes: int | None = None,
     host: str = "127.0.0.1",
@@ -137,7 +141,9 @@ async def serve_adapter(
             max_age_seconds=10,
             pod_memory_budget_bytes=pod_memory_budget_bytes,
         ),
-        connections=ConnectionConfig(request_timeout_seconds=request_timeout_seconds),
+        connections=connections
+        or ConnectionConfig(request_timeout_seconds=request_timeout_seconds),
+        push=push or PushConfig(),
     )
     store = Store(config.store)
     client_ca_file = client_ca_file or pki.ca_cert
@@ -156,7 +162,15 @@ async def serve_adapter(
     app.middlewares.insert(0, fault_middleware(faults))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=state.tls.context)
+    site = serving.BoundedTlsSite(
+        runner,
+        host,
+        port,
+        state.tls.context,
+        config.connections.tls_handshake_timeout_seconds,
+        state.connections,
+        access_log=None,
+    )
     await site.start()
     port = runner.addresses[0][1]
     reader = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=pki.client_context()))
@@ -175,3 +189,12 @@ async def serve_adapter(
 async def adapter_server(pki: Pki) -> AsyncIterator[RunningAdapter]:
     async with serve_adapter(pki) as server:
         yield server
+
+
+async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait (polling) until ``condition()`` holds, for what happens on the server's own time."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition did not come true in time")

@@ -42,6 +42,7 @@ from hypothesis import strategies as st
 
 from adapter import catalog, quantity
 from adapter.client import PodIdentity, encode_report
+from adapter.config import PushConfig
 from adapter.push import MAX_BIN_COUNT, MAX_SEQ, MAX_ZERO_COUNT
 from adapter.sketch import MAX_INDEX, MIN_INDEX, RELATIVE_ACCURACY, LatencySketch
 from adapter.store import Store
@@ -163,7 +164,9 @@ def threaded(pki: Pki) -> Iterator[ThreadedAdapter]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    context: AbstractAsyncContextManager[RunningAdapter] = serve_adapter(pki)
+    # Edge reports push one pod back to back: no per-pod rate limit here.
+    unlimited = PushConfig(max_pod_push_rate=1e9)
+    context: AbstractAsyncContextManager[RunningAdapter] = serve_adapter(pki, push=unlimited)
     server = asyncio.run_coroutine_threadsafe(context.__aenter__(), loop).result(timeout=30)
     port = int(server.url.rsplit(":", 1)[1])
     adapter = ThreadedAdapter(server, loop, RawHttp(port, pki.client_context()))

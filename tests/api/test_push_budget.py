@@ -7,6 +7,7 @@ import json
 
 from adapter import sketch
 from adapter.client import PodIdentity, encode_report
+from adapter.config import PushConfig
 from adapter.resources import PodRef
 from adapter.sketch import LatencySketch
 from tests.api.conftest import TOKEN, serve_adapter
@@ -23,7 +24,9 @@ def every_bin_report(seq: int) -> bytes:
 
 
 async def test_a_pod_past_its_budget_gets_a_429_with_retry_after(pki: Pki) -> None:
-    async with serve_adapter(pki, pod_memory_budget_bytes=128 * 1024) as server:
+    # 19 pushes back to back: no per-pod rate limit here, the budget is what refuses them
+    unlimited = PushConfig(max_pod_push_rate=1000)
+    async with serve_adapter(pki, pod_memory_budget_bytes=128 * 1024, push=unlimited) as server:
         headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
         statuses = []
         for seq in range(1, 20):  # ~12 KB each, all within one slice of the (fake) clock

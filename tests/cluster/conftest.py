@@ -25,7 +25,7 @@ from aiohttp import web
 from adapter import incluster, kube
 from adapter.app import AdapterState, ClusterMode, make_app
 from adapter.client import PodIdentity, encode_report
-from adapter.config import ClusterConfig, ServerConfig, StoreConfig
+from adapter.config import ClusterConfig, ConnectionConfig, ServerConfig, StoreConfig
 from adapter.sketch import LatencySketch
 from adapter.store import Store
 from adapter.store_provider import StoreProvider
@@ -174,12 +174,21 @@ class ClusterAdapter:
 
 @contextlib.asynccontextmanager
 async def serve_cluster_adapter(
-    pki: Pki, kubeapi: KubeApiDouble, cluster_pki: ClusterPki, tmp_path: Path, **settings: Any
+    pki: Pki,
+    kubeapi: KubeApiDouble,
+    cluster_pki: ClusterPki,
+    tmp_path: Path,
+    connections: ConnectionConfig | None = None,
+    **settings: Any,
 ) -> AsyncIterator[ClusterAdapter]:
     """Prepare cluster mode against ``kubeapi`` and serve it until the block ends."""
     kubeconfig = kubeapi.write_kubeconfig(tmp_path / "adapter-kubeconfig")
     cluster = replace(ClusterConfig(enabled=True, kubeconfig=kubeconfig), **settings)
-    config = ServerConfig(store=StoreConfig(window_seconds=30, max_age_seconds=10), cluster=cluster)
+    config = ServerConfig(
+        store=StoreConfig(window_seconds=30, max_age_seconds=10),
+        cluster=cluster,
+        connections=connections or ConnectionConfig(),
+    )
     store_clock, review_clock = FakeClock(), FakeClock()
     store = Store(config.store)
     tls = ServingTls(pki.serving_cert, pki.serving_key, None)

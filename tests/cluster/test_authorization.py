@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from adapter.config import ConnectionConfig
 from tests.cluster.conftest import (
     CUSTOM,
     EXTERNAL,
@@ -143,3 +144,17 @@ async def test_always_allow_paths_skip_authentication_and_authorization(
         status, _ = await cluster.get("anonymous", "/livez")
         assert status == 403
         assert [s["nonResourceAttributes"]["path"] for s in kubeapi.access_reviews] == ["/livez"]
+
+
+async def test_the_request_deadline_covers_the_reviews(
+    pki: Pki, kubeapi: KubeApiDouble, cluster_pki: ClusterPki, tmp_path: Path
+) -> None:
+    """A SubjectAccessReview that kube-apiserver takes too long to answer ends the request with
+    a 504 at the request timeout, as a slow handler does."""
+    kubeapi.grant("hpa")
+    kubeapi.review_delay_seconds = 2.5
+    quick = ConnectionConfig(request_timeout_seconds=0.2)
+    async with serve_cluster_adapter(pki, kubeapi, cluster_pki, tmp_path, quick) as adapter:
+        status, body = await adapter.as_user("hpa", f"{CUSTOM}/namespaces/ml/pods/*/x")
+    assert (status, body["reason"]) == (504, "Timeout")
+    assert len(kubeapi.access_reviews) == 1

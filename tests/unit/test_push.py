@@ -8,6 +8,7 @@ body and random valid reports.
 import copy
 import datetime
 import json
+import typing
 from typing import Any
 
 import numpy as np
@@ -104,6 +105,36 @@ def test_minimal_body_has_defaults():
     assert report.completed_requests == 0
 
 
+def test_the_gauge_type_of_the_fast_path_names_every_gauge():
+    assert typing.get_args(push._GaugeName) == GAUGE_NAMES
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        body(VALID),
+        body(changed(("pod", "uid"), DELETE)),
+        body(changed(("latency",), DELETE)),
+        body({"pod": {"namespace": "ns", "name": "p"}, "seq": 1}),
+    ],
+)
+def test_valid_bodies_take_the_fast_path(raw):
+    assert push._decode_fast(raw, LIMITS, None) == push._decode_checked(raw, LIMITS)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        body(changed(("latency", "bins"), {"-0": 1})),  # msgspec reads it as bin 0
+        body(changed(("seq",), 17)).replace(b"17", b"17, " + b'"seq": "x"'),  # last one wins
+        body(changed(("pod", "labels"), {"a": "\ud800"})),  # json takes lone surrogates
+    ],
+)
+def test_what_the_fast_path_declines_the_checked_path_decides(raw):
+    assert push._decode_fast(raw, LIMITS, None) is None
+    assert_decodes_or_4xx(raw)
+
+
 def test_client_encoding_decodes_to_the_same_numbers():
     identity = PodIdentity("inference", "model-0", "uid-1", {"app": "model"}, deployment="model")
     latencies = LatencySketch.from_values([0.0, 0.004, 0.012, 0.012, 0.25, 3.0, 99.0])
@@ -139,6 +170,9 @@ def test_client_encoding_decodes_to_the_same_numbers():
         (("timestamp",), "2026-11-28T15:00:00Z", "pod_timestamp", VALID_TIMESTAMP - 0.123),
         (("timestamp",), "2026-11-28T17:00:00.123+02:00", "pod_timestamp", VALID_TIMESTAMP),
         (("timestamp",), "2026-11-28T15:00:00.123+00:00", "pod_timestamp", VALID_TIMESTAMP),
+        # RFC 3339 section 5.6: "T" and "Z" may be lower case
+        (("timestamp",), "2026-11-28t15:00:00.123z", "pod_timestamp", VALID_TIMESTAMP),
+        (("timestamp",), "2026-11-28T15:00:00.123z", "pod_timestamp", VALID_TIMESTAMP),
         (("gauges",), DELETE, "gauges", {}),
         (("gauges",), {}, "gauges", {}),
         (("gauges",), {QUEUE_DEPTH: 0}, "gauges", {QUEUE_DEPTH: 0.0}),
@@ -510,7 +544,11 @@ shaped_documents = st.fixed_dictionaries(
 
 
 def assert_decodes_or_4xx(raw: bytes) -> ApiError | None:
-    """Decode ``raw``: a Report or an ApiError with a 4xx code, nothing else ever."""
+    """Decode ``raw``: a Report or an ApiError with a 4xx code, nothing else ever. And the fast
+    (compiled) path accepts only what the checked path accepts, as the same Report."""
+    fast = push._decode_fast(raw, LIMITS, push.KnownPods(10))
+    if fast is not None:
+        assert fast == push._decode_checked(raw, LIMITS)
     try:
         report = decode(raw)
     except ApiError as error:
@@ -650,7 +688,10 @@ latency_values = st.lists(
 def test_client_reports_round_trip(identity, seq, gauges, values, unix_ms):
     latencies = LatencySketch.from_values(np.asarray(values, dtype=np.float64))
     document = encode_report(identity, seq, gauges, latencies, unix_ms / 1000)
-    report = decode(json.dumps(document).encode())
+    raw = json.dumps(document).encode()
+    report = decode(raw)
+    assert push._decode_fast(raw, LIMITS, push.KnownPods(10)) == report, "not the fast path"
+    assert push._decode_checked(raw, LIMITS) == report
     assert report.pod == PodRef(identity.namespace, identity.name)
     assert (report.uid, report.seq) == (identity.uid, seq)
     assert report.labels == identity.labels

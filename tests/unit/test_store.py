@@ -3,6 +3,7 @@
 Time is a plain float passed as ``now``; nothing here sleeps or reads a clock.
 """
 
+import gc
 import tracemalloc
 from collections.abc import Mapping
 
@@ -527,3 +528,23 @@ def test_remembered_selections_drop_the_least_recently_asked(store, monkeypatch)
     store.selection("c", "ns", lambda r: True)  # evicts "b", the least recently asked
     assert store.selection("a", "ns", lambda r: False) is first
     assert store.selection("b", "ns", lambda r: False) == ((), 1)
+
+
+def test_steady_pushes_leave_no_new_objects_for_the_cyclic_collector(store):
+    """A pod pushing once a second, each push expiring a slice: after the push, nothing it made
+    is still tracked by the collector (a new long-lived object per pod a second would be
+    promoted to the old generation and make full collections frequent and long)."""
+    bins = {-150 + i: 3 for i in range(50)}
+    reports = [report(seq=seq, bins=bins, gauges={QUEUE_DEPTH: 2.0}) for seq in range(1, 80)]
+    for now, pushed in enumerate(reports[:40]):  # a full window, then slices start leaving
+        store.apply(pushed, 1000.0 + now)
+    gc.collect()
+    gc.freeze()  # everything so far out of the way: what the next pushes leave is all there is
+    try:
+        for now, pushed in enumerate(reports[40:], start=40):
+            store.apply(pushed, 1000.0 + now)
+        gc.collect(0)  # what survives the young generation moves to the next one
+        survivors = gc.get_objects(1)
+    finally:
+        gc.unfreeze()
+    assert [type(o).__name__ for o in survivors] == []

@@ -258,7 +258,12 @@ def _pod_identity(value: Any, limits: PushConfig) -> _PodIdentity:
 _BinIndex = Annotated[int, msgspec.Meta(ge=sketch.MIN_INDEX, le=sketch.MAX_INDEX)]
 _BinCount = Annotated[int, msgspec.Meta(ge=1, le=MAX_BIN_COUNT)]
 _Gauge = Annotated[float, msgspec.Meta(ge=0)]
-_GaugeName = Literal["inference_queue_depth", "inference_concurrency"]
+_GaugeName = Literal[
+    "inference_queue_depth",
+    "inference_concurrency",
+    "inference_worker_slots",
+    "inference_requests_shed_total",
+]
 """``report.GAUGE_NAMES`` as a type (a test holds the two equal)."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapter import selectors
-from adapter.catalog import BY_NAME
+from adapter.catalog import BY_NAME, REQUIRED_REPLICAS
 from adapter.prometheus import promql
 from adapter.prometheus.sources import (
     MODEL_SERVER,
@@ -114,5 +114,6 @@ def test_sources_are_data() -> None:
     gauges_only = ServerSource(gauges={"inference_queue_depth": Gauge((Series("q"),))})
     assert gauges_only.served() == ("inference_queue_depth",)
     assert gauges_only.source_of(BY_NAME["inference_latency_p99_seconds"]) is None
-    assert MODEL_SERVER.served() == tuple(BY_NAME)
+    # all but the required replicas, which no server's Prometheus metrics can give
+    assert MODEL_SERVER.served() == tuple(n for n in BY_NAME if n != REQUIRED_REPLICAS)
     assert promql.is_label_name("pod") and not promql.is_label_name("app.kubernetes.io/name")

@@ -71,8 +71,7 @@ def write(path: Path, comment: str, rows: list[tuple[float, float]]) -> None:
 def main() -> None:
     write(
         DEMO / "load-sine.csv",
-        "120 +- 90 requests/s from the trough, period 4 min, 8 min (bench/traces.py):"
-        " docs/demo.md",
+        "120 +- 90 requests/s from the trough, period 4 min, 8 min (bench/traces.py): docs/demo.md",
         list(enumerate(sine_rates())),
     )
     day = day_rates()

@@ -5,6 +5,7 @@ Subcommands:
   certs client  issue a client certificate (and optionally a kubeconfig) from the generated CA
   demo          the closed loop on this machine (docs/demo.md)
   simulate      the what-if simulator: HPA manifests against a trace, in virtual time
+  relay         a sidecar that pushes for a real server (vLLM, Triton, ...) from its /metrics
 
 ``serve`` runs in cluster mode (delegated authentication and authorization, informers) when it
 runs in a pod or gets ``--kubeconfig``, and standalone otherwise; ``--mode`` forces either.
@@ -25,6 +26,7 @@ from aiohttp import web
 
 from adapter import certs, clientcerts, durations, eventloop, heap, memorylimit, quantity
 from adapter.app import AdapterState, make_app
+from adapter.client import relay
 from adapter.cluster import PodView
 from adapter.config import (
     DEFAULT_ALWAYS_ALLOW_PATHS,
@@ -41,7 +43,13 @@ from adapter.config import (
     TlsConfig,
 )
 from adapter.logs import configure_logging
-from adapter.prometheus import PrometheusClient, PrometheusProvider, Queries, SeriesLabels
+from adapter.prometheus import (
+    PrometheusClient,
+    PrometheusProvider,
+    Queries,
+    SeriesLabels,
+    preset_flags,
+)
 from adapter.provider import MetricsProvider
 from adapter.serving import run_server
 from adapter.store import Store
@@ -250,6 +258,7 @@ def _add_prometheus(serve: argparse.ArgumentParser) -> None:
         default=defaults.gauge_window_seconds,
         help="gauges are averaged over this (default 15s)",
     )
+    preset_flags.add_flags(group.add_argument, "prometheus-", defaults.preset)
 
 
 STORE_BUDGET_SHARE = 0.5
@@ -460,6 +469,15 @@ def _add_simulate(subparsers: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_relay(subparsers: argparse._SubParsersAction) -> None:
+    relay_parser = subparsers.add_parser(
+        "relay",
+        help="a sidecar that scrapes a real server's /metrics through a preset and pushes"
+        " its reports (docs/real-servers.md)",
+    )
+    relay.add_arguments(relay_parser, os.environ)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inference-adapter",
@@ -470,6 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_certs(subparsers)
     _add_demo(subparsers)
     _add_simulate(subparsers)
+    _add_relay(subparsers)
     return parser
 
 
@@ -500,6 +519,7 @@ def server_config(
     max_age = args.max_age
     if max_age is None:
         max_age = PROMETHEUS_MAX_AGE_SECONDS if prometheus else StoreConfig.max_age_seconds
+    preset, generic_series = preset_flags.chosen(args, "prometheus-")
     warm_up = args.warm_up
     if warm_up is None:  # nothing pushes to a replica that reads Prometheus
         warm_up = 0.0 if prometheus else ServerConfig.warm_up_seconds
@@ -547,6 +567,8 @@ def server_config(
             pod_label=args.prometheus_pod_label,
             namespace_label=args.prometheus_namespace_label,
             gauge_window_seconds=args.prometheus_gauge_window,
+            preset=preset,
+            generic_series=generic_series,
         ),
     )
 
@@ -568,8 +590,13 @@ def provider_for(
         gauge_window_seconds=settings.gauge_window_seconds,
         max_age_seconds=config.store.max_age_seconds,
     )
-    logger.info("reading metrics from Prometheus at %s; pushes are off", settings.url)
-    return PrometheusProvider(client, queries, view=view), client
+    preset = preset_flags.build(settings.preset, settings.generic_series, "prometheus-")
+    logger.info(
+        "reading metrics from Prometheus at %s (preset %s); pushes are off",
+        settings.url,
+        preset.name,
+    )
+    return PrometheusProvider(client, queries, preset, view=view), client
 
 
 def application(state: AdapterState, client: PrometheusClient | None) -> web.Application:
@@ -767,6 +794,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         configure_logging("text")
         raise SystemExit(demo.main(args.out, args.compare))
+    if args.command == "relay":
+        try:
+            relay_config = relay.config_from_args(args)
+        except (ValueError, OSError) as error:
+            raise SystemExit(f"inference-adapter relay: {error}") from None
+        configure_logging("text")
+        eventloop.run(relay.run(relay_config), eventloop.default())
+        return
     config = server_config(args)
     problems = config.validate()
     if problems:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,11 +172,22 @@ class PrometheusConfig:
     namespace_label: str = "namespace"
     gauge_window_seconds: float = 15.0
     """Gauges are averaged over this (a scrape is a snapshot; pushes carry interval means)."""
+    preset: str = "model-server"
+    """Which servers' metrics (``adapter.prometheus.presets``): this project's model server by
+    default."""
+    generic_series: Mapping[str, str] = field(default_factory=dict)
+    """With the ``generic`` preset: its series' names (``preset_flags.GENERIC`` keys)."""
 
     def validate(self) -> list[str]:
-        from adapter.prometheus.promql import is_label_name  # config is imported below it
+        # config is imported below these
+        from adapter.prometheus import preset_flags
+        from adapter.prometheus.promql import is_label_name
 
         problems = []
+        try:
+            preset_flags.build(self.preset, self.generic_series, "prometheus-")
+        except ValueError as error:
+            problems.append(str(error))
         if not self.url:
             problems.append("--prometheus-url is required with --source prometheus")
         elif not self.url.startswith(("http://", "https://")):

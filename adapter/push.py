@@ -23,6 +23,7 @@ Pure: bytes in, ``Report`` out. Must not import aiohttp.
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import math
 import re
@@ -33,7 +34,19 @@ import msgspec
 
 from adapter import errors, names, sketch
 from adapter.config import PushConfig
-from adapter.report import GAUGE_NAMES, Owner, PodRef, Report
+from adapter.report import (
+    FRACTIONS,
+    GAUGE_NAMES,
+    KV_CACHE_UTILIZATION,
+    LATENCY,
+    SIGNAL_NAMES,
+    SKETCH_NAMES,
+    Owner,
+    PodRef,
+    Report,
+    Sketch,
+    Source,
+)
 
 MAX_SEQ = 2**63 - 1
 MAX_BIN_COUNT = 2**32 - 1
@@ -42,10 +55,21 @@ MAX_ZERO_COUNT = 10**12
 MAX_UID_LENGTH = 128
 _KIND = re.compile(r"[A-Z][A-Za-z0-9]{0,62}")
 _UID = re.compile(r"[A-Za-z0-9][-A-Za-z0-9_.:]*")
-_TOP_FIELDS = frozenset({"pod", "seq", "timestamp", "gauges", "latency"})
+MAX_COUNTS_PER_REQUEST = 1024
+"""The most counts a request may make in a sketch (a power of two: the adapter rescales
+exactly when it pools sketches that count differently)."""
+MAX_SOURCE_TEXT = 300
+"""The longest preset name or reason a ``source`` may carry (they end up in 404 messages)."""
+MAX_BUCKET_BOUNDS = 128
+_TOP_FIELDS = frozenset(
+    {"pod", "seq", "timestamp", "gauges", *SKETCH_NAMES, "requests", "latency_mean", "source"}
+)
 _POD_FIELDS = frozenset({"namespace", "name", "uid", "labels", "owner"})
 _OWNER_FIELDS = frozenset({"kind", "name"})
-_LATENCY_FIELDS = frozenset({"relative_accuracy", "zero_count", "bins"})
+_SKETCH_FIELDS = frozenset({"relative_accuracy", "zero_count", "bins", "counts_per_request"})
+_MEAN_FIELDS = frozenset({"sum", "count"})
+_SOURCE_FIELDS = frozenset({"preset", "missing", "buckets"})
+_PRESET = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def check_content_type(content_type: str) -> None:
@@ -163,30 +187,42 @@ def _gauges(value: Any, limits: PushConfig) -> dict[str, float]:
             raise errors.invalid_field(
                 f"{path} must be finite, at least 0 and at most {limits.max_gauge_value:g}", path
             )
+        if name in FRACTIONS and number > 1:
+            raise errors.invalid_field(f"{path} is a fraction: at most 1, not {number:g}", path)
         checked[name] = float(number)
     return checked
 
 
-def _latency(value: Any, limits: PushConfig) -> tuple[dict[int, int], int]:
-    latency = _object(value, "latency", _LATENCY_FIELDS)
-    accuracy = latency.get("relative_accuracy")
+def _sketch(value: Any, name: str, limits: PushConfig) -> Sketch:
+    sketch_fields = _object(value, name, _SKETCH_FIELDS)
+    accuracy = sketch_fields.get("relative_accuracy")
     # only a float can be 0.01 (math.isclose overflows on an int beyond float range)
     if not isinstance(accuracy, float) or not math.isclose(
         accuracy, sketch.RELATIVE_ACCURACY, rel_tol=1e-9
     ):
         raise errors.invalid_field(
-            f"latency.relative_accuracy must be {sketch.RELATIVE_ACCURACY}",
-            "latency.relative_accuracy",
+            f"{name}.relative_accuracy must be {sketch.RELATIVE_ACCURACY}",
+            f"{name}.relative_accuracy",
         )
-    zero_count = _integer(latency.get("zero_count", 0), "latency.zero_count", 0, MAX_ZERO_COUNT)
-    raw_bins = _object(latency.get("bins", {}), "latency.bins")
+    zero_count = _integer(
+        sketch_fields.get("zero_count", 0), f"{name}.zero_count", 0, MAX_ZERO_COUNT
+    )
+    raw_bins = _object(sketch_fields.get("bins", {}), f"{name}.bins")
     if len(raw_bins) > limits.max_bins:
         raise errors.invalid_field(
-            f"latency.bins has {len(raw_bins)} bins, more than the limit of {limits.max_bins}",
-            "latency.bins",
+            f"{name}.bins has {len(raw_bins)} bins, more than the limit of {limits.max_bins}",
+            f"{name}.bins",
         )
-    bins = {_bin_index(key): _bin_count(key, count) for key, count in raw_bins.items()}
-    return bins, zero_count
+    bins = {_bin_index(name, key): _bin_count(name, key, count) for key, count in raw_bins.items()}
+    path = f"{name}.counts_per_request"
+    scale = _integer(sketch_fields.get("counts_per_request", 1), path, 1, MAX_COUNTS_PER_REQUEST)
+    if not _power_of_two(scale):
+        raise errors.invalid_field(f"{path} must be a power of two, not {scale}", path)
+    return Sketch(bins, zero_count, scale)
+
+
+def _power_of_two(number: int) -> bool:
+    return number & (number - 1) == 0
 
 
 _BIN_KEY = re.compile(r"0|-?[1-9][0-9]{0,5}")
@@ -194,8 +230,8 @@ _BIN_KEY = re.compile(r"0|-?[1-9][0-9]{0,5}")
 _CANONICAL_INTEGER = re.compile(r"0|-?[1-9][0-9]*")
 
 
-def _bin_index(key: str) -> int:
-    path = f"latency.bins[{key[:20]!r}]"
+def _bin_index(name: str, key: str) -> int:
+    path = f"{name}.bins[{key[:20]!r}]"
     if not _CANONICAL_INTEGER.fullmatch(key):
         raise errors.invalid_field(f"{path}: a bin key must be a decimal integer", path)
     if not _BIN_KEY.fullmatch(key):
@@ -205,8 +241,85 @@ def _bin_index(key: str) -> int:
     return _integer(int(key), path, sketch.MIN_INDEX, sketch.MAX_INDEX)
 
 
-def _bin_count(key: str, count: Any) -> int:
-    return _integer(count, f"latency.bins[{key[:20]!r}]", 1, MAX_BIN_COUNT)
+def _bin_count(name: str, key: str, count: Any) -> int:
+    return _integer(count, f"{name}.bins[{key[:20]!r}]", 1, MAX_BIN_COUNT)
+
+
+def _latency_mean(value: Any, limits: PushConfig) -> tuple[float, int]:
+    mean = _object(value, "latency_mean", _MEAN_FIELDS)
+    for required in ("sum", "count"):
+        if required not in mean:
+            raise errors.invalid_field(
+                f"latency_mean.{required} is required", f"latency_mean.{required}"
+            )
+    total = mean["sum"]
+    if isinstance(total, bool) or not isinstance(total, int | float):
+        raise errors.invalid_field("latency_mean.sum must be a number", "latency_mean.sum")
+    if not 0 <= total <= limits.max_gauge_value or not math.isfinite(total):
+        raise errors.invalid_field(
+            f"latency_mean.sum must be finite, at least 0 and at most"
+            f" {limits.max_gauge_value:g} (seconds)",
+            "latency_mean.sum",
+        )
+    count = _integer(mean["count"], "latency_mean.count", 0, MAX_ZERO_COUNT)
+    if total and not count:
+        raise errors.invalid_field(
+            "latency_mean.sum must be 0 when latency_mean.count is 0", "latency_mean.sum"
+        )
+    return float(total), count
+
+
+def _valid_text(text: str) -> bool:
+    return 0 < len(text) <= MAX_SOURCE_TEXT and text.isprintable()
+
+
+def _valid_bounds(bounds: list[Any]) -> bool:
+    return (
+        len(bounds) <= MAX_BUCKET_BOUNDS
+        and all(type(b) in (int, float) and 0 < b < math.inf for b in bounds)
+        and all(b < c for b, c in itertools.pairwise(bounds))
+    )
+
+
+def _text(value: Any, path: str) -> str:
+    text = _string(value, path)
+    if not _valid_text(text):
+        raise errors.invalid_field(
+            f"{path} must be 1 to {MAX_SOURCE_TEXT} printable characters", path
+        )
+    return text
+
+
+def _bounds(value: Any, path: str) -> tuple[float, ...]:
+    if not isinstance(value, list) or not _valid_bounds(value):
+        raise errors.invalid_field(
+            f"{path} must be a list of at most {MAX_BUCKET_BOUNDS} increasing positive numbers",
+            path,
+        )
+    return tuple(map(float, value))
+
+
+def _source(value: Any) -> Source:
+    source = _object(value, "source", _SOURCE_FIELDS)
+    if "preset" not in source:
+        raise errors.invalid_field("source.preset is required", "source.preset")
+    preset = _string(source["preset"], "source.preset")
+    if not _PRESET.fullmatch(preset):
+        raise errors.invalid_field(
+            f"source.preset {preset[:80]!r} must be 1 to 63 lower-case letters, digits or '-'",
+            "source.preset",
+        )
+    missing = _object(source.get("missing", {}), "source.missing", _SIGNALS)
+    buckets = _object(source.get("buckets", {}), "source.buckets", _SKETCHES)
+    return Source(
+        preset,
+        {name: _text(why, f"source.missing.{name}") for name, why in missing.items()},
+        {name: _bounds(b, f"source.buckets.{name}") for name, b in buckets.items()},
+    )
+
+
+_SIGNALS = frozenset(SIGNAL_NAMES)
+_SKETCHES = frozenset(SKETCH_NAMES)
 
 
 class _PodIdentity(NamedTuple):
@@ -222,10 +335,13 @@ class _PodIdentity(NamedTuple):
         seq: int,
         pod_timestamp: float | None,
         gauges: Mapping[str, float],
-        bins: Mapping[int, int],
-        zero_count: int,
+        sketches: Mapping[str, Sketch],
+        requests: int | None = None,
+        latency_mean: tuple[float, int] | None = None,
+        source: Source | None = None,
     ) -> Report:
         """This pod's report with the other fields, already validated."""
+        latency = sketches.get(LATENCY, _NO_LATENCY)
         return Report(
             self.pod,
             self.uid,
@@ -234,9 +350,17 @@ class _PodIdentity(NamedTuple):
             self.owner,
             pod_timestamp,
             gauges,
-            bins,
-            zero_count,
+            latency.bins,
+            latency.zero_count,
+            latency.counts_per_request,
+            {name: s for name, s in sketches.items() if name != LATENCY},
+            requests,
+            latency_mean,
+            source,
         )
+
+
+_NO_LATENCY = Sketch({}, 0, 1)
 
 
 def _pod_identity(value: Any, limits: PushConfig) -> _PodIdentity:
@@ -261,10 +385,27 @@ _Gauge = Annotated[float, msgspec.Meta(ge=0)]
 _GaugeName = Literal[
     "inference_queue_depth",
     "inference_concurrency",
+    "inference_kv_cache_utilization",
     "inference_worker_slots",
     "inference_requests_shed_total",
 ]
 """``report.GAUGE_NAMES`` as a type (a test holds the two equal)."""
+_SignalName = Literal[
+    "inference_queue_depth",
+    "inference_concurrency",
+    "inference_kv_cache_utilization",
+    "inference_worker_slots",
+    "inference_requests_shed_total",
+    "requests",
+    "latency_mean",
+    "latency",
+    "time_to_first_token",
+    "service_time",
+]
+"""``report.SIGNAL_NAMES`` as a type."""
+_SketchName = Literal["latency", "time_to_first_token", "service_time"]
+"""``report.SKETCH_NAMES`` as a type."""
+_Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_ZERO_COUNT)]
 
 
 class _WireOwner(msgspec.Struct, forbid_unknown_fields=True):
@@ -292,10 +433,22 @@ class _WirePod(msgspec.Struct, forbid_unknown_fields=True):
         return section
 
 
-class _WireLatency(msgspec.Struct, forbid_unknown_fields=True):
+class _WireSketch(msgspec.Struct, forbid_unknown_fields=True):
     relative_accuracy: float
-    zero_count: Annotated[int, msgspec.Meta(ge=0, le=MAX_ZERO_COUNT)] = 0
+    zero_count: _Count = 0
     bins: dict[_BinIndex, _BinCount] = {}
+    counts_per_request: Annotated[int, msgspec.Meta(ge=1, le=MAX_COUNTS_PER_REQUEST)] = 1
+
+
+class _WireMean(msgspec.Struct, forbid_unknown_fields=True):
+    sum: Annotated[float, msgspec.Meta(ge=0)]
+    count: _Count
+
+
+class _WireSource(msgspec.Struct, forbid_unknown_fields=True):
+    preset: str
+    missing: dict[_SignalName, str] = {}
+    buckets: dict[_SketchName, list[float]] = {}
 
 
 class _WireReport(msgspec.Struct, forbid_unknown_fields=True):
@@ -303,7 +456,12 @@ class _WireReport(msgspec.Struct, forbid_unknown_fields=True):
     seq: Annotated[int, msgspec.Meta(ge=1, le=MAX_SEQ)]
     timestamp: str | msgspec.UnsetType = msgspec.UNSET
     gauges: dict[_GaugeName, _Gauge] = {}
-    latency: _WireLatency | msgspec.UnsetType = msgspec.UNSET
+    latency: _WireSketch | msgspec.UnsetType = msgspec.UNSET
+    time_to_first_token: _WireSketch | msgspec.UnsetType = msgspec.UNSET
+    service_time: _WireSketch | msgspec.UnsetType = msgspec.UNSET
+    requests: _Count | msgspec.UnsetType = msgspec.UNSET
+    latency_mean: _WireMean | msgspec.UnsetType = msgspec.UNSET
+    source: _WireSource | msgspec.UnsetType = msgspec.UNSET
 
 
 _DECODER = msgspec.json.Decoder(_WireReport)
@@ -380,27 +538,59 @@ def _decode_fast(body: bytes, limits: PushConfig, known: KnownPods | None) -> Re
             identity = known.identity(wire.pod, limits)
     except errors.ApiError:
         return None
-    latency = wire.latency
-    if latency is msgspec.UNSET:
-        bins: dict[int, int] = {}
-        zero_count = 0
-    else:
-        if len(latency.bins) > limits.max_bins or not math.isclose(
-            latency.relative_accuracy, sketch.RELATIVE_ACCURACY, rel_tol=1e-9
+    sketches = {}
+    for name in SKETCH_NAMES:
+        wired = getattr(wire, name)
+        if wired is msgspec.UNSET:
+            continue
+        if (
+            len(wired.bins) > limits.max_bins
+            or not math.isclose(wired.relative_accuracy, sketch.RELATIVE_ACCURACY, rel_tol=1e-9)
+            or not _power_of_two(wired.counts_per_request)
+            or (0 in wired.bins and _NEGATIVE_ZERO_KEY in body)
         ):
             return None
-        bins, zero_count = latency.bins, latency.zero_count
-        if 0 in bins and _NEGATIVE_ZERO_KEY in body:
-            return None
+        sketches[name] = Sketch(wired.bins, wired.zero_count, wired.counts_per_request)
     gauges = wire.gauges
-    if gauges and max(gauges.values()) > limits.max_gauge_value:
+    if gauges and (
+        max(gauges.values()) > limits.max_gauge_value or gauges.get(KV_CACHE_UTILIZATION, 0) > 1
+    ):
         return None
     pod_timestamp = None
     if wire.timestamp is not msgspec.UNSET:
         pod_timestamp = _parse_timestamp(wire.timestamp)
         if pod_timestamp is None:
             return None
-    return identity.report(wire.seq, pod_timestamp, gauges, bins, zero_count)
+    latency_mean = None
+    if wire.latency_mean is not msgspec.UNSET:
+        mean = wire.latency_mean
+        if mean.sum > limits.max_gauge_value or (mean.sum and not mean.count):
+            return None
+        latency_mean = (mean.sum, mean.count)
+    source = None
+    if wire.source is not msgspec.UNSET:
+        source = _fast_source(wire.source)
+        if source is None:
+            return None
+    requests = None if wire.requests is msgspec.UNSET else wire.requests
+    return identity.report(
+        wire.seq, pod_timestamp, gauges, sketches, requests, latency_mean, source
+    )
+
+
+def _fast_source(wired: _WireSource) -> Source | None:
+    """The source, if every check a type cannot make passes; else None."""
+    if not _PRESET.fullmatch(wired.preset):
+        return None
+    if not all(map(_valid_text, wired.missing.values())):
+        return None
+    if not all(map(_valid_bounds, wired.buckets.values())):
+        return None
+    return Source(
+        wired.preset,
+        dict(wired.missing),
+        {name: tuple(bounds) for name, bounds in wired.buckets.items()},
+    )
 
 
 class _NamedPod(msgspec.Struct):
@@ -445,14 +635,16 @@ def _decode_checked(body: bytes, limits: PushConfig) -> Report:
     identity = _pod_identity(top["pod"], limits)
     if "seq" not in top:
         raise errors.invalid_field("seq is required", "seq")
-    bins, zero_count = _latency(top["latency"], limits) if "latency" in top else ({}, 0)
-    return identity.report(
-        _integer(top["seq"], "seq", 1, MAX_SEQ),
-        _timestamp(top["timestamp"]) if "timestamp" in top else None,
-        _gauges(top["gauges"], limits) if "gauges" in top else {},
-        bins,
-        zero_count,
-    )
+    seq = _integer(top["seq"], "seq", 1, MAX_SEQ)
+    pod_timestamp = _timestamp(top["timestamp"]) if "timestamp" in top else None
+    gauges = _gauges(top["gauges"], limits) if "gauges" in top else {}
+    sketches = {name: _sketch(top[name], name, limits) for name in SKETCH_NAMES if name in top}
+    requests = None
+    if "requests" in top:
+        requests = _integer(top["requests"], "requests", 0, MAX_ZERO_COUNT)
+    latency_mean = _latency_mean(top["latency_mean"], limits) if "latency_mean" in top else None
+    source = _source(top["source"]) if "source" in top else None
+    return identity.report(seq, pod_timestamp, gauges, sketches, requests, latency_mean, source)
 
 
 def decode_report(body: bytes, limits: PushConfig, known: KnownPods | None = None) -> Report:

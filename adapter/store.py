@@ -26,12 +26,13 @@ import enum
 import math
 from array import array
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from typing import NamedTuple
 
 import numpy as np
 
 from adapter import rates, sketch
 from adapter.config import StoreConfig
-from adapter.report import Owner, Report
+from adapter.report import LATENCY, Owner, Report, Sketch, Source
 from adapter.resources import PodRef
 
 
@@ -88,15 +89,39 @@ def _zeros(size: int) -> array[int]:
     return array("q", bytes(8 * size))
 
 
-class PodRecord:
-    """What the store knows of one pod incarnation. Read-only outside this module.
+WINDOW_BYTES = 300
+"""What a named window costs with nothing in it: the object, its arrays and its entry."""
+COUNT_SLICE_BYTES = 16
+"""A slice of a count window (its index, and its value or the first of two)."""
+BOUND_BYTES = 48
+"""A bucket bound a relayed report's source names (a float in a tuple; measured)."""
 
-    Latencies are kept compact, because a pod pushes ~50 bins a second and the window holds 30
-    seconds of them: the bins of every push still in the window sit end to end in two flat
-    arrays (``_bin_indices`` int16, ``_bin_counts`` uint32: 6 bytes a bin), with one entry per
-    slice in ``_slice_index``/``_slice_end``/``_slice_zero_count``. The window's sum is a dense
-    band of int64 counts, ``_band[i]`` counting bin ``_band_low + i``: a push adds its bins in,
-    an expired slice takes its bins out, and a query reads the band as it is.
+
+class SketchView(NamedTuple):
+    """A pod's window of one sketch, to read (never change): its dense band of counts (lowest
+    bin index, int64 counts from it on), the values below the smallest bin, how many counts it
+    holds, and how many counts a request makes."""
+
+    band: tuple[int, array[int]]
+    zero_count: int
+    total: int
+    counts_per_request: int
+
+    @property
+    def requests(self) -> float:
+        return self.total / self.counts_per_request
+
+
+class SketchWindow:
+    """The window of one named sketch of one pod (``latency``, ``time_to_first_token``, ...).
+
+    Kept compact, because a pod pushes ~50 bins a second and the window holds 30 seconds of
+    them: the bins of every push still in the window sit end to end in two flat arrays
+    (``_bin_indices`` int16, ``_bin_counts`` uint32: 6 bytes a bin), with one entry per slice in
+    ``_slice_index``/``_slice_end``/``_slice_zero_count``. The window's sum is a dense band of
+    int64 counts, ``_band[i]`` counting bin ``_band_low + i``: a push adds its bins in, an
+    expired slice takes its bins out, and a query reads the band as it is. Every sketch of a
+    report goes through this one class: nothing here knows which sketch it holds.
     """
 
     __slots__ = (
@@ -109,31 +134,11 @@ class PodRecord:
         "_slice_zero_count",
         "_window_total",
         "_window_zero_count",
-        "first_seen",
-        "gauges",
-        "history",
-        "label_bytes",
-        "labels",
-        "last_seen",
-        "last_seq",
-        "owner",
-        "pod",
-        "uid",
+        "counts_per_request",
     )
 
-    def __init__(self, report: Report, now: float) -> None:
-        self.pod: PodRef = report.pod
-        self.uid: str = report.uid
-        self.first_seen: float = now
-        self.last_seq: int = 0
-        self.last_seen: float = now
-        self.labels: Mapping[str, str] = {}
-        self.label_bytes = 0
-        """``label_bytes(self.labels)``, kept: a pod's labels rarely change."""
-        self.owner: Owner | None = None
-        self.gauges: Mapping[str, float] = {}
-        self.history = rates.RateHistory()
-        """Running totals over the rate window, for the arrival rate (``adapter.rates``)."""
+    def __init__(self, counts_per_request: int = 1) -> None:
+        self.counts_per_request = counts_per_request
         self._bin_indices = array("h")
         self._bin_counts = array("I")
         self._slice_index = array("q")
@@ -145,46 +150,34 @@ class PodRecord:
         self._window_total = 0
 
     def held_bytes(self) -> int:
-        """What this pod costs in memory, estimated from what it holds by the measured constants
-        (``POD_BYTES``, ``label_bytes``, ``BIN_BYTES``, ``SLICE_BYTES``, ``BAND_BYTES``)."""
+        """What this window costs in memory, by the measured constants."""
         return (
-            POD_BYTES
-            + self.label_bytes
-            + self.history.held_bytes()
+            WINDOW_BYTES
             + BIN_BYTES * len(self._bin_indices)
             + SLICE_BYTES * len(self._slice_index)
             + BAND_BYTES * len(self._band)
         )
 
-    def held_bytes_with(
-        self, report: Report, slice_index: int, held: int, low: int, high: int
-    ) -> int:
-        """What this pod, holding ``held`` bytes now, would hold with ``report`` applied in
-        ``slice_index`` (changes nothing); ``low`` and ``high`` are its lowest and highest bin."""
-        if report.labels is not self.labels:
-            held += label_bytes(report.labels) - self.label_bytes
-        bins = report.latency_bins
-        if not bins and not report.latency_zero_count:
-            return held
+    def growth(self, part: Sketch, slice_index: int, low: int, high: int) -> int:
+        """How many bytes adding ``part`` in ``slice_index`` would add (changes nothing);
+        ``low`` and ``high`` are its lowest and highest bin."""
+        bins = part.bins
+        if not bins and not part.zero_count:
+            return 0
+        grown = 0
         if not self._slice_index or self._slice_index[-1] < slice_index:
-            held += SLICE_BYTES
+            grown += SLICE_BYTES
         if bins:
-            held += BIN_BYTES * len(bins)
+            grown += BIN_BYTES * len(bins)
             size = len(self._band)
             if not size or low < self._band_low or high >= self._band_low + size:
                 low, high = self._band_bounds(low, high)
-                held += BAND_BYTES * (high - low + 1 - size)
-        return held
+                grown += BAND_BYTES * (high - low + 1 - size)
+        return grown
 
-    def _apply(self, report: Report, slice_index: int, now: float, low: int, high: int) -> None:
-        self.last_seq = report.seq
-        self.last_seen = now
-        if report.labels is not self.labels:
-            self.label_bytes = label_bytes(report.labels)
-        self.labels = report.labels
-        self.owner = report.owner
-        self.gauges = report.gauges
-        bins, zero_count = report.latency_bins, report.latency_zero_count
+    def add(self, part: Sketch, slice_index: int, low: int, high: int) -> None:
+        """Add ``part``'s counts to the window, in ``slice_index``."""
+        bins, zero_count = part.bins, part.zero_count
         if not bins and not zero_count:
             return
         if not self._slice_index or self._slice_index[-1] < slice_index:
@@ -226,7 +219,7 @@ class PodRecord:
         band[offset : offset + size] = self._band
         self._band, self._band_low = band, low
 
-    def _expire(self, oldest_slice: int) -> int:
+    def expire(self, oldest_slice: int) -> int:
         """Drop the slices before ``oldest_slice``; returns how many bytes that frees
         (``held_bytes`` before less after)."""
         if not self._slice_index or self._slice_index[0] >= oldest_slice:
@@ -234,8 +227,6 @@ class PodRecord:
         expired = 0
         while expired < len(self._slice_index) and self._slice_index[expired] < oldest_slice:
             expired += 1
-        if not expired:
-            return 0
         band_size = len(self._band)
         end = self._slice_end[expired - 1]
         band, offset = self._band, -self._band_low
@@ -270,35 +261,278 @@ class PodRecord:
             self._band = self._band[low : high + 1]
             self._band_low += low
 
+    def view(self) -> SketchView:
+        """The window as it is (the store's own band, not a copy)."""
+        return SketchView(
+            (self._band_low, self._band),
+            self._window_zero_count,
+            self._window_total,
+            self.counts_per_request,
+        )
+
+
+class CountWindow:
+    """The window of numbers a pod counts per report (its completed requests; its latencies'
+    sum and count): per slice, ``width`` running sums."""
+
+    __slots__ = ("_slice_index", "_sums", "_values", "width")
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self._slice_index = array("q")
+        self._values = array("d")
+        self._sums = [0.0] * width
+
+    def held_bytes(self) -> int:
+        return WINDOW_BYTES + COUNT_SLICE_BYTES * self.width * len(self._slice_index)
+
+    def growth(self, slice_index: int) -> int:
+        if not self._slice_index or self._slice_index[-1] < slice_index:
+            return COUNT_SLICE_BYTES * self.width
+        return 0
+
+    def add(self, values: tuple[float, ...], slice_index: int) -> None:
+        if not self._slice_index or self._slice_index[-1] < slice_index:
+            self._slice_index.append(slice_index)
+            self._values.extend([0.0] * self.width)
+        for i, value in enumerate(values):
+            self._values[i - self.width] += value
+            self._sums[i] += value
+
+    def expire(self, oldest_slice: int) -> int:
+        """Drop the slices before ``oldest_slice``; returns the bytes freed."""
+        expired = 0
+        while expired < len(self._slice_index) and self._slice_index[expired] < oldest_slice:
+            expired += 1
+        if not expired:
+            return 0
+        gone = self._values[: expired * self.width]
+        for i in range(self.width):
+            self._sums[i] -= sum(gone[i :: self.width])
+        del self._slice_index[:expired], self._values[: expired * self.width]
+        if not self._slice_index:
+            self._sums = [0.0] * self.width  # no rounding left behind
+        return COUNT_SLICE_BYTES * self.width * expired
+
+    @property
+    def sums(self) -> tuple[float, ...]:
+        """The window's sums."""
+        return tuple(self._sums)
+
+
+REQUESTS = "requests"
+LATENCY_MEAN = "latency_mean"
+
+
+def source_bytes(source: Source | None) -> int:
+    """What a pod's report source costs, by the measured constants."""
+    if source is None:
+        return 0
+    texts = sum(len(k) + len(v) for k, v in source.missing.items())
+    bounds = sum(len(b) for b in source.buckets.values())
+    return LABEL_BYTES * (2 + len(source.missing)) + texts + BOUND_BYTES * bounds
+
+
+class PodRecord:
+    """What the store knows of one pod incarnation. Read-only outside this module.
+
+    Its sketches each have a ``SketchWindow`` by name, made when a report first carries one;
+    what it counts per report besides (``requests``, the ``latency_mean`` sum and count) a
+    ``CountWindow``. The latest report's gauges, source and sketches say what the pod reports
+    now (``lacks``).
+    """
+
+    __slots__ = (
+        "counts",
+        "explicit_counts",
+        "first_seen",
+        "gauges",
+        "history",
+        "label_bytes",
+        "labels",
+        "last_seen",
+        "last_seq",
+        "owner",
+        "pod",
+        "sketch_names",
+        "source",
+        "source_bytes",
+        "uid",
+        "windows",
+    )
+
+    def __init__(self, report: Report, now: float) -> None:
+        self.pod: PodRef = report.pod
+        self.uid: str = report.uid
+        self.first_seen: float = now
+        self.last_seq: int = 0
+        self.last_seen: float = now
+        self.labels: Mapping[str, str] = {}
+        self.label_bytes = 0
+        """``label_bytes(self.labels)``, kept: a pod's labels rarely change."""
+        self.owner: Owner | None = None
+        self.gauges: Mapping[str, float] = {}
+        self.source: Source | None = None
+        self.source_bytes = 0
+        self.sketch_names: frozenset[str] = frozenset()
+        """The sketches the latest report carried (besides ``latency``, always reported)."""
+        self.explicit_counts: frozenset[str] = frozenset()
+        """The counts (``requests``, ``latency_mean``) the latest report carried itself."""
+        self.windows: dict[str, SketchWindow] = {}
+        self.counts: dict[str, CountWindow] = {}
+        self.history = rates.RateHistory()
+        """Running totals over the rate window, for the arrival rate (``adapter.rates``)."""
+
+    def held_bytes(self) -> int:
+        """What this pod costs in memory, estimated from what it holds by the measured constants
+        (``POD_BYTES``, ``label_bytes``, ``WINDOW_BYTES``, ``BIN_BYTES``, ``SLICE_BYTES``,
+        ``BAND_BYTES``, ``COUNT_SLICE_BYTES``)."""
+        return (
+            POD_BYTES
+            + self.label_bytes
+            + self.source_bytes
+            + self.history.held_bytes()
+            + sum(w.held_bytes() for w in self.windows.values())
+            + sum(c.held_bytes() for c in self.counts.values())
+        )
+
+    def held_bytes_with(self, report: Report, parts: _Parts, slice_index: int, held: int) -> int:
+        """What this pod, holding ``held`` bytes now, would hold with ``report`` (its sketches
+        ``parts``) applied in ``slice_index`` (changes nothing)."""
+        if report.labels is not self.labels:
+            held += label_bytes(report.labels) - self.label_bytes
+        if report.source is not self.source:
+            held += source_bytes(report.source) - self.source_bytes
+        for name, part, low, high in parts:
+            window = self.windows.get(name)
+            if window is None or window.counts_per_request != part.counts_per_request:
+                if not part.bins and not part.zero_count:
+                    continue
+                held -= window.held_bytes() if window is not None else 0
+                window = SketchWindow(part.counts_per_request)
+                held += WINDOW_BYTES
+            held += window.growth(part, slice_index, low, high)
+        for name, values in _counted(report):
+            counts = self.counts.get(name)
+            held += WINDOW_BYTES if counts is None else 0
+            held += counts.growth(slice_index) if counts else COUNT_SLICE_BYTES * len(values)
+        return held
+
+    def _apply(self, report: Report, parts: _Parts, slice_index: int, now: float) -> None:
+        self.last_seq = report.seq
+        self.last_seen = now
+        if report.labels is not self.labels:
+            self.label_bytes = label_bytes(report.labels)
+        self.labels = report.labels
+        self.owner = report.owner
+        self.gauges = report.gauges
+        if report.source is not self.source:
+            self.source_bytes = source_bytes(report.source)
+        self.source = report.source
+        if report.sketches.keys() != self.sketch_names:
+            self.sketch_names = frozenset(report.sketches)
+        for name, part, low, high in parts:
+            window = self.windows.get(name)
+            if window is None or window.counts_per_request != part.counts_per_request:
+                if not part.bins and not part.zero_count:
+                    continue
+                # a new window; one that counted requests differently starts over
+                window = self.windows[name] = SketchWindow(part.counts_per_request)
+            window.add(part, slice_index, low, high)
+        explicit = []
+        for name, values in _counted(report):
+            explicit.append(name)
+            counts = self.counts.get(name)
+            if counts is None:
+                counts = self.counts[name] = CountWindow(len(values))
+            counts.add(values, slice_index)
+        if len(explicit) != len(self.explicit_counts):
+            self.explicit_counts = frozenset(explicit)
+
+    def _expire(self, oldest_slice: int) -> int:
+        """Drop the slices before ``oldest_slice``; returns how many bytes that frees."""
+        freed = 0
+        for window in self.windows.values():
+            freed += window.expire(oldest_slice)
+        for counts in self.counts.values():
+            freed += counts.expire(oldest_slice)
+        return freed
+
+    def sketch_window(self, name: str) -> SketchView | None:
+        """The window of the sketch ``name``, or None when the pod never reported it."""
+        window = self.windows.get(name)
+        return window.view() if window is not None else None
+
     def latency(self) -> sketch.LatencySketch:
         """The latencies of requests completed within the window, as one sketch."""
-        return sketch.LatencySketch.from_bands([self.window_band], [self._window_zero_count])
+        view = self.sketch_window(LATENCY)
+        if view is None:
+            return sketch.LatencySketch.empty()
+        return sketch.LatencySketch.from_bands([view.band], [view.zero_count])
 
     @property
     def window_band(self) -> tuple[int, array[int]]:
         """The window's latency counts as (lowest bin index, dense int64 counts from it on).
         The store's own band, not a copy: read it, never change it."""
-        return self._band_low, self._band
+        view = self.sketch_window(LATENCY)
+        return view.band if view is not None else (0, _zeros(0))
 
     @property
     def window_bins(self) -> Mapping[int, int]:
         """The window's non-empty latency bins (index -> count)."""
-        low = self._band_low
-        return {low + i: count for i, count in enumerate(self._band) if count}
+        low, band = self.window_band
+        return {low + i: count for i, count in enumerate(band) if count}
 
     @property
     def window_zero_count(self) -> int:
         """The window's latencies below the smallest bin."""
-        return self._window_zero_count
+        view = self.sketch_window(LATENCY)
+        return view.zero_count if view is not None else 0
 
-    def completed_requests(self) -> int:
-        """Requests completed within the window."""
-        return self._window_total
+    def completed_requests(self) -> float:
+        """Requests completed within the window: what the pod counted, if it counts them
+        itself, else the latencies it reported."""
+        if REQUESTS in self.explicit_counts:
+            return self.counts[REQUESTS].sums[0]
+        view = self.sketch_window(LATENCY)
+        return view.requests if view is not None else 0
+
+    def latency_sums(self) -> tuple[float, float] | None:
+        """The window's latencies summed and counted as the pod reported them (its own exact
+        ``latency_mean``), or None when it does not send them."""
+        if LATENCY_MEAN not in self.explicit_counts:
+            return None
+        total, count = self.counts[LATENCY_MEAN].sums
+        return total, count
 
     def covered_seconds(self, now: float, window_seconds: float, slice_seconds: float) -> float:
         """How much of the window this incarnation has reported on (its first report covers a
         slice before its arrival); the denominator of its request rate."""
         return min(window_seconds, now - self.first_seen + slice_seconds)
+
+
+_Parts = list[tuple[str, Sketch, int, int]]
+"""A report's sketches: name, sketch, lowest and highest bin."""
+
+
+def _parts(report: Report) -> _Parts:
+    """Every sketch of ``report`` with its lowest and highest bin."""
+    parts = []
+    for name, part in report.all_sketches().items():
+        bins = part.bins
+        low, high = (min(bins), max(bins)) if bins else (0, 0)
+        parts.append((name, part, low, high))
+    return parts
+
+
+def _counted(report: Report) -> list[tuple[str, tuple[float, ...]]]:
+    """What ``report`` counts itself, by count window."""
+    counted = []
+    if report.requests is not None:
+        counted.append((REQUESTS, (float(report.requests),)))
+    if report.latency_mean is not None:
+        counted.append((LATENCY_MEAN, (report.latency_mean[0], float(report.latency_mean[1]))))
+    return counted
 
 
 class Store:
@@ -387,15 +621,14 @@ class Store:
         namespace = self._pods.get(report.pod.namespace)
         record = namespace.get(report.pod.name) if namespace else None
         slice_index = self._slice_index(now)
-        bins = report.latency_bins
-        low, high = (min(bins), max(bins)) if bins else (0, 0)
+        parts = _parts(report)
         outcome = Applied.ACCEPTED
         if record is None or record.uid != report.uid:
             if record is None and self._count >= self.max_pods:
                 raise StoreFull(f"the adapter tracks its maximum of {self.max_pods} pods")
             held = 0 if record is None else record.held_bytes()
             new = PodRecord(report, now)
-            needed = new.held_bytes_with(report, slice_index, new.held_bytes(), low, high)
+            needed = new.held_bytes_with(report, parts, slice_index, new.held_bytes())
             self._admit(report.pod, held, needed)
             outcome = Applied.ACCEPTED if record is None else Applied.NEW_INCARNATION
             if record is None:
@@ -408,14 +641,14 @@ class Store:
         else:
             self._held_bytes -= record._expire(self._oldest_slice(now))
             held = record.held_bytes()
-            needed = record.held_bytes_with(report, slice_index, held, low, high)
+            needed = record.held_bytes_with(report, parts, slice_index, held)
             if needed > held:
                 self._admit(report.pod, held, needed)
             if (record.labels is not report.labels and record.labels != report.labels) or (
                 record.owner is not report.owner and record.owner != report.owner
             ):
                 self._membership_changed()
-        record._apply(report, slice_index, now, low, high)
+        record._apply(report, parts, slice_index, now)
         history = record.history
         history_bytes = history.held_bytes()
         config = self.config

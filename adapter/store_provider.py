@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 import time
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -47,9 +49,9 @@ from adapter.provider import (
     ObjectReference,
     PodValues,
 )
-from adapter.report import WORKER_SLOTS
+from adapter.report import LATENCY, SERVICE_TIME, WORKER_SLOTS
 from adapter.resources import PodRef
-from adapter.store import PodRecord, Store
+from adapter.store import PodRecord, SketchView, Store
 
 SERVED_RESOURCES = (resources.PODS, resources.DEPLOYMENTS, resources.NAMESPACES)
 SERIES_LABEL = "deployment"
@@ -166,7 +168,9 @@ class StoreProvider:
         values = self._per_pod(metric, [record], metric_selector, now)
         if not values:
             raise errors.not_found(
-                self._no_series_message(metric, f"pod {namespace}/{name}", metric_selector)
+                self._no_series_message(
+                    metric, f"pod {namespace}/{name}", metric_selector, [record]
+                )
             )
         return values[0]
 
@@ -237,12 +241,12 @@ class StoreProvider:
                 )
         if not values:
             tracked = [r for members in groups.values() for r in members]
-            fresh = sum(1 for r in tracked if self.store.is_fresh(r, now))
+            fresh = self.store.fresh(tracked, now)
             raise errors.not_found(
                 f"selector {str(selector) or '(everything)'!r} matched {len(groups)}"
-                f" {info.group_resource} with {len(tracked)} pods tracked; {fresh} pushed within"
-                f" the max age of {self._max_age_text}"
-                + ("" if not fresh else f", none with {metric.name}")
+                f" {info.group_resource} with {len(tracked)} pods tracked; {len(fresh)} pushed"
+                f" within the max age of {self._max_age_text}"
+                + ("" if not fresh else f", none with {metric.name}" + _why(metric, fresh))
                 + (
                     ""
                     if metric_selector.is_empty()
@@ -284,13 +288,13 @@ class StoreProvider:
                 )
         if not values:
             tracked = [r for members in series.values() for r in members]
-            fresh = sum(1 for r in tracked if self.store.is_fresh(r, now))
+            fresh = self.store.fresh(tracked, now)
             raise errors.not_found(
                 f"external metric {metric} in namespace {namespace}: selector"
                 f" {str(metric_selector) or '(everything)'!r} matched {len(series)} series"
-                f" of {len(tracked)} pods; {fresh} pushed within the max age of"
+                f" of {len(tracked)} pods; {len(fresh)} pushed within the max age of"
                 f" {self._max_age_text}"
-                + ("" if not fresh else f", none with {metric}")
+                + ("" if not fresh else f", none with {metric}" + _why(entry, fresh))
                 + "".join(f"; {reason}" for reason in reasons[:3])
             )
         return values
@@ -406,10 +410,14 @@ class StoreProvider:
         return catalog.resolve(info.group_resource, info.metric, served).asked(metric_selector)
 
     def _no_series_message(
-        self, metric: catalog.Metric, who: str, metric_selector: selectors.Selector
+        self,
+        metric: catalog.Metric,
+        who: str,
+        metric_selector: selectors.Selector,
+        records: Sequence[PodRecord],
     ) -> str:
         if metric_selector.is_empty():
-            return f"{who} reported no {metric.name}"
+            return f"{who} reported no {metric.name}" + _why(metric, records)
         return f"{who} reported no {metric.name} series matching {str(metric_selector)!r}"
 
     def _fresh(
@@ -471,25 +479,33 @@ class StoreProvider:
     ) -> _Aggregate | None:
         """The object-level value over ``records`` (already fresh), or None without data.
         Raises ``Uncomputable`` when the pods lack what the required replicas need."""
-        self._refresh_windows(metric, records, now)
         if metric.kind is catalog.Kind.REQUIRED_REPLICAS:
             if not records:
                 return None
+            self._refresh_windows(metric, records, now)
             sizing = self._sizing(metric, records, now)
             return _Aggregate(sizing.estimate.replicas, max(r.last_seen for r in records))
-        if metric.kind is catalog.Kind.GAUGE:
-            records = [r for r in records if metric.name in r.gauges]
-            value = sum(r.gauges[metric.name] for r in records)
-        elif metric.kind is catalog.Kind.RATE:
-            value = sum(self._rate(r, now) for r in records)
-        else:
-            merged = sketch.LatencySketch.from_bands(
-                [r.window_band for r in records], [r.window_zero_count for r in records]
-            )
-            value = merged.quantile(metric.quantile)
+        records = self._with_signal(metric, records)
         if not records:
             return None
+        self._refresh_windows(metric, records, now)
+        if metric.kind is catalog.Kind.GAUGE:
+            values = [r.gauges[metric.signal.value] for r in records]
+            value = _AGGREGATES[metric.aggregate](values)
+        elif metric.kind is catalog.Kind.RATE:
+            value = sum(self._rate(r, now) for r in records)
+        elif metric.kind is catalog.Kind.MEAN:
+            value = _pooled_mean(records)
+        else:
+            bands, zero_counts, scales = _sketches(metric.signal, records)
+            pooled = sketch.LatencySketch.from_bands(bands, zero_counts, scales)
+            value = pooled.quantile(metric.quantile)
         return _Aggregate(value, max(r.last_seen for r in records))
+
+    @staticmethod
+    def _with_signal(metric: catalog.Metric, records: Sequence[PodRecord]) -> Sequence[PodRecord]:
+        """Those of ``records`` that report what ``metric`` reads."""
+        return [r for r in records if lacks(r, metric.signal) is None]
 
     def _object_value(
         self,
@@ -501,8 +517,9 @@ class StoreProvider:
         now: float,
     ) -> MetricValue:
         series = metric.series_selector(metric_selector)
+        fresh = self._fresh(members, series, now)
         try:
-            aggregate = self._aggregate(metric, self._fresh(members, series, now), now)
+            aggregate = self._aggregate(metric, fresh, now)
         except Uncomputable as error:
             raise errors.not_found(f"{what}: {error}") from error
         if aggregate is None:
@@ -510,6 +527,7 @@ class StoreProvider:
                 f"{what} has {len(members)} pods tracked, none with {metric.name} pushed within"
                 f" the max age of {self._max_age_text}"
                 + ("" if series.is_empty() else f" matching {str(series)!r}")
+                + _why(metric, fresh)
             )
         return self._custom_value(metric, reference, aggregate, metric_selector, now)
 
@@ -547,10 +565,10 @@ class StoreProvider:
                 pods, _service_time(records), metric.slo, window, config.window_seconds
             )
         except queueing.MissingInput as error:
+            why = _why(metric, records) if error.missing == SERVICE_TIME else ""
             raise Uncomputable(
-                f"cannot compute {metric.name}: {error} by any of its {len(records)} fresh"
-                f" pods; pushers send it from the push contract's {error.missing!r} on"
-                " (docs/push-protocol.md)"
+                f"cannot compute {metric.name} from its {len(records)} fresh pods: {error}{why}"
+                f" (the push contract's {error.missing}, docs/push-protocol.md)"
             ) from error
         except ValueError as error:
             raise Uncomputable(f"cannot compute {metric.name}: {error}") from error
@@ -592,7 +610,7 @@ class StoreProvider:
             + (
                 ""
                 if not fresh
-                else f", {self._no_series_message(metric, 'but they', metric_selector)}"
+                else f", {self._no_series_message(metric, 'but they', metric_selector, fresh)}"
             )
         )
 
@@ -604,20 +622,18 @@ class StoreProvider:
         now: float,
     ) -> PodValues:
         """One value per pod, for the pods (already fresh) that have ``metric``."""
-        records = self._in_series(records, metric_selector)
+        records = self._with_signal(metric, self._in_series(records, metric_selector))
         self._refresh_windows(metric, records, now)
         numbers: Sequence[float] | NDArray[np.float64]
         if metric.kind is catalog.Kind.GAUGE:
-            records = [r for r in records if metric.name in r.gauges]
-            numbers = [r.gauges[metric.name] for r in records]
+            numbers = [r.gauges[metric.signal.value] for r in records]
         elif metric.kind is catalog.Kind.RATE:
             numbers = [self._rate(r, now) for r in records]
+        elif metric.kind is catalog.Kind.MEAN:
+            numbers = [_pooled_mean([r]) for r in records]
         else:
-            numbers = sketch.quantile_per_band(
-                [r.window_band for r in records],
-                [r.window_zero_count for r in records],
-                metric.quantile,
-            )
+            bands, zero_counts, _ = _sketches(metric.signal, records)  # a quantile of one pod
+            numbers = sketch.quantile_per_band(bands, zero_counts, metric.quantile)
         return PodValues(
             metric.name,
             [r.pod for r in records],
@@ -628,9 +644,81 @@ class StoreProvider:
         )
 
 
-def _service_time(records: Sequence[PodRecord]) -> sketch.LatencySketch:
-    """The service times the ``records`` hold in their windows, merged into one sketch."""
-    windows = [w for r in records if (w := r.sketch_window(catalog.Signal.SERVICE_TIME))]
-    return sketch.LatencySketch.from_bands(
-        [w.band for w in windows], [w.zero_count for w in windows]
+_AGGREGATES: dict[catalog.Aggregate, Callable[[Sequence[float]], float]] = {
+    catalog.Aggregate.SUM: sum,
+    catalog.Aggregate.MEAN: statistics.fmean,
+    catalog.Aggregate.MAX: max,
+}
+"""How the pods' gauge values make an object's value (a fraction is never summed)."""
+
+
+def lacks(record: PodRecord, signal: catalog.Signal) -> str | None:
+    """Why the pod cannot give ``signal`` now ('' when there is no more to say than that), or
+    None when it can.
+
+    A relayed pod's latest report says what its server lacks (``source.missing``). Otherwise
+    a gauge is there if the latest report carried it; the latency, the requests and the mean
+    always are (a report without them completed no request); another sketch (time to first
+    token) is there if the latest report carried it, empty or not.
+    """
+    source = record.source
+    if source is not None and signal.value in source.missing:
+        return (
+            f"its reports come from the relay's {source.preset} preset, which says:"
+            f" {source.missing[signal.value]}"
+        )
+    if signal in catalog.GAUGE_SIGNALS:
+        return None if signal.value in record.gauges else ""  # "reported no" says it all
+    other_sketch = signal in catalog.SKETCH_SIGNALS and signal is not catalog.Signal.LATENCY
+    if other_sketch and signal.value not in record.sketch_names:
+        return f"its reports carry no {signal.value} sketch"
+    return None
+
+
+def _why(metric: catalog.Metric, records: Sequence[PodRecord]) -> str:
+    """Why ``records`` (fresh pods) have no ``metric``: their reasons, at most two, or ''."""
+    reasons = list(dict.fromkeys(r for r in (lacks(x, metric.signal) for x in records) if r))
+    if not reasons:
+        return ""
+    return ": " + "; ".join(reasons[:2]) + ("; ..." if len(reasons) > 2 else "")
+
+
+_NO_WINDOW = SketchView((0, array("q")), 0, 0, 1)
+"""The window of a pod that reports a sketch but has had nothing in it yet."""
+
+
+def _sketches(
+    signal: catalog.Signal, records: Sequence[PodRecord]
+) -> tuple[list[tuple[int, sketch.Int64Buffer]], list[int], list[int]]:
+    """The window bands, zero counts and counts per request of each record's ``signal``
+    sketch (empty for a record that has none yet)."""
+    views = [r.sketch_window(signal.value) or _NO_WINDOW for r in records]
+    return (
+        [v.band for v in views],
+        [v.zero_count for v in views],
+        [v.counts_per_request for v in views],
     )
+
+
+def _pooled_mean(records: Sequence[PodRecord]) -> float:
+    """The mean latency of the requests the records' windows hold, pooled: each pod's own sum
+    and count where it sends them, else from its latency window; 0 for none."""
+    total = count = 0.0
+    views = []
+    for record in records:
+        sums = record.latency_sums()
+        if sums is not None:
+            total, count = total + sums[0], count + sums[1]
+        elif (view := record.sketch_window(LATENCY)) is not None and view.total:
+            views.append(view)
+    if views:
+        band_sums = sketch.sum_per_band([v.band for v in views])
+        total += float(np.sum(band_sums / np.array([v.counts_per_request for v in views])))
+        count += sum(v.requests for v in views)
+    return total / count if count else 0.0
+
+
+def _service_time(records: Sequence[PodRecord]) -> sketch.LatencySketch:
+    """The service times the ``records`` hold in their windows, pooled into one sketch."""
+    bands, zero_counts, scales = _sketches(catalog.Signal.SERVICE_TIME, records)
+    return sketch.LatencySketch.from_bands(bands, zero_counts, scales)

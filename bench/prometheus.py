@@ -39,9 +39,11 @@ import aiohttp
 import numpy as np
 
 from adapter import kube, resources, selectors
+from adapter.catalog import Signal
 from adapter.prometheus import PrometheusClient, PrometheusProvider, Queries, SeriesLabels, promql
+from adapter.prometheus.presets import MODEL_SERVER
 from adapter.prometheus.provider import NAMES_PER_QUERY
-from adapter.prometheus.sources import MODEL_SERVER
+from adapter.prometheus.sources import Gauge, Histogram
 from adapter.provider import CustomMetricInfo
 from adapter.quantity import parse_quantity
 from bench import servers, stats, stepping_pods
@@ -317,17 +319,18 @@ def _engine_queries(
     """The instant queries the Prometheus-mode adapter sends for one request."""
     queries = Queries(SeriesLabels(), window_seconds, window_seconds, 60.0)
     scope = (promql.equals("namespace", deployment), promql.equals("deployment", deployment))
-    latency, depth = MODEL_SERVER.latency, MODEL_SERVER.gauges["inference_queue_depth"]
-    assert latency is not None
+    latency = MODEL_SERVER.inputs[Signal.LATENCY]
+    depth = MODEL_SERVER.inputs[Signal.QUEUE_DEPTH]
+    assert isinstance(latency, Histogram) and isinstance(depth, Gauge)
     by = queries.per_pod if per_pod else ()
     if quantile and per_pod:
-        value = queries.quantile(latency, 0.99, scope, by)
+        values = [queries.quantile(latency, 0.99, scope, by)]
     elif quantile:
-        value = queries.buckets(latency, scope, by, fresh_only=True)
+        values = [queries.buckets(latency, scope, by, fresh_only=True)]
     else:
-        value = queries.values(depth, scope, by, fresh_only=not per_pod)
+        values = queries.gauge(depth, scope, by, fresh_only=True)
     source = latency if quantile else depth
-    return [value, queries.newest_sample(source, scope, by)]
+    return [*values, queries.newest_sample(source, scope, by)]
 
 
 async def _query_times(

@@ -108,6 +108,8 @@ class PrometheusServer:
         self.config_file = directory / "prometheus.json"
         self.scrape_interval_seconds = scrape_interval_seconds
         self.honor_labels = honor_labels
+        self.targets = tuple(targets)
+        """What it scrapes now."""
         self.config_file.write_text(configuration(targets, scrape_interval_seconds, honor_labels))
         self.log_file = directory / "prometheus.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -115,6 +117,7 @@ class PrometheusServer:
     def scrape(self, targets: Sequence[Target]) -> None:
         """Scrape ``targets`` from now on: the configuration is rewritten and, if running, it
         is reloaded (SIGHUP), so it can start, holding its port, before its targets exist."""
+        self.targets = tuple(targets)
         self.config_file.write_text(
             configuration(targets, self.scrape_interval_seconds, self.honor_labels)
         )

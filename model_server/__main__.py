@@ -10,14 +10,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
-from adapter import arguments, durations, eventloop, resolver
-from adapter.client import PodIdentity, Token, TokenFile, parse_adapter_url
-from model_server import identity
+from adapter import arguments, durations, eventloop
+from adapter.client import flags
 from model_server.app import ModelServerConfig, serve
 from model_server.mimic import SERVERS
 from model_server.service_time import distribution_arg
@@ -83,34 +80,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         help="weight memory to load",
     )
     add("--seed", type=int, default=0, help="seed of the weights and the service-time draws")
-    add("--adapter-url", action="append", default=[], help="adapter base URL (repeatable)")
-    add(
-        "--resolve",
-        action="append",
-        default=[],
-        help="HOST:ADDR[,ADDR...]: the adapter replicas HOST stands for, instead of DNS (as curl's"
-        " --resolve; repeatable)",
-    )
-    add("--adapter-ca-file", type=Path, help="CA that signed the adapter's serving certificate")
-    add("--push-token-file", type=Path, help="bearer token for pushes")
-    add("--push-interval", type=durations.duration_arg, default="1s", help="push interval")
-    add(
-        "--push-backlog-max-age",
-        type=durations.duration_arg,
-        default="10s",
-        help="data a replica has not acknowledged for this long is dropped, not sent in one"
-        " burst later: the adapter's --max-age",
-    )
-    add("--pod-name", default=environ.get("POD_NAME"), help="pod name [or env POD_NAME]")
-    add(
-        "--namespace",
-        default=environ.get("POD_NAMESPACE", "default"),
-        help="pod namespace [or env POD_NAMESPACE]",
-    )
-    add("--pod-uid", default=environ.get("POD_UID", ""), help="pod uid [or env POD_UID]")
-    add("--labels", default="", help="pod labels, app=model,tier=gpu")
-    add("--labels-file", type=Path, help='downward-API labels file (key="value" lines)')
-    add("--deployment", default=None, help="the owning Deployment")
+    flags.add_push_flags(add, environ)
     add(
         "--event-loop",
         choices=eventloop.CHOICES,
@@ -178,22 +148,6 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> ModelServerConfig:
     """Flags (already parsed) into configuration; ValueError with a one-line message."""
-    labels = identity.parse_labels(args.labels)
-    if args.labels_file is not None:
-        labels |= identity.parse_labels_file(args.labels_file.read_text())
-    pod_name = args.pod_name or socket.gethostname()
-    identity.check_pod(args.namespace, pod_name)
-    if args.adapter_url and args.push_token_file is None:
-        raise ValueError("--adapter-url needs --push-token-file")
-    for url in args.adapter_url:
-        parse_adapter_url(url)
-    if args.push_backlog_max_age <= 0:
-        raise ValueError("--push-backlog-max-age must be positive")
-    token: Token = ""
-    if args.push_token_file is not None:
-        token = TokenFile(args.push_token_file)
-        if not token():
-            raise ValueError(f"--push-token-file {args.push_token_file} is empty")
     return ModelServerConfig(
         host=args.host,
         port=args.port,
@@ -207,13 +161,7 @@ def config_from_args(args: argparse.Namespace) -> ModelServerConfig:
         batch_timeout_seconds=args.batch_timeout_ms / 1000,
         model_size_mb=args.model_size_mb,
         seed=args.seed,
-        identity=PodIdentity(args.namespace, pod_name, args.pod_uid, labels, args.deployment),
-        adapter_urls=tuple(args.adapter_url),
-        adapter_addresses=resolver.parse_resolve(args.resolve),
-        adapter_ca_file=args.adapter_ca_file,
-        push_token=token,
-        push_interval_seconds=args.push_interval,
-        push_backlog_max_age_seconds=args.push_backlog_max_age,
+        push=flags.push_settings(args),
         drain_timeout_seconds=args.drain_timeout,
         mimic=args.mimic,
         tokens=TokenModel(

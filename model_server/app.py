@@ -21,9 +21,8 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,14 +31,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapter import background
 from adapter.client import (
-    DEFAULT_MAX_BACKLOG_AGE_SECONDS,
     LatencyRecorder,
     PodIdentity,
     PushClient,
-    Token,
 )
+from adapter.client.flags import PushSettings
 from adapter.report import CONCURRENCY, QUEUE_DEPTH, REQUESTS_SHED, WORKER_SLOTS
-from adapter.resolver import StaticResolver
 from model_server import openai, protocol
 from model_server.llm import LanguageModel
 from model_server.metrics import OUTCOMES, ServerMetrics
@@ -78,17 +75,10 @@ class ModelServerConfig:
     batch_timeout_seconds: float = 0.0
     model_size_mb: float = 16.0
     seed: int = 0
-    identity: PodIdentity = field(default_factory=lambda: PodIdentity("default", "model-server"))
-    adapter_urls: tuple[str, ...] = ()
-    """Each URL's host name stands for every address it resolves to: a replica each."""
-    adapter_addresses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """Fixed addresses for adapter host names (``--resolve``), instead of DNS."""
-    adapter_ca_file: Path | None = None
-    push_token: Token = ""
-    """The bearer token, or a ``TokenFile`` read again when it changes (projected tokens rotate)."""
-    push_interval_seconds: float = 1.0
-    push_backlog_max_age_seconds: float = DEFAULT_MAX_BACKLOG_AGE_SECONDS
-    """Undelivered data older than this is dropped (the adapter's ``--max-age``)."""
+    push: PushSettings = field(
+        default_factory=lambda: PushSettings(PodIdentity("default", "model-server"))
+    )
+    """Who the pod is and where it pushes (no adapter URL: it does not push)."""
     drain_timeout_seconds: float = 30.0
     mimic: str | None = None
     """Serve this real server's metric surface (a key of ``mimic.SERVERS``); None: our own."""
@@ -102,6 +92,8 @@ class ModelServerState:
 
     config: ModelServerConfig
     recorder: LatencyRecorder = field(default_factory=LatencyRecorder)
+    service_times: LatencyRecorder = field(default_factory=LatencyRecorder)
+    """How long each request held a worker slot: the pushed ``service_time`` sketch."""
     model: Mlp | None = None
     scheduler: Scheduler | None = None
     push_client: PushClient | None = None
@@ -255,6 +247,7 @@ def _served(request: web.Request, arrived: float, served: Served) -> None:
     state = request.app[STATE]
     seconds = time.perf_counter() - arrived
     state.recorder.observe(seconds)
+    state.service_times.observe(served.compute_seconds)
     state.metrics.latency.observe(seconds)
     _outcome(request, "ok", served)
 
@@ -407,20 +400,10 @@ async def push_context(app: web.Application) -> AsyncIterator[None]:
     """Push to every adapter each interval; one last push at shutdown."""
     state = app[STATE]
     config = state.config
-    if not config.adapter_urls:
+    if not config.push.adapter_urls:
         yield
         return
-    client = PushClient(
-        list(config.adapter_urls),
-        config.identity,
-        config.push_token,
-        state.recorder,
-        state.gauges,
-        ca_file=config.adapter_ca_file,
-        interval_seconds=config.push_interval_seconds,
-        max_backlog_age_seconds=config.push_backlog_max_age_seconds,
-        resolver=StaticResolver(config.adapter_addresses) if config.adapter_addresses else None,
-    )
+    client = config.push.client(state.recorder, state.gauges, state.service_times)
     async with client:
         state.push_client = client
         try:

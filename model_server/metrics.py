@@ -8,7 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from adapter.client import PushClient, PushStats
+from adapter.client import PushClient
+from adapter.client.telemetry import PushCollector
 from model_server.scheduler import Scheduler
 
 LATENCY_BUCKETS = (
@@ -40,64 +41,6 @@ class _SchedulerCollector(Collector):
             "Total time worker slots were held by batches",
             value=held,
         )
-
-
-class _PushCollector(Collector):
-    """The push client's counts: in total, and per adapter replica (address) known now."""
-
-    def __init__(self, client: Callable[[], PushClient | None]) -> None:
-        self._client = client
-
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        client = self._client()
-        totals = client.totals() if client else PushStats()
-        family = CounterMetricFamily(
-            "model_server_pushes",
-            "Push attempts to the adapter replicas by result",
-            labels=["result"],
-        )
-        for result, count in _results(totals):
-            family.add_metric([result], count)
-        yield family
-        yield CounterMetricFamily(
-            "model_server_push_dropped_requests",
-            "Requests whose latencies were dropped undelivered: older than the backlog's max"
-            " age, or meant for a replica that went away",
-            value=totals.dropped_requests,
-        )
-        replicas = GaugeMetricFamily(
-            "model_server_push_replicas",
-            "Adapter replicas (addresses) each adapter URL resolves to now",
-            labels=["adapter"],
-        )
-        per_replica = CounterMetricFamily(
-            "model_server_replica_pushes",
-            "Push attempts to each adapter replica by result",
-            labels=["adapter", "address", "result"],
-        )
-        backlog = GaugeMetricFamily(
-            "model_server_push_backlog_requests",
-            "Requests recorded but not yet acknowledged by each adapter replica",
-            labels=["adapter", "address"],
-        )
-        for adapter in client.adapters if client else ():
-            replicas.add_metric([adapter.url], len(adapter.pushers))
-            for address, pusher in adapter.pushers.items():
-                for result, count in _results(pusher.stats):
-                    per_replica.add_metric([adapter.url, address, result], count)
-                backlog.add_metric([adapter.url, address], pusher.pending_requests)
-        yield replicas
-        yield per_replica
-        yield backlog
-
-
-def _results(stats: PushStats) -> list[tuple[str, int]]:
-    return [
-        ("delivered", stats.delivered),
-        ("duplicate", stats.duplicates),
-        ("failed", stats.failed_attempts),
-        ("rejected", stats.rejected),
-    ]
 
 
 class ServerMetrics:
@@ -135,4 +78,4 @@ class ServerMetrics:
             registry=self.registry,
         )
         self.registry.register(_SchedulerCollector(scheduler))
-        self.registry.register(_PushCollector(push_client))
+        self.registry.register(PushCollector(push_client, "model_server"))

@@ -3,12 +3,15 @@
 Every query the Prometheus provider sends is built here, from an ``adapter.prometheus.sources``
 entry and a scope of label matchers; nothing here names a metric. The shapes:
 
-- gauge: ``sum by (G) (avg_over_time(<gauge>{M}[gauge window]))`` (one term per series);
-- rate: ``sum by (G) (rate(<counter>{M}[W]))``;
-- latency, per pod: ``histogram_quantile(q, sum by (G, le) (rate(<hist>_bucket{M}[W])))``;
-- latency, pooled over pods: ``sum by (G, le) (rate(<hist>_bucket{M}[W]))``, whose buckets the
-  adapter sums over the parts of a split selection and reads with ``adapter.prometheus.
+- gauge: ``sum by (G) (avg_over_time(<gauge>{M}[gauge window]))``, one query per series the
+  gauge adds up (``avg by`` for a fraction averaged over a pod's engines, grouped per pod);
+- rate: ``sum by (G) (rate(<counter>{M}[W]))``, one query per counter the rate adds up (a
+  failure counter that does not exist yet is then 0, not the end of the sum);
+- quantiles, per pod: ``histogram_quantile(q, sum by (G, le) (rate(<hist>_bucket{M}[W])))``;
+- quantiles, pooled over pods: ``sum by (G, le) (rate(<hist>_bucket{M}[W]))``, whose buckets
+  the adapter sums over the parts of a split selection and reads with ``adapter.prometheus.
   histogram.bucket_quantile`` (``histogram_quantile``'s own arithmetic);
+- a mean: the rates of its time counter and of its request counters, divided by the adapter;
 - newest sample: ``max by (G) (timestamp(<freshness series>{M}))``.
 
 An aggregate keeps only pods whose newest sample is within the max age, in the query itself:
@@ -25,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from adapter import selectors
-from adapter.prometheus.sources import Counter, Gauge, Histogram, Series, SeriesLabels, Source
+from adapter.prometheus.sources import Gauge, Histogram, Series, SeriesLabels, Source
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _NOT_LABEL_CHAR = re.compile(r"[^a-zA-Z0-9_]")
@@ -167,41 +170,50 @@ class Queries:
         """The grouping of one value per pod."""
         return (self.labels.namespace, self.labels.pod)
 
-    def _fresh(self, source: Source, scope: Scope) -> str:
+    def _fresh(self, freshness: Series, scope: Scope) -> str:
         pod = ", ".join(self.per_pod)
         return (
-            f" and on ({pod}) (time() - timestamp({vector(source.freshness, scope)})"
+            f" and on ({pod}) (time() - timestamp({vector(freshness, scope)})"
             f" <= {self.max_age_seconds:g})"
         )
 
-    def values(
+    def gauge(self, source: Gauge, scope: Scope, by: Sequence[str], fresh_only: bool) -> list[str]:
+        """One query per series of the gauge: each pod's average over the gauge window, summed
+        per group ``by`` (averaged, for a fraction: then ``by`` must name the pod); with
+        ``fresh_only`` only pods sampled within the max age count."""
+        fresh = self._fresh(source.freshness, scope) if fresh_only else ""
+        window = duration(self.gauge_window_seconds)
+        combine = "avg" if source.within_pod == "mean" else "sum"
+        return [
+            f"{combine}{_by(by)} (avg_over_time({vector(series, scope)}[{window}]){fresh})"
+            for series in source.series
+        ]
+
+    def rates(
         self,
-        source: Gauge | Counter,
+        counters: Sequence[Series],
+        freshness: Series,
         scope: Scope,
         by: Sequence[str],
         fresh_only: bool,
-    ) -> str:
-        """Gauge or rate values, summed over the series of each group ``by``; with
-        ``fresh_only`` only pods sampled within the max age count."""
-        fresh = self._fresh(source, scope) if fresh_only else ""
-        if isinstance(source, Counter):
-            window = duration(self.window_seconds)
-            return f"sum{_by(by)} (rate({vector(source.series, scope)}[{window}]){fresh})"
-        window = duration(self.gauge_window_seconds)
-        return " + ".join(
-            f"sum{_by(by)} (avg_over_time({vector(series, scope)}[{window}]){fresh})"
-            for series in source.series
-        )
+    ) -> list[str]:
+        """One query per counter: its rate over the window, summed per group ``by``."""
+        fresh = self._fresh(freshness, scope) if fresh_only else ""
+        window = duration(self.window_seconds)
+        return [
+            f"sum{_by(by)} (rate({vector(series, scope)}[{window}]){fresh})" for series in counters
+        ]
 
     def buckets(self, source: Histogram, scope: Scope, by: Sequence[str], fresh_only: bool) -> str:
         """The histogram's bucket rates summed per group ``by`` and ``le`` (pooled)."""
-        fresh = self._fresh(source, scope) if fresh_only else ""
+        fresh = self._fresh(source.freshness, scope) if fresh_only else ""
         window = duration(self.window_seconds)
         return f"sum{_by((*by, 'le'))} (rate({vector(source.buckets, scope)}[{window}]){fresh})"
 
     def quantile(self, source: Histogram, quantile: float, scope: Scope, by: Sequence[str]) -> str:
-        """The ``quantile`` of each group's pooled latencies, computed by Prometheus."""
-        return f"histogram_quantile({quantile:g}, {self.buckets(source, scope, by, False)})"
+        """The ``quantile`` of each group's pooled observations, computed by Prometheus (in the
+        histogram's unit)."""
+        return f"histogram_quantile({quantile:g}, {self.buckets(source, scope, by, True)})"
 
     def newest_sample(self, source: Source, scope: Scope, by: Sequence[str]) -> str:
         """Each group's newest sample time (Unix seconds)."""

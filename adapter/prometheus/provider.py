@@ -2,10 +2,15 @@
 
 The second provider behind the seam of ``adapter.provider``: the API layer cannot tell it from
 ``StoreProvider``. Values come from instant queries (``adapter.prometheus.promql``) of the
-series a ``ServerSource`` names; each value's timestamp is the newest sample of the pods behind
-it, and a pod whose newest sample is older than the max age is left out (judged by the
-engine's clock, against which the samples were stamped). Latency with no request in the
-window (PromQL's NaN) is 0, as the push path serves it.
+series a ``Preset`` names (``adapter.prometheus.presets``); each value's timestamp is the newest
+sample of the pods behind it, and a pod whose newest sample is older than the max age is left
+out (judged by the engine's clock, against which the samples were stamped). Latency with no
+request in the window (PromQL's NaN) is 0, as the push path serves it. A metric the preset's
+server does not export is a 404 that names the preset and what the server lacks.
+
+Aggregates follow the catalog: gauges and rates are summed, quantiles read from the pooled
+buckets, a mean from the pooled sums and counts, and a fraction (KV-cache utilization) is the
+mean or the maximum of the pods' values, each pod's value the mean of its engines.
 
 Which pods: standalone, a pod's labels are its series' labels (``labelmap``-ed), a
 Deployment is the series label ``deployment``, and selectors become label matchers. With a
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -29,7 +35,8 @@ from dataclasses import dataclass
 from adapter import catalog, cluster, errors, resources, selectors
 from adapter.prometheus import histogram, promql
 from adapter.prometheus.engine import BackendError, PrometheusClient, Sample
-from adapter.prometheus.sources import MODEL_SERVER, Histogram, ServerSource, Source
+from adapter.prometheus.presets import MODEL_SERVER
+from adapter.prometheus.sources import Counter, Gauge, Histogram, Mean, Preset, Source
 from adapter.provider import (
     CustomMetricInfo,
     ExternalMetricValue,
@@ -77,7 +84,7 @@ class PrometheusProvider:
         self,
         client: PrometheusClient,
         queries: promql.Queries,
-        source: ServerSource = MODEL_SERVER,
+        source: Preset = MODEL_SERVER,
         view: cluster.PodView | None = None,
         names_per_query: int = NAMES_PER_QUERY,
     ) -> None:
@@ -91,6 +98,7 @@ class PrometheusProvider:
         self._gauge_window = round(queries.gauge_window_seconds)
         self._max_age_text = seconds_text(queries.max_age_seconds)
         self._names = source.served()
+        self._unserved = {**source.unserved(), **UNSERVED}
         served = SERVED_RESOURCES if view is None else (*SERVED_RESOURCES, resources.SERVICES)
         self._served = [r.group_resource for r in served]
         self._metrics = [
@@ -112,8 +120,9 @@ class PrometheusProvider:
         name: str,
         metric_selector: selectors.Selector,
     ) -> MetricValue:
-        _check_served(info.metric)
-        metric = catalog.resolve(info.group_resource, info.metric, self._served, self._names)
+        metric = catalog.resolve(
+            info.group_resource, info.metric, self._served, self._names, self._unserved
+        )
         group_resource = info.group_resource
         if group_resource == resources.PODS.group_resource:
             assert namespace is not None
@@ -165,8 +174,9 @@ class PrometheusProvider:
         selector: selectors.Selector,
         metric_selector: selectors.Selector,
     ) -> Sequence[MetricValue]:
-        _check_served(info.metric)
-        metric = catalog.resolve(info.group_resource, info.metric, self._served, self._names)
+        metric = catalog.resolve(
+            info.group_resource, info.metric, self._served, self._names, self._unserved
+        )
         group_resource = info.group_resource
         described = f"selector {str(selector) or '(everything)'!r}"
         if group_resource == resources.PODS.group_resource:
@@ -209,8 +219,7 @@ class PrometheusProvider:
     async def get_external_metric(
         self, namespace: str, metric: str, metric_selector: selectors.Selector
     ) -> list[ExternalMetricValue]:
-        _check_served(metric)
-        entry = catalog.resolve_external(metric, self._names)
+        entry = catalog.resolve_external(metric, self._names, self._unserved)
         deployment_label = self._labels.deployment
         found: dict[str, _Aggregate] = {}
         if self.view is not None:
@@ -369,61 +378,56 @@ class PrometheusProvider:
         metric_selector: selectors.Selector,
     ) -> PodValues:
         """One value per pod sampled within the max age, or the 404 that says why none."""
-        source = self._source(metric)
-        by = self.queries.per_pod
-        value_queries = []
-        for scope in scopes:
-            if isinstance(source, Histogram):
-                value_queries.append(self.queries.quantile(source, metric.quantile, scope, by))
-            else:
-                value_queries.append(self.queries.values(source, scope, by, fresh_only=False))
-        answers = await self._ask(
-            [*value_queries, *(self.queries.newest_sample(source, s, by) for s in scopes)]
-        )
-        values = {_group(s, by): s.value for a in answers[: len(scopes)] for s in a}
-        newest = _newest(answers[len(scopes) :], by)
-        fresh = sorted(g for g, t in newest.samples.items() if self._fresh(t, newest.evaluated_at))
-        pods, numbers, timestamps = [], [], []
-        for group in fresh:
-            value = values.get(group)
-            if value is None or math.isnan(value):
-                if not metric.windowed:
-                    continue
-                value = 0.0  # no request in the window (or not two samples of it yet)
-            pods.append(PodRef(*group))
-            numbers.append(value)
-            timestamps.append(newest.samples[group])
-        if not pods:
+        result = await self._aggregates(metric, scopes, self.queries.per_pod, each_pod=True)
+        newest = result.newest
+        fresh = [g for g, t in newest.samples.items() if self._fresh(t, newest.evaluated_at)]
+        groups = sorted(result.values)
+        if not groups:
             raise errors.not_found(
-                f"{what}: {len(newest.samples)} pods with {source.freshness.name} series in"
-                f" Prometheus; {len(fresh)} sampled within the max age of {self._max_age_text}"
+                f"{what}: {len(newest.samples)} pods with {self._source(metric).freshness.name}"
+                f" series in Prometheus; {len(fresh)} sampled within the max age of"
+                f" {self._max_age_text}"
                 + ("" if not fresh else f", none with {metric.name}")
                 + self._selector_note(metric_selector)
             )
-        window = self._window_of(metric)
-        return PodValues(metric.name, pods, numbers, timestamps, window, metric_selector)
+        return PodValues(
+            metric.name,
+            [PodRef(*group) for group in groups],
+            [result.values[group].value for group in groups],
+            [result.values[group].timestamp for group in groups],
+            self._window_of(metric),
+            metric_selector,
+        )
 
     async def _aggregates(
-        self, metric: catalog.Metric, scopes: Sequence[promql.Scope], by: Sequence[str] = ()
+        self,
+        metric: catalog.Metric,
+        scopes: Sequence[promql.Scope],
+        by: Sequence[str] = (),
+        each_pod: bool = False,
     ) -> _Aggregates:
         """The value of each group ``by`` over the pods of ``scopes`` sampled within the max
-        age: gauges and rates summed, latency pooled. Groups with no fresh pod are left out."""
+        age, as the catalog aggregates ``metric``. Groups with no fresh pod are left out.
+        ``each_pod``: ``by`` names the pod, so Prometheus computes each quantile."""
         if not scopes:
             return _Aggregates({}, _Newest({}, None))
         source = self._source(metric)
-        if isinstance(source, Histogram):
-            value_queries = [self.queries.buckets(source, s, by, fresh_only=True) for s in scopes]
-        else:
-            value_queries = [self.queries.values(source, s, by, fresh_only=True) for s in scopes]
+        of_pods = metric.aggregate in (catalog.Aggregate.MEAN, catalog.Aggregate.MAX)
+        # a fraction is never summed: ask for each pod's value, and aggregate them here
+        grouping = tuple(dict.fromkeys((*by, *self.queries.per_pod))) if of_pods else tuple(by)
+        quantile = metric.quantile if each_pod else None
+        parts = self._value_queries(source, scopes, grouping, quantile)
+        queries = [query for part in parts for query in part]
         answers = await self._ask(
-            [*value_queries, *(self.queries.newest_sample(source, s, by) for s in scopes)]
+            [*queries, *(self.queries.newest_sample(source, s, by) for s in scopes)]
         )
-        newest = _newest(answers[len(scopes) :], by)
-        value_answers = answers[: len(scopes)]
-        if isinstance(source, Histogram):
-            totals = _pooled_quantiles(value_answers, by, metric.quantile)
-        else:
-            totals = _summed(value_answers, by)
+        newest = _newest(answers[len(queries) :], by)
+        answered = iter(answers)
+        # one list of answers (one per scope) for each part
+        per_part = [[next(answered) for _ in part] for part in parts]
+        totals = _combine(metric, source, per_part, grouping, each_pod)
+        if of_pods:
+            totals = _over_pods(totals, len(by), metric.aggregate)
         aggregates = {}
         for group, timestamp in newest.samples.items():
             if not self._fresh(timestamp, newest.evaluated_at):
@@ -432,9 +436,38 @@ class PrometheusProvider:
             if value is None or math.isnan(value):
                 if not metric.windowed:
                     continue
-                value = 0.0
+                value = 0.0  # no request in the window (or not two samples of it yet)
             aggregates[group] = _Aggregate(value, timestamp)
         return _Aggregates(aggregates, newest)
+
+    def _value_queries(
+        self,
+        source: Source,
+        scopes: Sequence[promql.Scope],
+        by: Sequence[str],
+        quantile: float | None,
+    ) -> list[list[str]]:
+        """The queries of ``source``'s values, in parts: one part per series the value is made
+        of (a sum's terms; a mean's time, then its counts; a histogram's buckets, or with
+        ``quantile`` the quantile Prometheus computes), each part one query per scope."""
+        queries = self.queries
+        if isinstance(source, Gauge):
+            terms = [queries.gauge(source, s, by, fresh_only=True) for s in scopes]
+        elif isinstance(source, Counter):
+            terms = [
+                queries.rates(source.series, source.freshness, s, by, fresh_only=True)
+                for s in scopes
+            ]
+        elif isinstance(source, Mean):
+            series = (source.total, *source.count.series)
+            terms = [
+                queries.rates(series, source.freshness, s, by, fresh_only=True) for s in scopes
+            ]
+        elif quantile is not None:
+            terms = [[queries.quantile(source, quantile, s, by)] for s in scopes]
+        else:
+            terms = [[queries.buckets(source, s, by, fresh_only=True)] for s in scopes]
+        return [list(part) for part in zip(*terms, strict=True)]
 
     def _nothing_fresh(
         self,
@@ -542,6 +575,47 @@ def _summed(answers: Sequence[Sequence[Sample]], by: Sequence[str]) -> dict[Grou
     return totals
 
 
+def _combine(
+    metric: catalog.Metric,
+    source: Source,
+    parts: Sequence[Sequence[Sequence[Sample]]],
+    by: Sequence[str],
+    computed: bool,
+) -> dict[Group, float]:
+    """Each group's value from the answers of ``_value_queries``' parts (``computed``: a
+    histogram's answers are quantiles already)."""
+    if isinstance(source, Histogram):
+        if computed:
+            quantiles = {_group(s, by): s.value for answer in parts[0] for s in answer}
+        else:
+            quantiles = _pooled_quantiles(parts[0], by, metric.quantile)
+        return {group: value * source.unit_seconds for group, value in quantiles.items()}
+    sums = [_summed(part, by) for part in parts]
+    if isinstance(source, Gauge):  # waiting + running: a group needs every term
+        groups = set(sums[0]).intersection(*sums[1:])
+        return {group: sum(terms[group] for terms in sums) for group in groups}
+    if isinstance(source, Counter):  # successes + failures: a missing term is none yet
+        return {group: sum(terms.get(group, 0.0) for terms in sums) for group in set().union(*sums)}
+    time, counts = sums[0], sums[1:]
+    means = {}
+    for group in set(time).union(*counts):
+        count = sum(terms.get(group, 0.0) for terms in counts)
+        means[group] = time.get(group, 0.0) * source.unit_seconds / count if count else math.nan
+    return means
+
+
+def _over_pods(
+    per_pod: dict[Group, float], width: int, aggregate: catalog.Aggregate
+) -> dict[Group, float]:
+    """The mean or maximum of the pods' values in each group (its first ``width`` labels)."""
+    groups: dict[Group, list[float]] = defaultdict(list)
+    for group, value in per_pod.items():
+        if not math.isnan(value):
+            groups[group[:width]].append(value)
+    combine = max if aggregate is catalog.Aggregate.MAX else statistics.fmean
+    return {group: combine(values) for group, values in groups.items()}
+
+
 def _pooled_quantiles(
     answers: Sequence[Sequence[Sample]], by: Sequence[str], quantile: float
 ) -> dict[Group, float]:
@@ -561,10 +635,3 @@ UNSERVED = {
     " the servers' Prometheus metrics do not carry: serve it from a replica with --source push"
 }
 """Catalog metrics this provider never serves, and why (their 404 says so)."""
-
-
-def _check_served(metric: str) -> None:
-    """A 404 that says why, for a catalog metric this provider cannot compute."""
-    reason = UNSERVED.get(metric)
-    if reason is not None:
-        raise errors.not_found(f"the server could not find the metric {metric}: {reason}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from adapter.client import LatencyRecorder, PodIdentity, PushClient, Pusher, TokenFile
+from adapter.client import Contents, LatencyRecorder, PodIdentity, PushClient, Pusher, TokenFile
 from adapter.resources import PodRef
 from adapter.sketch import LatencySketch
 from tests.api.conftest import TOKEN, RunningAdapter
@@ -116,7 +116,7 @@ async def test_backoff_is_at_most_two_intervals_but_retry_after_is_honoured(
     async with aiohttp.ClientSession(connector=connector) as session:
         adapter_server.faults.mode = "refuse"  # 503, Retry-After: 1
         for _ in range(12):  # a long outage: the backoff must not grow past two intervals
-            pusher.add(LatencySketch.from_values([0.01]), {})
+            pusher.add(Contents.of(LatencySketch.from_values([0.01]), {}))
             await pusher.deliver(session, force=True)
             assert pusher._next_attempt - clock.now <= 2.0
         adapter_server.faults.mode = "shed_for_10s"  # 429, Retry-After: 10

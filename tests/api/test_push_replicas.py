@@ -22,7 +22,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from adapter import certs
-from adapter.client import LatencyRecorder, PodIdentity, PushClient, Pusher
+from adapter.client import Contents, LatencyRecorder, PodIdentity, PushClient, Pusher
 from adapter.resolver import StaticResolver
 from adapter.resources import PodRef
 from adapter.sketch import LatencySketch
@@ -300,12 +300,16 @@ async def test_a_backlog_older_than_the_max_age_is_dropped_and_counted(pki: Pki)
     async with aiohttp.ClientSession(connector=connector) as session:
         for second in range(10):
             clock[0] += 1
-            pusher.add(LatencySketch.from_values([0.01] * 10), {"inference_queue_depth": second})
+            pusher.add(
+                Contents.of(
+                    LatencySketch.from_values([0.01] * 10), {"inference_queue_depth": second}
+                )
+            )
             await pusher.deliver(session, force=True)
         assert pusher.pending_requests == 100
         assert pusher.stats.dropped_requests == 0
         clock[0] += 1.5  # the oldest data is now 10.5 s old
-        pusher.add(LatencySketch.from_values([0.01] * 7), {})
+        pusher.add(Contents.of(LatencySketch.from_values([0.01] * 7), {}))
         assert (pusher.pending_requests, pusher.stats.dropped_requests) == (7, 100)
 
         pusher._in_flight = pusher._take_pending()  # sent, fate unknown: resent unchanged...
@@ -313,7 +317,7 @@ async def test_a_backlog_older_than_the_max_age_is_dropped_and_counted(pki: Pki)
         await pusher.deliver(session, force=True)
         assert (pusher.pending_requests, pusher.stats.dropped_requests) == (0, 107)
 
-        pusher.add(LatencySketch.from_values([0.01] * 3), {})
+        pusher.add(Contents.of(LatencySketch.from_values([0.01] * 3), {}))
         pusher.discard()  # the replica's address went away
         assert (pusher.pending_requests, pusher.stats.dropped_requests) == (0, 110)
 
@@ -327,7 +331,7 @@ async def test_a_retry_starts_on_the_tick_nearest_the_end_of_its_backoff(pki: Pk
     pusher = Pusher(dead, POD, TOKEN, interval_seconds=1.0, clock=lambda: clock[0])
     connector = aiohttp.TCPConnector(ssl=pki.client_context(with_client_cert=False))
     async with aiohttp.ClientSession(connector=connector) as session:
-        pusher.add(LatencySketch.from_values([0.01]), {})
+        pusher.add(Contents.of(LatencySketch.from_values([0.01]), {}))
         await pusher.deliver(session, force=True)
         due = pusher._next_attempt
         assert 1.0 <= due - clock[0] <= 2.0

@@ -39,6 +39,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 APISERVICE = ROOT / "apiservice"
 EXAMPLES = APISERVICE / "examples"
+VLLM = EXAMPLES / "vllm"
 BIN = Path(sys.executable).parent
 KUBECTL = BIN / "kubectl"
 HADOLINT = BIN / "hadolint"
@@ -150,6 +151,7 @@ BUILDS = (
     "overlays/cert-manager",
     "overlays/prometheus",
     "examples",
+    "examples/vllm",
 )
 
 
@@ -596,8 +598,11 @@ def test_rbac(builds: dict[str, list[dict[str, Any]]]) -> None:
 
 
 def hpas() -> dict[Path, dict[str, Any]]:
+    """The HPAs of the example model workload (``examples/vllm`` has its own tests)."""
     found = {}
     for path in example_files():
+        if path.is_relative_to(VLLM):
+            continue
         for document in load(path):
             if document["kind"] == "HorizontalPodAutoscaler":
                 assert path not in found, f"{path}: one HPA per file (the local loop reads one)"
@@ -737,29 +742,24 @@ def parsed_adapter_max_age(adapter: dict[str, Any]) -> float:
     return server_config(adapter_parser().parse_args(adapter["args"]), {}).store.max_age_seconds
 
 
-def test_model_server_pod(builds: dict[str, list[dict[str, Any]]]) -> None:
-    workload = builds["examples"]
-    deployment = only(workload, "Deployment", WORKLOAD)
-    assert deployment["metadata"]["namespace"] == WORKLOAD_NAMESPACE
-    labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert labels["app"] == WORKLOAD
-    assert deployment["spec"]["selector"]["matchLabels"] == {"app": WORKLOAD}
-    pod = deployment["spec"]["template"]["spec"]
-    server = container(deployment)
-    assert_hardened(pod, server)
-    assert server["command"] == ["model-server"]
-    args = model_server_parser({}).parse_args(server["args"])
-    flags = flag_values(server["args"])
-    assert set(flags) <= option_strings(model_server_parser({}))
-
-    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in server["env"]}
+def assert_pushes_as_the_pod(
+    builds: dict[str, list[dict[str, Any]]],
+    pod: dict[str, Any],
+    pusher: dict[str, Any],
+    args: argparse.Namespace,
+) -> None:
+    """``pusher`` (a model server, a relay) pushes as its own pod: identity from the downward
+    API, a projected token for the adapter's audience, the adapter's CA, every replica through
+    the headless Service, the adapter's max age as its backlog's."""
+    flags = flag_values(pusher["args"])
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in pusher["env"]}
     assert env == {
         "POD_NAME": "metadata.name",
         "POD_NAMESPACE": "metadata.namespace",
         "POD_UID": "metadata.uid",
     }
     volumes = {v["name"]: v for v in pod["volumes"]}
-    mounts = {m["mountPath"]: m for m in server["volumeMounts"]}
+    mounts = {m["mountPath"]: m for m in pusher["volumeMounts"]}
     assert all(m.get("readOnly") for m in mounts.values())
 
     def file_source(path: str) -> tuple[dict[str, Any], str]:
@@ -789,6 +789,24 @@ def test_model_server_pod(builds: dict[str, list[dict[str, Any]]]) -> None:
         f"https://{push['metadata']['name']}.{push['metadata']['namespace']}.svc:{secure_port}"
     ], "every replica, through the headless Service, at the container port"
     assert args.push_backlog_max_age == parsed_adapter_max_age(adapter)
+
+
+def test_model_server_pod(builds: dict[str, list[dict[str, Any]]]) -> None:
+    workload = builds["examples"]
+    deployment = only(workload, "Deployment", WORKLOAD)
+    assert deployment["metadata"]["namespace"] == WORKLOAD_NAMESPACE
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels["app"] == WORKLOAD
+    assert deployment["spec"]["selector"]["matchLabels"] == {"app": WORKLOAD}
+    pod = deployment["spec"]["template"]["spec"]
+    server = container(deployment)
+    assert_hardened(pod, server)
+    assert server["command"] == ["model-server"]
+    args = model_server_parser({}).parse_args(server["args"])
+    flags = flag_values(server["args"])
+    assert set(flags) <= option_strings(model_server_parser({}))
+
+    assert_pushes_as_the_pod(builds, pod, server, args)
     assert args.deployment == WORKLOAD
 
     for probe, path in (
@@ -951,3 +969,44 @@ def test_loadgen_job_sends_traffic_to_the_model_service(
     assert args.model_name == WORKLOAD
     selector = service["spec"]["selector"].items()
     assert not selector <= template["metadata"]["labels"].items(), "not a backend of the Service"
+
+
+# --- the vLLM example: the relay as a sidecar ----------------------------------------------------
+
+
+def test_vllm_pushes_through_its_relay_sidecar(builds: dict[str, list[dict[str, Any]]]) -> None:
+    documents = builds["examples/vllm"]
+    deployment = only(documents, "Deployment", "vllm")
+    pod = deployment["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    assert set(containers) == {"vllm", "relay"}
+    server, sidecar = containers["vllm"], containers["relay"]
+    assert_hardened(pod, sidecar)
+    assert sidecar["command"] == ["inference-adapter"] and sidecar["args"][0] == "relay"
+    parser = adapter_parser()
+    args = parser.parse_args(sidecar["args"])
+    assert set(flag_values(sidecar["args"])) <= option_strings(parser, "relay")
+    assert args.preset == "vllm"
+    assert args.scrape == f"http://127.0.0.1:{_port_number(server, 'http')}/metrics"
+    assert_pushes_as_the_pod(builds, pod, sidecar, args)
+    assert args.deployment == deployment["metadata"]["name"]
+    health = sidecar["livenessProbe"]["httpGet"]
+    assert health["path"] == "/healthz" and _port_number(sidecar, health["port"]) == args.port
+    service = only(documents, "Service", "vllm")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_the_vllm_hpa_scales_on_queue_depth_and_ttft_p99() -> None:
+    from adapter.prometheus.presets import VLLM as VLLM_PRESET
+    from localcluster.manifests import load_hpa
+
+    (hpa,) = [d for d in load(VLLM / "hpa.yaml") if d["kind"] == "HorizontalPodAutoscaler"]
+    assert _metrics(hpa) == {
+        ("Pods", "inference_queue_depth", "AverageValue"),
+        ("Object", "inference_time_to_first_token_p99_seconds", "Value"),
+    }
+    assert {name for _, name, _ in _metrics(hpa)} <= set(VLLM_PRESET.served())
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vllm"}
+    assert hpa["spec"]["scaleTargetRef"] == target
+    assert hpa["spec"]["metrics"][1]["object"]["describedObject"] == target
+    assert load_hpa(VLLM / "hpa.yaml").scale_target_ref.name == "vllm"

@@ -26,7 +26,9 @@ from typing import Any
 import pytest
 from kubernetes.utils import parse_quantity
 
+from localcluster import processes
 from localcluster import prometheus as prometheus_server
+from localcluster.ports import free_port
 from tests.integration.conftest import (
     AdapterProcess,
     ModelServerProcess,
@@ -223,3 +225,124 @@ def traffic_done(steady_traffic: subprocess.Popen[bytes], fleet: Fleet) -> None:
         "min(timestamp(inference_request_duration_seconds_count))",
         lambda samples: bool(samples) and float(samples[0]["value"][1]) > done + 0.1,
     )
+
+
+# --- real servers' surfaces: the vLLM and Triton mimics, each with a relay ---------------------
+
+LLM_NAMESPACE = "llm"
+MIMICS = {
+    "vllm-0": (
+        "vllm",
+        "--mimic=vllm",
+        "--model-name=llama",
+        "--max-concurrency=16",
+        "--prompt-tokens=100",
+        "--output-tokens=40",
+        "--time-per-output-token=8ms",
+    ),
+    "triton-0": ("triton", "--mimic=triton", "--model-name=resnet", "--max-concurrency=4"),
+}
+
+
+@dataclass
+class Relay:
+    process: subprocess.Popen[bytes]
+    url: str
+    """Of its own /metrics and /healthz."""
+
+
+@dataclass
+class RealServers:
+    """The mimics (pods ``vllm-0`` of Deployment ``vllm``, ``triton-0`` of ``triton``, in
+    namespace ``llm``), scraped by the fleet's Prometheus and by a relay each, which pushes to
+    the fleet's push-mode adapter (``push``)."""
+
+    servers: dict[str, ModelServerProcess]
+    relays: dict[str, Relay]
+    push: AdapterProcess
+    prometheus: prometheus_server.PrometheusServer
+
+
+def start_relay(
+    directory: Path, pod: str, server_url: str, push: AdapterProcess, token: Path
+) -> Relay:
+    """``inference-adapter relay`` for ``pod``, pushing every 100 ms; ready once /healthz
+    answers (its server may not answer yet: then it pushes nothing)."""
+    deployment = MIMICS[pod][0]
+    port = free_port()
+    with (directory / f"relay-{pod}.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "adapter",
+                "relay",
+                f"--preset={deployment}",
+                f"--scrape={server_url}/metrics",
+                "--host=127.0.0.1",
+                f"--port={port}",
+                f"--adapter-url={push.url}",
+                f"--adapter-ca-file={push.ca_file}",
+                f"--push-token-file={token}",
+                "--push-interval=100ms",
+                "--scrape-timeout=2s",
+                f"--pod-name={pod}",
+                f"--namespace={LLM_NAMESPACE}",
+                f"--pod-uid=uid-{pod}",
+                f"--labels=app={deployment}",
+                f"--deployment={deployment}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    processes.wait_until_answering(f"{url}/healthz", process, timeout_seconds=60)
+    return Relay(process, url)
+
+
+@pytest.fixture(scope="session")
+def real_servers(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServers]:
+    """The mimics and their relays, all started side by side (a relay scrapes its server once
+    it answers); Prometheus scrapes the mimics too."""
+    directory = tmp_path_factory.mktemp("real-servers")
+    token = directory / "push-token"
+    token.write_text(fleet.push.token)
+    urls = {pod: f"http://127.0.0.1:{free_port()}" for pod in MIMICS}
+    servers: dict[str, ModelServerProcess] = {}
+    relays: dict[str, Relay] = {}
+
+    def start_pod(pod: str) -> ModelServerProcess:
+        return start_model_server(
+            directory, *MIMICS[pod][1:], port=int(urls[pod].rsplit(":", 1)[1])
+        )
+
+    try:
+        fleet.prometheus.scrape(
+            [
+                *fleet.prometheus.targets,
+                *(
+                    prometheus_server.Target(
+                        url.removeprefix("http://"),
+                        {"namespace": LLM_NAMESPACE, "pod": pod, "deployment": MIMICS[pod][0]},
+                    )
+                    for pod, url in urls.items()
+                ),
+            ]
+        )
+        with ThreadPoolExecutor(2 * len(MIMICS)) as pool:
+            starting = {pod: pool.submit(start_pod, pod) for pod in MIMICS}
+            relaying = {
+                pod: pool.submit(start_relay, directory, pod, urls[pod], fleet.push, token)
+                for pod in MIMICS
+            }
+            servers.update({pod: started.result() for pod, started in starting.items()})
+            relays.update({pod: started.result() for pod, started in relaying.items()})
+        for server in servers.values():
+            wait_until_ready(server)
+        yield RealServers(servers, relays, fleet.push, fleet.prometheus)
+    finally:
+        with ThreadPoolExecutor(len(servers) + len(relays) or 1) as pool:
+            pool.map(
+                stop_process,
+                [*(r.process for r in relays.values()), *(s.process for s in servers.values())],
+            )

@@ -1,8 +1,8 @@
-"""Tests for model_server.identity: labels from a flag or the downward API file, pod names."""
+"""Tests for adapter.client.identity: labels from a flag or the downward API file, pod names."""
 
 import pytest
 
-from model_server import identity
+from adapter.client import identity
 
 # --- parse_labels -----------------------------------------------------------------------------
 

@@ -5,17 +5,10 @@ from __future__ import annotations
 import pytest
 
 from adapter import selectors
-from adapter.catalog import BY_NAME, REQUIRED_REPLICAS
-from adapter.prometheus import promql
-from adapter.prometheus.sources import (
-    MODEL_SERVER,
-    Counter,
-    Gauge,
-    Histogram,
-    Series,
-    SeriesLabels,
-    ServerSource,
-)
+from adapter.catalog import BY_NAME, REQUIRED_REPLICAS, Signal
+from adapter.prometheus import presets, promql
+from adapter.prometheus.presets import MODEL_SERVER
+from adapter.prometheus.sources import Counter, Gauge, Histogram, Series, SeriesLabels
 
 QUERIES = promql.Queries(SeriesLabels(), 30.0, 15.0, 10.0)
 SCOPE = (promql.equals("namespace", "ml"), promql.equals("deployment", "model"))
@@ -58,36 +51,52 @@ def test_durations() -> None:
 
 
 def test_gauge_queries() -> None:
-    gauge = MODEL_SERVER.gauges["inference_queue_depth"]
-    assert QUERIES.values(gauge, SCOPE, ("namespace", "pod"), fresh_only=False) == (
+    gauge = MODEL_SERVER.inputs[Signal.QUEUE_DEPTH]
+    assert isinstance(gauge, Gauge)
+    assert QUERIES.gauge(gauge, SCOPE, ("namespace", "pod"), fresh_only=False) == [
         'sum by (namespace, pod) (avg_over_time(inference_queue_depth{namespace="ml",'
         'deployment="model"}[15s]))'
-    )
-    assert QUERIES.values(gauge, SCOPE, (), fresh_only=True) == (
+    ]
+    assert QUERIES.gauge(gauge, SCOPE, (), fresh_only=True) == [
         'sum (avg_over_time(inference_queue_depth{namespace="ml",deployment="model"}[15s])'
         ' and on (namespace, pod) (time() - timestamp(inference_queue_depth{namespace="ml",'
         'deployment="model"}) <= 10))'
-    )
+    ]
 
 
-def test_a_gauge_of_several_series_adds_them_per_group() -> None:
+def test_a_gauge_of_several_series_is_a_query_per_series() -> None:
+    """The provider adds the terms per group (a pod needs them all): PromQL's ``+`` would also
+    match them, but a rate's failure counter may not exist yet, so every sum is done alike."""
     gauge = Gauge((Series("waiting", {"model": "m"}), Series("running")))
-    assert QUERIES.values(gauge, (), ("pod",), fresh_only=False) == (
-        'sum by (pod) (avg_over_time(waiting{model="m"}[15s]))'
-        " + sum by (pod) (avg_over_time(running{}[15s]))"
-    )
+    assert QUERIES.gauge(gauge, (), ("pod",), fresh_only=False) == [
+        'sum by (pod) (avg_over_time(waiting{model="m"}[15s]))',
+        "sum by (pod) (avg_over_time(running{}[15s]))",
+    ]
+
+
+def test_a_fraction_is_averaged_over_a_pods_series() -> None:
+    kv = presets.VLLM.inputs[Signal.KV_CACHE_UTILIZATION]
+    assert isinstance(kv, Gauge)
+    assert QUERIES.gauge(kv, (), ("deployment", "namespace", "pod"), fresh_only=False) == [
+        "avg by (deployment, namespace, pod) (avg_over_time(vllm:kv_cache_usage_perc{}[15s]))"
+    ]
 
 
 def test_rate_and_latency_queries() -> None:
-    requests, latency = MODEL_SERVER.requests, MODEL_SERVER.latency
+    requests = MODEL_SERVER.inputs[Signal.REQUESTS]
+    latency = MODEL_SERVER.inputs[Signal.LATENCY]
     assert isinstance(requests, Counter) and isinstance(latency, Histogram)
-    assert QUERIES.values(requests, SCOPE, ("deployment",), fresh_only=False) == (
+    assert QUERIES.rates(
+        requests.series, requests.freshness, SCOPE, ("deployment",), fresh_only=False
+    ) == [
         "sum by (deployment) (rate(inference_request_duration_seconds_count"
         '{namespace="ml",deployment="model"}[30s]))'
-    )
+    ]
     assert QUERIES.quantile(latency, 0.99, SCOPE, ("namespace", "pod")) == (
         "histogram_quantile(0.99, sum by (namespace, pod, le) (rate("
-        'inference_request_duration_seconds_bucket{namespace="ml",deployment="model"}[30s])))'
+        'inference_request_duration_seconds_bucket{namespace="ml",deployment="model"}[30s])'
+        " and on (namespace, pod) (time() - timestamp(inference_request_duration_seconds_count"
+        '{namespace="ml",deployment="model"}) <= 10)))'
     )
     assert QUERIES.buckets(latency, SCOPE, (), fresh_only=True) == (
         "sum by (le) (rate(inference_request_duration_seconds_bucket"
@@ -104,16 +113,22 @@ def test_rate_and_latency_queries() -> None:
 def test_label_names_come_from_configuration() -> None:
     queries = promql.Queries(SeriesLabels(pod="kubernetes_pod", namespace="ns"), 30, 15, 10)
     assert queries.per_pod == ("ns", "kubernetes_pod")
-    latency = MODEL_SERVER.latency
-    assert latency is not None
+    latency = MODEL_SERVER.inputs[Signal.LATENCY]
+    assert isinstance(latency, Histogram)
     assert "on (ns, kubernetes_pod)" in queries.buckets(latency, (), (), fresh_only=True)
 
 
-def test_sources_are_data() -> None:
-    """A server without a histogram serves no latency, and says which metrics it has."""
-    gauges_only = ServerSource(gauges={"inference_queue_depth": Gauge((Series("q"),))})
+def test_presets_are_data() -> None:
+    """A server without a histogram serves no latency quantile, says which metrics it has, and
+    why it lacks the others."""
+    gauges_only = presets.generic(queue_gauge="q")
     assert gauges_only.served() == ("inference_queue_depth",)
     assert gauges_only.source_of(BY_NAME["inference_latency_p99_seconds"]) is None
-    # all but the required replicas, which no server's Prometheus metrics can give
-    assert MODEL_SERVER.served() == tuple(n for n in BY_NAME if n != REQUIRED_REPLICAS)
+    assert gauges_only.unserved()["inference_latency_p99_seconds"] == (
+        "the generic preset has no latency: not named on the command line (--latency-histogram)"
+    )
+    assert "inference_time_to_first_token_p99_seconds" not in MODEL_SERVER.served()
+    # no server's Prometheus metrics give the required replicas (the time each request held a
+    # slot): no preset serves them
+    assert all(REQUIRED_REPLICAS not in preset.served() for preset in presets.PRESETS.values())
     assert promql.is_label_name("pod") and not promql.is_label_name("app.kubernetes.io/name")

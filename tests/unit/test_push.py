@@ -17,10 +17,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapter import push, sketch
-from adapter.client import PodIdentity, encode_report
+from adapter.client import Contents, PodIdentity, encode_report
+from adapter.client.pusher import encode
 from adapter.config import PushConfig
 from adapter.errors import ApiError
-from adapter.report import CONCURRENCY, GAUGE_NAMES, QUEUE_DEPTH, Owner, Report
+from adapter.report import (
+    CONCURRENCY,
+    FRACTIONS,
+    GAUGE_NAMES,
+    KV_CACHE_UTILIZATION,
+    QUEUE_DEPTH,
+    SIGNAL_NAMES,
+    SKETCH_NAMES,
+    Owner,
+    Report,
+    Sketch,
+    Source,
+)
 from adapter.resources import PodRef
 from adapter.sketch import LatencySketch
 
@@ -42,6 +55,25 @@ VALID: dict[str, Any] = {
     "latency": {"relative_accuracy": 0.01, "zero_count": 2, "bins": {"-230": 3, "-229": 10}},
 }
 VALID_TIMESTAMP = datetime.datetime(2026, 11, 28, 15, 0, 0, 123000, datetime.UTC).timestamp()
+RELAYED: dict[str, Any] = {
+    **VALID,
+    "gauges": {"inference_queue_depth": 3, "inference_kv_cache_utilization": 0.25},
+    "latency": {**VALID["latency"], "counts_per_request": 1024},
+    "time_to_first_token": {
+        "relative_accuracy": 0.01,
+        "bins": {"-300": 1024, "-299": 2048},
+        "counts_per_request": 1024,
+    },
+    "service_time": {"relative_accuracy": 0.01, "bins": {"-200": 2}},
+    "requests": 4,
+    "latency_mean": {"sum": 1.5, "count": 3},
+    "source": {
+        "preset": "vllm",
+        "missing": {"inference_concurrency": "vllm:num_requests_running is not in the metrics"},
+        "buckets": {"latency": [0.3, 0.5, 1], "time_to_first_token": [0.001, 0.01]},
+    },
+}
+"""A relay's report: every optional field the contract gained for real servers."""
 
 DELETE = object()
 """Marks a field to remove in ``changed``."""
@@ -51,9 +83,10 @@ def body(document: Any) -> bytes:
     return json.dumps(document).encode()
 
 
-def changed(path: tuple[str, ...], value: Any) -> dict[str, Any]:
-    """A deep copy of VALID with the field at ``path`` set to ``value`` (or removed: DELETE)."""
-    document = copy.deepcopy(VALID)
+def changed(path: tuple[str, ...], value: Any, base: dict[str, Any] = VALID) -> dict[str, Any]:
+    """A deep copy of ``base`` with the field at ``path`` set to ``value`` (or removed:
+    DELETE)."""
+    document = copy.deepcopy(base)
     *parents, last = path
     container = document
     for key in parents:
@@ -78,18 +111,21 @@ def rejection(raw: bytes, limits: PushConfig = LIMITS) -> ApiError:
 # --- a valid body ---------------------------------------------------------------------------
 
 
+VALID_REPORT = Report(
+    pod=PodRef("inference", "model-7d4b9c-x2k8p"),
+    uid="5f0c2a9e-1d3b-4c5d-9e8f-0a1b2c3d4e5f",
+    seq=17,
+    labels={"app": "model", "example.com/tier": "gpu", "empty": ""},
+    owner=Owner("Deployment", "model"),
+    pod_timestamp=VALID_TIMESTAMP,
+    gauges={QUEUE_DEPTH: 3.0, CONCURRENCY: 7.5},
+    latency_bins={-230: 3, -229: 10},
+    latency_zero_count=2,
+)
+
+
 def test_valid_body_decodes_every_field():
-    assert decode(body(VALID)) == Report(
-        pod=PodRef("inference", "model-7d4b9c-x2k8p"),
-        uid="5f0c2a9e-1d3b-4c5d-9e8f-0a1b2c3d4e5f",
-        seq=17,
-        labels={"app": "model", "example.com/tier": "gpu", "empty": ""},
-        owner=Owner("Deployment", "model"),
-        pod_timestamp=VALID_TIMESTAMP,
-        gauges={QUEUE_DEPTH: 3.0, CONCURRENCY: 7.5},
-        latency_bins={-230: 3, -229: 10},
-        latency_zero_count=2,
-    )
+    assert decode(body(VALID)) == VALID_REPORT
 
 
 def test_valid_body_types_are_normalized():
@@ -107,6 +143,109 @@ def test_minimal_body_has_defaults():
 
 def test_the_gauge_type_of_the_fast_path_names_every_gauge():
     assert typing.get_args(push._GaugeName) == GAUGE_NAMES
+    assert typing.get_args(push._SignalName) == SIGNAL_NAMES
+    assert typing.get_args(push._SketchName) == SKETCH_NAMES
+
+
+def test_a_relayed_body_decodes_every_field():
+    report = decode(body(RELAYED))
+    assert report == VALID_REPORT._replace(
+        gauges={QUEUE_DEPTH: 3.0, KV_CACHE_UTILIZATION: 0.25},
+        latency_counts_per_request=1024,
+        sketches={
+            "time_to_first_token": Sketch({-300: 1024, -299: 2048}, 0, 1024),
+            "service_time": Sketch({-200: 2}, 0, 1),
+        },
+        requests=4,
+        latency_mean=(1.5, 3),
+        source=Source(
+            "vllm",
+            {"inference_concurrency": "vllm:num_requests_running is not in the metrics"},
+            {"latency": (0.3, 0.5, 1.0), "time_to_first_token": (0.001, 0.01)},
+        ),
+    )
+    assert report.completed_requests == 4
+    assert push._decode_fast(body(RELAYED), LIMITS, None) == report
+    without_requests = decode(body(changed(("requests",), DELETE, RELAYED)))
+    assert without_requests.completed_requests == 15 // 1024  # counts over counts per request
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field_path"),
+    [
+        (
+            ("gauges", "inference_kv_cache_utilization"),
+            1.01,
+            "gauges.inference_kv_cache_utilization",
+        ),
+        (("latency", "counts_per_request"), 3, "latency.counts_per_request"),
+        (("latency", "counts_per_request"), 2048, "latency.counts_per_request"),
+        (("latency", "counts_per_request"), 0, "latency.counts_per_request"),
+        (
+            ("time_to_first_token", "relative_accuracy"),
+            0.02,
+            "time_to_first_token.relative_accuracy",
+        ),
+        (("time_to_first_token", "bins", "x"), 1, "time_to_first_token.bins['x']"),
+        (("service_time", "zero_count"), -1, "service_time.zero_count"),
+        (("requests",), -1, "requests"),
+        (("requests",), 1.5, "requests"),
+        (("latency_mean",), 2.0, "latency_mean"),
+        (("latency_mean", "count"), DELETE, "latency_mean.count"),
+        (("latency_mean", "sum"), -0.5, "latency_mean.sum"),
+        (("latency_mean", "sum"), "1", "latency_mean.sum"),
+        (("latency_mean", "count"), 0, "latency_mean.sum"),
+        (("latency_mean", "extra"), 1, "latency_mean.extra"),
+        (("source", "preset"), DELETE, "source.preset"),
+        (("source", "preset"), "vLLM", "source.preset"),
+        (("source", "preset"), "a" * 64, "source.preset"),
+        (("source", "missing", "gpu_temperature"), "hot", "source.missing.gpu_temperature"),
+        (("source", "missing", "latency"), "", "source.missing.latency"),
+        (("source", "missing", "latency"), "x" * 301, "source.missing.latency"),
+        (("source", "missing", "latency"), "two\nlines", "source.missing.latency"),
+        (("source", "buckets", "latency"), [0.5, 0.3], "source.buckets.latency"),
+        (("source", "buckets", "latency"), [0, 0.3], "source.buckets.latency"),
+        (("source", "buckets", "latency"), list(range(1, 130)), "source.buckets.latency"),
+        (("source", "buckets", "queue"), [1], "source.buckets.queue"),
+    ],
+)
+def test_a_wrong_relayed_field_is_422_naming_it(path, value, field_path):
+    raw = body(changed(path, value, RELAYED))
+    error = rejection(raw)
+    assert (error.code, error.field_path) == (422, field_path), error.message
+    assert push._decode_fast(raw, LIMITS, None) is None
+
+
+@settings(max_examples=300, **PROPERTY)
+@given(st.data())
+def test_hostile_mutations_of_a_relayed_body_decode_or_name_the_field(data):
+    document, mutated = data.draw(mutations(RELAYED))
+    error = assert_decodes_or_4xx(body(document))
+    if error is not None:
+        assert error.code == 422
+        assert names_the_field(error.field_path, mutated), (error.field_path, mutated)
+
+
+def test_relayed_contents_round_trip():
+    """What the relay's client sends decodes, on the fast path, to the same numbers."""
+    identity = PodIdentity("llm", "vllm-0", "uid-1", {"app": "vllm"}, deployment="vllm")
+    latencies = LatencySketch.from_bins({-60: 2048, -59: 1024})
+    contents = Contents(
+        gauges={QUEUE_DEPTH: 2.0, KV_CACHE_UTILIZATION: 0.5},
+        sketches={"latency": latencies, "time_to_first_token": LatencySketch.empty()},
+        units_per_request=1024,
+        requests=3,
+        latency_mean=(1.75, 3),
+        source=Source("vllm", {"inference_concurrency": "gone"}, {"latency": (0.3, 0.5)}),
+    )
+    raw = json.dumps(encode(identity, 9, contents, 1.8e9)).encode()
+    report = push._decode_fast(raw, LIMITS, None)
+    assert report is not None and report == push._decode_checked(raw, LIMITS)
+    assert report.all_sketches() == {
+        "latency": Sketch({-60: 2048, -59: 1024}, 0, 1024),
+        "time_to_first_token": Sketch({}, 0, 1024),
+    }
+    assert (report.requests, report.latency_mean, report.source) == (3, (1.75, 3), contents.source)
 
 
 @pytest.mark.parametrize(
@@ -585,7 +724,7 @@ def test_arbitrary_documents_with_known_fields_never_crash(document):
         assert error.field_path in error.message
 
 
-MAP_FIELDS = {("pod", "labels"): 80, ("latency", "bins"): 20}
+MAP_FIELDS = {("pod", "labels"): 80, **{(name, "bins"): 20 for name in SKETCH_NAMES}}
 """Containers whose keys appear in a field path as ``[key!r]``, truncated to this length."""
 
 
@@ -612,10 +751,6 @@ def _get(document: Any, path: tuple[str, ...]) -> Any:
     return document
 
 
-VALID_FIELDS = fields_of(VALID)
-OBJECT_FIELDS = [(), *(p for p in VALID_FIELDS if isinstance(_get(VALID, p), dict))]
-
-
 def names_the_field(field_path: str, mutated: str) -> bool:
     """Whether an error about ``field_path`` is about the mutated field or something inside it."""
     return (
@@ -626,18 +761,20 @@ def names_the_field(field_path: str, mutated: str) -> bool:
 
 
 @st.composite
-def mutations(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
-    """A hostile change to VALID, and the field path an error about it must name."""
+def mutations(draw: st.DrawFn, base: dict[str, Any] = VALID) -> tuple[dict[str, Any], str]:
+    """A hostile change to ``base``, and the field path an error about it must name."""
+    valid_fields = fields_of(base)
     kind = draw(st.sampled_from(["replace", "delete", "extra"]))
     if kind == "extra":
-        container = draw(st.sampled_from(OBJECT_FIELDS))
+        objects = [(), *(p for p in valid_fields if isinstance(_get(base, p), dict))]
+        container = draw(st.sampled_from(objects))
         key = draw(st.text(max_size=10) | st.sampled_from(["uid", "seq", "+1", "-230", "app"]))
         path = (*container, key)
         value = draw(json_values | st.integers(1, 100) | st.text(max_size=5))
     else:
-        path = draw(st.sampled_from(VALID_FIELDS))
+        path = draw(st.sampled_from(valid_fields))
         value = DELETE if kind == "delete" else draw(json_values)
-    return changed(path, value), field_path_of(path)
+    return changed(path, value, base), field_path_of(path)
 
 
 @settings(max_examples=400, **PROPERTY)
@@ -681,7 +818,9 @@ latency_values = st.lists(
 @given(
     identities,
     st.integers(1, push.MAX_SEQ),
-    st.dictionaries(st.sampled_from(GAUGE_NAMES), gauge_values),
+    st.dictionaries(st.sampled_from(GAUGE_NAMES), gauge_values).map(
+        lambda gauges: {k: min(v, 1.0) if k in FRACTIONS else v for k, v in gauges.items()}
+    ),
     latency_values,
     st.integers(0, 4_000_000_000_000),
 )

@@ -114,5 +114,5 @@ def test_model_server_resolve_flag_and_environment_agree(tmp_path) -> None:
     )
     environment = build_parser({"MODEL_SERVER_RESOLVE": "push:127.0.0.1,127.0.0.2,x:[::1]"})
     expected = {"push": ("127.0.0.1", "127.0.0.2"), "x": ("::1",)}
-    assert config_from_args(flags).adapter_addresses == expected
-    assert config_from_args(environment.parse_args(common)).adapter_addresses == expected
+    assert config_from_args(flags).push.adapter_addresses == expected
+    assert config_from_args(environment.parse_args(common)).push.adapter_addresses == expected

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from adapter.config import StoreConfig
-from adapter.report import CONCURRENCY, QUEUE_DEPTH, REQUESTS_SHED, WORKER_SLOTS, Report
+from adapter.report import (
+    CONCURRENCY,
+    QUEUE_DEPTH,
+    REQUESTS_SHED,
+    SERVICE_TIME,
+    WORKER_SLOTS,
+    Report,
+    Sketch,
+)
 from adapter.resources import PodRef
 from adapter.sketch import LatencySketch
 from adapter.store import Store
@@ -17,8 +25,8 @@ from simulator.pushes import PodPusher, Pushes
 
 
 class _Pod:
-    """What a pusher reads of a pod: its identity, gauges and latencies (scripted), its slots
-    and the requests it shed (one more each report)."""
+    """What a pusher reads of a pod: its identity, gauges and latencies (scripted), its slots,
+    the requests it shed (one more each report) and its service times (half the latencies)."""
 
     slots = 4
 
@@ -35,6 +43,24 @@ class _Pod:
 
     def take_latencies(self) -> list[float]:
         return self._latencies
+
+    def take_service_times(self) -> list[float]:
+        return [latency / 2 for latency in self._latencies]
+
+
+def as_sketch(values: list[float]) -> Sketch:
+    """What the push client sends for ``values``: ``LatencySketch.from_values``'s bins."""
+    made = LatencySketch.from_values(values)
+    return Sketch(
+        dict(zip(made.indices.tolist(), made.counts.tolist(), strict=True)), made.zero_count
+    )
+
+
+def service_window(store: Store, name: str) -> tuple[dict[int, int], int]:
+    view = store.get(PodRef("ml", name)).sketch_window(SERVICE_TIME)
+    assert view is not None
+    low, band = view.band
+    return {low + i: count for i, count in enumerate(band) if count}, view.zero_count
 
 
 def scripted(rng: np.random.Generator, count: int) -> list[tuple[tuple[float, float], list[float]]]:
@@ -65,7 +91,7 @@ def test_batched_reports_leave_the_store_as_one_by_one_reports() -> None:
             now = step * 1.0 + offset * 0.3
             pushes.take(now, pushers[name])
             (queue, concurrency), latencies = script[step]
-            sketch = LatencySketch.from_values(latencies)
+            latency = as_sketch(latencies)
             everything += latencies
             direct.apply(
                 Report(
@@ -79,10 +105,9 @@ def test_batched_reports_leave_the_store_as_one_by_one_reports() -> None:
                         WORKER_SLOTS: 4.0,
                         REQUESTS_SHED: float(step + 1),
                     },
-                    latency_bins=dict(
-                        zip(sketch.indices.tolist(), sketch.counts.tolist(), strict=True)
-                    ),
-                    latency_zero_count=sketch.zero_count,
+                    latency_bins=latency.bins,
+                    latency_zero_count=latency.zero_count,
+                    sketches={SERVICE_TIME: as_sketch([v / 2 for v in latencies])},
                 ),
                 now,
             )
@@ -93,6 +118,7 @@ def test_batched_reports_leave_the_store_as_one_by_one_reports() -> None:
                 assert ours is not None and theirs is not None
                 assert ours.window_bins == theirs.window_bins
                 assert ours.window_zero_count == theirs.window_zero_count
+                assert service_window(batched, name) == service_window(direct, name)
                 assert ours.completed_requests() == theirs.completed_requests()
                 assert (ours.gauges, ours.last_seq, ours.last_seen) == (
                     theirs.gauges,

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from adapter import push, sketch
-from adapter.client import PodIdentity, encode_report
+from adapter.client import Contents, PodIdentity
+from adapter.client.pusher import encode
 from adapter.config import PushConfig, StoreConfig
-from adapter.report import Report
+from adapter.report import Report, Source
 from adapter.resources import PodRef
 from adapter.sketch import LatencySketch
 from adapter.store import OverBudget, Store
@@ -60,20 +61,31 @@ def test_held_bytes_follow_every_change() -> None:
         assert store.held_bytes == total_of(store), f"step {step}"
 
 
+RELAYED_SOURCE = Source(
+    "vllm",
+    {"inference_concurrency": "vllm:num_requests_running is not in the server's metrics"},
+    {"latency": tuple(0.3 * 1.5**k for k in range(21)), "time_to_first_token": (0.001, 0.01)},
+)
+
+
 def _held_and_allocated(
-    pods: int, labels: dict[str, str], pushes: int, bins: int
+    pods: int, labels: dict[str, str], pushes: int, bins: int, relayed: bool = False
 ) -> tuple[float, float]:
-    """Per pod: what the store estimates, and what decoding and applying allocated."""
+    """Per pod: what the store estimates, and what decoding and applying allocated (a relay's
+    reports: two sketches, counts and a source)."""
     rng = np.random.default_rng(2)
     store, known, limits = Store(StoreConfig(), max_pods=pods), push.KnownPods(pods), PushConfig()
     bodies = []
     for seq in range(1, pushes + 1):
         for i in range(pods):
             identity = PodIdentity("inference", f"model-{i:05d}", f"uid-{i:05d}", labels, "model")
-            document = encode_report(identity, seq, {}, LatencySketch.empty(), NOW)
             low = int(rng.integers(-300, -100))
-            document["latency"]["bins"] = {str(low + j): 3 for j in range(bins)}
-            bodies.append(json.dumps(document).encode())
+            latencies = LatencySketch.from_bins({low + j: 3 for j in range(bins)})
+            contents = Contents.of(latencies, {})
+            if relayed:
+                sketches = {"latency": latencies, "time_to_first_token": latencies}
+                contents = Contents({}, sketches, 1024, 5, (1.0, 5), RELAYED_SOURCE)
+            bodies.append(json.dumps(encode(identity, seq, contents, NOW)).encode())
     gc.collect()  # no other test's garbage freed while measuring
     gc.disable()
     tracemalloc.start()
@@ -90,14 +102,20 @@ def _held_and_allocated(
 
 
 @pytest.mark.parametrize(
-    ("pods", "labels", "pushes", "bins"),
-    [(300, {}, 1, 0), (20, MAX_LABELS, 1, 0), (10, {"app": "model"}, 30, 50)],
-    ids=["bare", "largest-labels", "full-window"],
+    ("pods", "labels", "pushes", "bins", "relayed"),
+    [
+        (300, {}, 1, 0, False),
+        (20, MAX_LABELS, 1, 0, False),
+        (10, {"app": "model"}, 30, 50, False),
+        (100, {}, 1, 0, True),
+        (10, {"app": "model"}, 30, 300, True),
+    ],
+    ids=["bare", "largest-labels", "full-window", "relayed-bare", "relayed-full-window"],
 )
 def test_the_estimate_is_what_a_pod_costs(
-    pods: int, labels: dict[str, str], pushes: int, bins: int
+    pods: int, labels: dict[str, str], pushes: int, bins: int, relayed: bool
 ) -> None:
-    held, allocated = _held_and_allocated(pods, labels, pushes, bins)
+    held, allocated = _held_and_allocated(pods, labels, pushes, bins, relayed)
     assert 0.8 < held / allocated < 1.25, f"estimated {held:.0f}, allocated {allocated:.0f}"
 
 

@@ -2,12 +2,18 @@
 
 A server calls ``LatencyRecorder.observe(seconds)`` for every completed request and runs a
 ``PushClient``, which every interval drains the recorder into a sketch and delivers one report to
-every adapter replica (docs/push-protocol.md). An adapter URL stands for every address its host
-name resolves to (``adapter.resolver``; a headless Service lists each replica): the client looks
-the name up again every ``resolve_interval_seconds`` and at once when a replica stops answering,
-keeps one keep-alive connection per address, and verifies TLS against the URL's host name,
-never against an address. Each replica has its own ``Pusher`` and its own delivery task, so a
-slow or dead replica never delays another. Retries never double count:
+every adapter replica (docs/push-protocol.md). What a report carries is ``Contents``: gauges,
+sketches by name (``latency``, ``time_to_first_token``, ``service_time``), and for a relay
+(``adapter.client.relay``) the completed requests, the mean latency's sum and count, and where
+the numbers come from (``adapter.report.Source``); contents merge, so undelivered ones join the
+next.
+
+An adapter URL stands for every address its host name resolves to (``adapter.resolver``; a
+headless Service lists each replica): the client looks the name up again every
+``resolve_interval_seconds`` and at once when a replica stops answering, keeps one keep-alive
+connection per address, and verifies TLS against the URL's host name, never against an address.
+Each replica has its own ``Pusher`` and its own delivery task, so a slow or dead replica never
+delays another. Retries never double count:
 
 - data that was certainly not delivered (connection refused, 429/503) stays *pending*, merged with
   newer data bin-wise, and goes out under a new ``seq`` later;
@@ -40,14 +46,16 @@ import random
 import ssl
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import aiohttp
 import numpy as np
 
+from adapter.report import LATENCY, SERVICE_TIME, SKETCH_NAMES, Source
 from adapter.resolver import DnsResolver, Resolver, is_address
 from adapter.sketch import RELATIVE_ACCURACY, LatencySketch
 
@@ -102,6 +110,120 @@ class LatencyRecorder:
         return LatencySketch.from_values(np.asarray(values, dtype=np.float64))
 
 
+def _no_gauges() -> Mapping[str, float]:
+    return MappingProxyType({})
+
+
+def _no_sketches() -> Mapping[str, LatencySketch]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Contents:
+    """What one report carries besides who sends it: the gauges now, and what happened since the
+    previous report. Contents merge (``merge``), so data that was not delivered joins the next
+    report: sketches bin-wise, counts added, gauges and source the newer ones."""
+
+    gauges: Mapping[str, float] = field(default_factory=_no_gauges)
+    sketches: Mapping[str, LatencySketch] = field(default_factory=_no_sketches)
+    """By field name (``adapter.report.SKETCH_NAMES``); a sketch not here is not reported."""
+    units_per_request: int = 1
+    """Counts each request makes in the sketches (a relay spreads a request into 1024)."""
+    requests: int | None = None
+    """Completed requests, when counted apart from the latency sketch."""
+    latency_mean: tuple[float, int] | None = None
+    """The latencies' sum (seconds) and how many requests it covers."""
+    source: Source | None = None
+
+    @classmethod
+    def of(
+        cls,
+        latency: LatencySketch,
+        gauges: Mapping[str, float],
+        service_time: LatencySketch | None = None,
+    ) -> Contents:
+        """A model server's contents: its latencies and gauges, and the time each request
+        held a worker slot when it measures that (sent even when empty: it says the pod does)."""
+        sketches = {LATENCY: latency}
+        if service_time is not None:
+            sketches[SERVICE_TIME] = service_time
+        return cls(gauges, MappingProxyType(sketches))
+
+    @property
+    def latency(self) -> LatencySketch:
+        return self.sketches.get(LATENCY, _EMPTY)
+
+    @property
+    def request_count(self) -> int:
+        """Requests these contents account for."""
+        if self.requests is not None:
+            return self.requests
+        return self.latency.count // self.units_per_request
+
+    def merge(self, newer: Contents) -> Contents:
+        """These contents followed by ``newer``. ValueError if their sketches count requests
+        differently (never within one pusher)."""
+        if newer.units_per_request != self.units_per_request:
+            raise ValueError("contents with different units per request do not merge")
+        sketches = dict(self.sketches)
+        for name, latencies in newer.sketches.items():
+            sketches[name] = sketches[name].merge(latencies) if name in sketches else latencies
+        mean = self.latency_mean
+        if newer.latency_mean is not None:
+            mean = newer.latency_mean
+            if self.latency_mean is not None:
+                mean = (mean[0] + self.latency_mean[0], mean[1] + self.latency_mean[1])
+        requests = self.requests
+        if newer.requests is not None:
+            requests = newer.requests + (self.requests or 0)
+        return Contents(
+            newer.gauges,
+            MappingProxyType(sketches),
+            self.units_per_request,
+            requests,
+            mean,
+            newer.source if newer.source is not None else self.source,
+        )
+
+    def as_wire(self) -> dict[str, Any]:
+        """The report's fields after ``pod``, ``seq`` and ``timestamp``."""
+        wire: dict[str, Any] = {"gauges": dict(self.gauges)}
+        for name in SKETCH_NAMES:
+            latencies = self.sketches.get(name)
+            if latencies is None and name == LATENCY:
+                latencies = _EMPTY  # the contract's original field: always sent
+            if latencies is not None:
+                wire[name] = {
+                    "relative_accuracy": RELATIVE_ACCURACY,
+                    "zero_count": latencies.zero_count,
+                    "bins": latencies.to_bins(),
+                }
+                if self.units_per_request != 1:
+                    wire[name]["counts_per_request"] = self.units_per_request
+        if self.requests is not None:
+            wire["requests"] = self.requests
+        if self.latency_mean is not None:
+            wire["latency_mean"] = {"sum": self.latency_mean[0], "count": self.latency_mean[1]}
+        if self.source is not None:
+            wire["source"] = self.source.as_wire()
+        return wire
+
+
+_EMPTY = LatencySketch.empty()
+EMPTY_CONTENTS = Contents()
+
+
+def encode(identity: PodIdentity, seq: int, contents: Contents, unix_time: float) -> dict[str, Any]:
+    """The JSON body of one push."""
+    stamp = datetime.datetime.fromtimestamp(unix_time, datetime.UTC)
+    return {
+        "pod": identity.as_wire(),
+        "seq": seq,
+        "timestamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        **contents.as_wire(),
+    }
+
+
 def encode_report(
     identity: PodIdentity,
     seq: int,
@@ -109,19 +231,8 @@ def encode_report(
     latency: LatencySketch,
     unix_time: float,
 ) -> dict[str, Any]:
-    """The JSON body of one push."""
-    stamp = datetime.datetime.fromtimestamp(unix_time, datetime.UTC)
-    return {
-        "pod": identity.as_wire(),
-        "seq": seq,
-        "timestamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "gauges": dict(gauges),
-        "latency": {
-            "relative_accuracy": RELATIVE_ACCURACY,
-            "zero_count": latency.zero_count,
-            "bins": latency.to_bins(),
-        },
-    }
+    """The JSON body of a model server's push: its gauges and latencies."""
+    return encode(identity, seq, Contents.of(latency, gauges), unix_time)
 
 
 class _Undelivered(Exception):
@@ -190,7 +301,7 @@ class _Outgoing:
     """A report taken out of the pending data, with what it carries (to merge back)."""
 
     body: dict[str, Any]
-    latency: LatencySketch
+    contents: Contents
     since: float
     """When its oldest data was collected (the client's clock)."""
 
@@ -232,8 +343,7 @@ class Pusher:
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._clock = clock
         self._next_seq = next_seq or itertools.count(1).__next__
-        self._pending = LatencySketch.empty()
-        self._pending_gauges: Mapping[str, float] = {}
+        self._pending = EMPTY_CONTENTS
         self._pending_since = 0.0
         self._has_pending = False
         self._in_flight: _Outgoing | None = None
@@ -246,24 +356,28 @@ class Pusher:
         """Whether the last attempt failed to connect (or timed out): the replica may be gone."""
         self.stats = PushStats()
 
-    def add(self, latency: LatencySketch, gauges: Mapping[str, float]) -> None:
+    def add(self, contents: Contents) -> None:
         """Merge new data into what awaits delivery; gauges replace older gauges. A backlog
         older than the max age is dropped first."""
         now = self._clock()
         if self._has_pending and now - self._pending_since > self._max_backlog_age:
-            self._drop(self._pending.count, f"undelivered for over {self._max_backlog_age:g}s")
-            self._pending, self._has_pending = LatencySketch.empty(), False
+            self._drop(
+                self._pending.request_count, f"undelivered for over {self._max_backlog_age:g}s"
+            )
+            self._has_pending = False
         if not self._has_pending:
             self._pending_since = now
-        self._pending = self._pending.merge(latency)
-        self._pending_gauges = gauges
+            self._pending = contents
+        else:
+            self._pending = self._pending.merge(contents)
         self._has_pending = True
 
     @property
     def pending_requests(self) -> int:
         """Requests recorded but not yet acknowledged (pending plus in flight): the backlog."""
-        in_flight = self._in_flight.latency.count if self._in_flight is not None else 0
-        return self._pending.count + in_flight
+        in_flight = self._in_flight.contents.request_count if self._in_flight is not None else 0
+        pending = self._pending.request_count if self._has_pending else 0
+        return pending + in_flight
 
     @property
     def busy(self) -> bool:
@@ -273,7 +387,7 @@ class Pusher:
     def discard(self) -> None:
         """Drop the whole backlog (the replica is gone), counting it."""
         self._drop(self.pending_requests, "the replica's address went away")
-        self._pending, self._has_pending, self._in_flight = LatencySketch.empty(), False, None
+        self._pending, self._has_pending, self._in_flight = EMPTY_CONTENTS, False, None
 
     def _drop(self, requests: int, why: str) -> None:
         """Count (and log) requests whose latencies will never reach this replica."""
@@ -285,11 +399,9 @@ class Pusher:
 
     def _take_pending(self) -> _Outgoing:
         """The pending data as a new report under the next ``seq``; nothing is pending after."""
-        body = encode_report(
-            self.identity, self._next_seq(), self._pending_gauges, self._pending, self._clock()
-        )
+        body = encode(self.identity, self._next_seq(), self._pending, self._clock())
         outgoing = _Outgoing(body, self._pending, self._pending_since)
-        self._pending, self._has_pending = LatencySketch.empty(), False
+        self._pending, self._has_pending = EMPTY_CONTENTS, False
         return outgoing
 
     def _restore(self, outgoing: _Outgoing) -> None:
@@ -297,9 +409,9 @@ class Pusher:
         gauges, if any arrived meanwhile, win)."""
         if self._has_pending:
             outgoing.since = min(outgoing.since, self._pending_since)
+            self._pending = outgoing.contents.merge(self._pending)
         else:
-            self._pending_gauges = outgoing.body["gauges"]
-        self._pending = outgoing.latency.merge(self._pending)
+            self._pending = outgoing.contents
         self._pending_since, self._has_pending = outgoing.since, True
 
     async def _post(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> None:
@@ -363,7 +475,7 @@ class Pusher:
             now = self._clock()
             if self._in_flight is not None and now - self._in_flight.since > self._max_backlog_age:
                 self._drop(
-                    self._in_flight.latency.count,
+                    self._in_flight.contents.request_count,
                     f"unacknowledged for over {self._max_backlog_age:g}s",
                 )
                 self._in_flight = None
@@ -540,15 +652,20 @@ def client_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
 
 
 class PushClient:
-    """Pushes one pod's numbers to every replica of every adapter URL each interval."""
+    """Pushes one pod's numbers to every replica of every adapter URL each interval.
+
+    A model server gives a ``recorder`` and its ``gauges`` (and ``service_times``, a recorder
+    of how long each request held a worker slot, for the required replicas); a relay gives
+    neither and hands ``run`` a function that scrapes and reads its server.
+    """
 
     def __init__(
         self,
         urls: list[str],
         identity: PodIdentity,
         token: Token,
-        recorder: LatencyRecorder,
-        gauges: Callable[[], Mapping[str, float]],
+        recorder: LatencyRecorder | None = None,
+        gauges: Callable[[], Mapping[str, float]] | None = None,
         *,
         ca_file: Path | None = None,
         interval_seconds: float = 1.0,
@@ -556,9 +673,11 @@ class PushClient:
         resolver: Resolver | None = None,
         resolve_interval_seconds: float = DEFAULT_RESOLVE_INTERVAL_SECONDS,
         clock: Callable[[], float] = time.time,
+        service_times: LatencyRecorder | None = None,
     ) -> None:
         self.recorder = recorder
         self.gauges = gauges
+        self.service_times = service_times
         self.interval_seconds = interval_seconds
         next_seq = itertools.count(first_seq(clock())).__next__
 
@@ -616,10 +735,16 @@ class PushClient:
         return totals
 
     def collect(self) -> None:
-        """Move what the recorder holds, and the current gauges, to every pusher."""
-        latency, gauges = self.recorder.drain(), dict(self.gauges())
+        """Move what the recorders hold, and the current gauges, to every pusher."""
+        if self.recorder is None or self.gauges is None:
+            return
+        held = self.service_times.drain() if self.service_times is not None else None
+        self.add(Contents.of(self.recorder.drain(), dict(self.gauges()), held))
+
+    def add(self, contents: Contents) -> None:
+        """Give every pusher ``contents`` to deliver."""
         for pusher in self.pushers:
-            pusher.add(latency, gauges)
+            pusher.add(contents)
 
     def _open_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -654,25 +779,34 @@ class PushClient:
             )
         )
 
-    async def run(self) -> None:
-        """Every interval until cancelled: look the replicas up when due, collect, and start a
-        delivery to every replica not still busy with its last one. Lookups and deliveries run
-        as tasks of their own, so neither a slow name server nor a slow replica delays the rest;
-        cancelling ``run`` cancels them (a report cut off on its way stays in flight). A retry
-        goes on the tick nearest its backoff's end, so a replica that comes back hears from
-        this pod within two intervals."""
+    async def run(self, read: Callable[[], Awaitable[Contents | None]] | None = None) -> None:
+        """Every interval until cancelled: look the replicas up when due, collect (or await
+        ``read``: None adds nothing new that interval), and start a delivery to every replica
+        not still busy with its last one. Lookups and deliveries run as tasks of their own, so
+        neither a slow name server nor a slow replica delays the rest; cancelling ``run``
+        cancels them (a report cut off on its way stays in flight). A retry goes on the tick
+        nearest its backoff's end, so a replica that comes back hears from this pod within two
+        intervals. The interval runs from tick to tick, however long ``read`` takes."""
         self._open_session()
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
         async with asyncio.TaskGroup() as tasks:
             while True:
-                await asyncio.sleep(self.interval_seconds)
-                self._start_round(tasks)
+                next_tick = max(next_tick + self.interval_seconds, loop.time())
+                await asyncio.sleep(next_tick - loop.time())
+                contents = await read() if read is not None else None
+                self._start_round(tasks, contents)
 
-    def _start_round(self, tasks: asyncio.TaskGroup) -> None:
-        """One interval's work: the lookups due, the collection, a delivery per idle replica."""
+    def _start_round(self, tasks: asyncio.TaskGroup, contents: Contents | None) -> None:
+        """One interval's work: the lookups due, the collection (``contents``, or the
+        recorder's), a delivery per idle replica."""
         for adapter in self.adapters:
             if adapter.resolution_due():
                 tasks.create_task(adapter.resolve())
-        self.collect()
+        if contents is not None:
+            self.add(contents)
+        else:
+            self.collect()
         early = self.interval_seconds / 2
         for adapter in self.adapters:
             for pusher in list(adapter.pushers.values()):

@@ -16,12 +16,12 @@ from adapter.report import (
     SERVICE_TIME,
     WORKER_SLOTS,
     Report,
-    Sketch,
 )
 from adapter.resources import PodRef
 from adapter.sketch import LatencySketch
 from adapter.store import Store
 from simulator.pushes import PodPusher, Pushes
+from tests.unit.test_store_provider import as_sketch
 
 
 class _Pod:
@@ -46,14 +46,6 @@ class _Pod:
 
     def take_service_times(self) -> list[float]:
         return [latency / 2 for latency in self._latencies]
-
-
-def as_sketch(values: list[float]) -> Sketch:
-    """What the push client sends for ``values``: ``LatencySketch.from_values``'s bins."""
-    made = LatencySketch.from_values(values)
-    return Sketch(
-        dict(zip(made.indices.tolist(), made.counts.tolist(), strict=True)), made.zero_count
-    )
 
 
 def service_window(store: Store, name: str) -> tuple[dict[int, int], int]:

@@ -13,7 +13,7 @@ from adapter import catalog, resources, selectors
 from adapter.config import StoreConfig
 from adapter.errors import ApiError
 from adapter.provider import CustomMetricInfo, ObjectReference
-from adapter.report import CONCURRENCY, QUEUE_DEPTH, Owner, Report
+from adapter.report import CONCURRENCY, QUEUE_DEPTH, SERVICE_TIME, Owner, Report, Sketch
 from adapter.resources import PodRef
 from adapter.sketch import RELATIVE_ACCURACY, LatencySketch
 from adapter.store import Store
@@ -43,6 +43,14 @@ def info(resource: resources.Resource, metric: str) -> CustomMetricInfo:
     return CustomMetricInfo(resource.group_resource, resource.namespaced, metric)
 
 
+def as_sketch(values: Sequence[float] | np.ndarray) -> Sketch:
+    """``values`` (seconds) as a report's sketch, as the push client makes it."""
+    made = LatencySketch.from_values(np.asarray(values, dtype=np.float64))
+    return Sketch(
+        dict(zip(made.indices.tolist(), made.counts.tolist(), strict=True)), made.zero_count
+    )
+
+
 class Cluster:
     """A store, a provider on a hand-set clock, and the raw latencies every pod pushed."""
 
@@ -64,11 +72,12 @@ class Cluster:
         latencies: Sequence[float] | np.ndarray = (),
         labels: Mapping[str, str] | None = None,
         owner: Owner | None = None,
+        service_times: Sequence[float] | np.ndarray | None = None,
     ) -> None:
         pod = PodRef(namespace, name)
         self._seq[pod] = self._seq.get(pod, 0) + 1
         values = np.asarray(latencies, dtype=np.float64)
-        sketch = LatencySketch.from_values(values)
+        latency = as_sketch(values)
         if owner is None and deployment is not None:
             owner = Owner("Deployment", deployment)
         self.store.apply(
@@ -79,10 +88,9 @@ class Cluster:
                 labels={"app": "model"} if labels is None else labels,
                 owner=owner,
                 gauges={QUEUE_DEPTH: 1.0, CONCURRENCY: 2.0} if gauges is None else gauges,
-                latency_bins=dict(
-                    zip(sketch.indices.tolist(), sketch.counts.tolist(), strict=True)
-                ),
-                latency_zero_count=sketch.zero_count,
+                latency_bins=latency.bins,
+                latency_zero_count=latency.zero_count,
+                sketches={} if service_times is None else {SERVICE_TIME: as_sketch(service_times)},
             ),
             now=at,
         )

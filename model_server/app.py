@@ -140,11 +140,11 @@ class ModelServerState:
 
     def gauges(self) -> dict[str, float]:
         """The gauges pushed to the adapter: queue depth and concurrency as their means over
-        the push interval; once the model is loaded, the worker slots (a batching server's
-        batch seats) and the requests shed since start (a counter)."""
+        the push interval, the worker slots (a batching server's batch seats; 0 while the model
+        loads) and, once it serves, the requests shed since start (a counter)."""
         scheduler = self.scheduler
-        if scheduler is None:
-            return {QUEUE_DEPTH: 0.0, CONCURRENCY: 0.0}
+        if scheduler is None:  # loading its model: no slot serves yet
+            return {QUEUE_DEPTH: 0.0, CONCURRENCY: 0.0, WORKER_SLOTS: 0.0}
         queue_depth, concurrency = scheduler.take_mean_gauges()
         return {
             QUEUE_DEPTH: round(queue_depth, 3),

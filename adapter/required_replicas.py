@@ -105,11 +105,13 @@ def _forecast(
     longer span's rate and the window's, when that rise is above their noise (else the window's
     rate). ``spans`` are the two spans in seconds (window, longer)."""
     short, long_ = spans
+    if long_ <= short:  # no longer span to read a trend against
+        return window.per_second
     rise = window.per_second - longer.per_second
     counts_short = window.per_second * short
     counts_rest = max(0.0, longer.per_second * long_ - counts_short)
     noise = math.sqrt(counts_short * (1 / short - 1 / long_) ** 2 + counts_rest / long_**2)
-    if long_ <= short or rise <= RISE_STANDARD_ERRORS * noise:
+    if rise <= RISE_STANDARD_ERRORS * noise:
         return window.per_second
     slope = rise / ((long_ - short) / 2)
     return window.per_second + slope * (lead_seconds + short / 2)

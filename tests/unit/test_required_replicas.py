@@ -182,3 +182,11 @@ def test_a_lead_carries_a_rising_rate_on() -> None:
 @pytest.mark.parametrize("pod", [steady(50.0), ramp(60.0, 0.2), ramp(60.0, -2.0)])
 def test_a_lead_changes_nothing_without_a_rise_beyond_the_noise(pod) -> None:
     assert sized([pod], Slo(0.5, lead_seconds=20.0)) == sized([pod])
+
+
+def test_a_lead_without_a_longer_window_is_the_window_s_rate() -> None:
+    # --window no longer than --rate-window: no trend to read, and no division by zero
+    rising = ramp(60.0, 2.0)
+    for trend in (0.0, WINDOW):
+        ahead = size([rising], SKETCH, Slo(0.5, lead_seconds=20.0), WINDOW, trend)
+        assert ahead.arrival_rate == pytest.approx(50.0)

@@ -190,7 +190,9 @@ def credentials(request: web.Request) -> kubeauth.Credentials:
     """The TLS chain and headers a request presents."""
     transport = request.transport
     ssl_object = transport.get_extra_info("ssl_object") if transport else None
-    return kubeauth.Credentials(peer_chain_der(ssl_object), list(request.headers.items()))
+    tls = request.app[STATE].tls
+    chain = tls.presented_chain(ssl_object) if tls is not None else peer_chain_der(ssl_object)
+    return kubeauth.Credentials(chain, list(request.headers.items()))
 
 
 async def authenticate(state: AdapterState, request: web.Request) -> None:

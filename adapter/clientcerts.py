@@ -29,11 +29,17 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from adapter.transport import ServingTls, User, peer_chain_der, with_authenticated_group
+from adapter.transport import (
+    MAX_PRESENTED_INTERMEDIATES,
+    ServingTls,
+    User,
+    with_authenticated_group,
+)
 
 logger = logging.getLogger(__name__)
 
-MAX_CHAIN_DEPTH = 5
+MAX_CHAIN_DEPTH = MAX_PRESENTED_INTERMEDIATES + 1
+"""Steps from a certificate to its root: through every intermediate a chain is read with."""
 MAX_KEPT_VERDICTS = 1024
 """Certificates whose verification ``ClientCertificates`` remembers (the oldest go first)."""
 
@@ -219,7 +225,7 @@ class ClientCertificates:
         if verdict is not None and verdict.valid_from <= now <= verdict.valid_until:
             return verdict.user
         self._verdicts.pop(leaf, None)
-        verdict = self._verify(peer_chain_der(ssl_object), now)
+        verdict = self._verify(self._tls.presented_chain(ssl_object), now)
         if len(self._verdicts) >= MAX_KEPT_VERDICTS:
             del self._verdicts[next(iter(self._verdicts))]
         self._verdicts[leaf] = verdict

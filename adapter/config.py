@@ -7,11 +7,13 @@
 from __future__ import annotations
 
 import math
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapter import eventloop
+from adapter.transport import bearer_token_problem
 
 DEFAULT_SERVICE_NAME = "inference-metrics-adapter"
 DEFAULT_SERVICE_NAMESPACE = "metrics"
@@ -106,6 +108,10 @@ class ConnectionConfig:
     """An answer not written out within this (the client stopped reading) drops the connection."""
     max_connections: int = 4096
     """Open connections at most; one more is closed at once, before its TLS handshake."""
+    receiving_budget_bytes: int = 16 * 1024 * 1024
+    """Bytes received of requests not yet whole (heads and bodies not yet complete), on all
+    connections together; past it the connections holding the most are dropped
+    (``adapter.serving.Connections``). No flag."""
 
     def validate(self) -> list[str]:
         problems = [
@@ -198,6 +204,7 @@ class PrometheusConfig:
         ):
             if path is not None and not path.is_file():
                 problems.append(f"{flag} {path}: no such file")
+        problems += self._file_problems()
         for flag, seconds in (
             ("--prometheus-timeout", self.timeout_seconds),
             ("--prometheus-gauge-window", self.gauge_window_seconds),
@@ -210,6 +217,25 @@ class PrometheusConfig:
         ):
             if not is_label_name(label):
                 problems.append(f"{flag} {label!r} is not a Prometheus label name")
+        return problems
+
+    def _file_problems(self) -> list[str]:
+        """A token the bearer header cannot carry, a CA file that is not one: said at start-up
+        rather than as a 503 on every query (the token file is read again when it changes)."""
+        problems = []
+        token, ca = self.bearer_token_file, self.ca_file
+        if token is not None and token.is_file():
+            try:
+                problem = bearer_token_problem(token.read_text().strip())
+            except OSError as error:
+                problem = f"cannot be read ({error.strerror})"
+            if problem is not None:
+                problems.append(f"--prometheus-bearer-token-file {token}: the token {problem}")
+        if ca is not None and ca.is_file():
+            try:
+                ssl.create_default_context(cafile=str(ca))
+            except (ssl.SSLError, OSError) as error:
+                problems.append(f"--prometheus-ca-file {ca}: not a PEM CA bundle ({error})")
         return problems
 
 

@@ -34,20 +34,32 @@ AccessFields = dict[str, Any]
 """An access line's fields for the JSON format: ``JsonFormatter.FIELDS``."""
 
 
-_ESCAPES = {
-    **{code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))},
-    **{ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"},
-    **{code: f"\\u{code:04x}" for code in (0x2028, 0x2029)},
-}
-"""Control characters (C0, DEL, C1) and the Unicode line separators, as Python escapes them."""
+class _Escapes(dict[int, str]):
+    """``str.translate``'s table for ``escape_controls``: every character that is not printable
+    as Python writes it in a ``repr`` (``\\n``, ``\\x1b``, ``\\u202e``); a printable one is
+    missing, which leaves it as it is."""
+
+    def __missing__(self, code: int) -> str:
+        if chr(code).isprintable():
+            raise KeyError(code)
+        if code <= 0xFF:
+            return f"\\x{code:02x}"
+        return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+_ESCAPES = _Escapes({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
 
 
 def escape_controls(text: str) -> str:
-    """``text`` with its control characters written as escapes, so that what a client chose (a
-    certificate's CN, a path) cannot end a log line and forge the next one.
+    """``text`` with every character that is not printable written as an escape: what a client
+    chose (a certificate's CN, a path) can neither end a log line and forge the next one (line
+    breaks), nor change how a viewer shows the line (terminal escapes, bidi overrides,
+    zero-width and other format characters).
 
     >>> escape_controls("alice\\n2024-05-01 INFO adapter.access GET / 200")
     'alice\\\\n2024-05-01 INFO adapter.access GET / 200'
+    >>> escape_controls("eve\\u202egnp.exe")
+    'eve\\\\u202egnp.exe'
     """
     return text if text.isprintable() else text.translate(_ESCAPES)
 
@@ -328,8 +340,11 @@ def _access_record(
     )
 
 
-_QUOTED = re.compile(r"""b?(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
-"""A Python ``repr`` of bytes or text, as aiohttp's parse errors quote the request."""
+_QUOTED = re.compile(r"""(?<!\w)b?(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
+"""A Python ``repr`` of bytes or text, as aiohttp's parse errors quote the request: it opens
+after a space or a colon, never inside a word (the apostrophe of llhttp's "can't be present
+with Content-Length" would otherwise pair with the opening quote of the request text, leaving
+that text unquoted and so not withheld)."""
 _HEADER_NAME = re.compile(r"[-!#$%&*+.^_`|~0-9A-Za-z]{1,64}:")
 _CARET_LINE = re.compile(r"^ *\^ *$", re.MULTILINE)
 

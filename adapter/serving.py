@@ -16,6 +16,13 @@ forever. Here each stall has a flag
 - the answer written out within ``--write-timeout``, else the connection is dropped: this
   bounds a client that stops reading a large answer (``Connections``).
 
+And in bytes: a request head may carry 128 headers of 8 KB each, which aiohttp holds parsed
+(about 2.5 MB resident for a 1 MB head) until the head is complete; 200 connections each
+holding an unfinished head took 480 MB. The bytes received of requests not yet whole (heads,
+and bodies, which wait in aiohttp's buffers until read) on all connections together stay
+within ``ConnectionConfig.receiving_budget_bytes``: past it, the connections holding the most
+are dropped (``Connections.received``).
+
 And the number of open connections is bounded (``--max-connections``): one more is closed at
 once, before its TLS handshake (``BoundedTlsSite`` listens on plain TCP and starts TLS itself).
 A request aiohttp cannot parse is answered with a ``Status`` too (``StatusRequestHandler``).
@@ -30,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import itertools
 import json
 import logging
 import socket
@@ -41,6 +49,8 @@ from http import HTTPStatus
 from typing import Any, cast
 
 from aiohttp import web
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
@@ -129,13 +139,20 @@ class Connections:
     def __init__(self, limits: ConnectionConfig, clock: Callable[[], float] = time.monotonic):
         self.limit = limits.max_connections
         self.write_timeout_seconds = limits.write_timeout_seconds
+        self.receiving_budget_bytes = limits.receiving_budget_bytes
         self._clock = clock
         self.open = 0
         self.refused = 0
         self.write_timeouts = 0
+        self.receiving_bytes = 0
+        """Bytes received and not yet parsed, on all connections (``received``)."""
+        self.receiving_dropped = 0
         self._writing: dict[asyncio.BaseTransport, tuple[float, int] | None] = {}
         """Each tracked transport: None, or since when its peer has taken none of its unsent
         bytes, and how many there were at the last sweep."""
+        self._receiving: dict[asyncio.BaseTransport, int] = {}
+        """Each tracked transport's bytes received less those of the heads parsed and the
+        bodies complete."""
 
     def admit(self) -> bool:
         """Count one new connection; False (and counted as refused) when the limit is reached."""
@@ -154,6 +171,27 @@ class Connections:
         self.open -= 1
         if transport is not None:
             self._writing.pop(transport, None)
+            self.receiving_bytes -= self._receiving.pop(transport, 0)
+
+    def received(self, transport: asyncio.BaseTransport, size: int) -> None:
+        """Count ``size`` bytes that ``transport`` received (negative: the bytes of request
+        heads parsed from them, and of bodies complete). Past the budget, the connections
+        holding the most bytes not yet parsed are aborted, and counted in
+        ``receiving_dropped``: those of a client holding unfinished heads or bodies, not the
+        few bytes of a request arriving whole.
+
+        A connection's count stops at zero: a head whose values had no space after the colon
+        takes a byte less per header than it is counted, and no client may bank the
+        difference for a later head."""
+        before = self._receiving.get(transport, 0)
+        after = max(0, before + size)
+        self._receiving[transport] = after
+        self.receiving_bytes += after - before
+        while self.receiving_bytes > self.receiving_budget_bytes:
+            largest = max(self._receiving, key=self._receiving.__getitem__)
+            self.receiving_bytes -= self._receiving.pop(largest)
+            self.receiving_dropped += 1
+            largest.abort()
 
     def sweep(self) -> None:
         """Abort the connections that have taken none of their answer for the write timeout."""
@@ -218,16 +256,34 @@ def _client_error(status: int, message: str | None) -> errors.ApiError:
     return errors.ApiError(status, reason, f"the request is not valid HTTP/1.1: {text[:120]}")
 
 
+def _head_bytes(message: object) -> int:
+    """The bytes a parsed request head took on the wire: the request line and the headers as
+    aiohttp keeps them, without the white space around values (counted as one space). 0 for
+    what is not a request (a parse error)."""
+    if not isinstance(message, RawRequestMessage):
+        return 0
+    headers = message.raw_headers
+    return (
+        len(message.method)
+        + len(message.path)
+        + len("  HTTP/1.1\r\n\r\n")
+        + len(": \r\n") * len(headers)
+        + sum(map(len, itertools.chain.from_iterable(headers)))
+    )
+
+
 class StatusRequestHandler(RequestHandler):
     """aiohttp's connection protocol, with two changes: a request aiohttp cannot parse (or
     answers itself with an error) gets a Kubernetes ``Status`` document, as every other error
     does, instead of plain text; and the connection's end is reported to ``Connections``."""
 
-    __slots__ = ("_connections",)
+    __slots__ = ("_body", "_connections")
 
     def __init__(self, manager: web.Server, connections: Connections, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._connections = connections
+        self._body: StreamReader | None = None
+        """The body of the last request while it is still arriving (``data_received``)."""
 
     def handle_error(
         self,
@@ -249,6 +305,37 @@ class StatusRequestHandler(RequestHandler):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._connections.track(transport)
         super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        """Parse ``data`` as aiohttp does, its bytes counted (``Connections.received``) until
+        the request heads they hold are parsed and the bodies they hold complete: past the
+        budget, this connection may be dropped."""
+        transport = self.transport
+        assert transport is not None  # data comes only once the connection is made
+        connections = self._connections
+        connections.received(transport, len(data))
+        if transport.is_closing():
+            return
+        before = self._request_count
+        super().data_received(data)
+        parsed = 0
+        body = self._body
+        if body is not None and body.is_eof():
+            parsed += body.total_bytes
+            body = None
+        if self._request_count != before:  # new requests, the last ones queued
+            queued = self._messages
+            for message, payload in itertools.islice(
+                reversed(queued), self._request_count - before
+            ):
+                parsed += _head_bytes(message)
+                if payload.is_eof():
+                    parsed += payload.total_bytes
+                else:  # the last request's body, still arriving
+                    body = payload
+        self._body = body
+        if parsed:
+            connections.received(transport, -parsed)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self.transport is not None:  # it was made (a handshake that failed never is)

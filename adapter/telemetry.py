@@ -142,6 +142,7 @@ class ConnectionCounts(Protocol):
     open: int
     refused: int
     write_timeouts: int
+    receiving_dropped: int
 
 
 class _ConnectionMetrics(Collector):
@@ -162,6 +163,12 @@ class _ConnectionMetrics(Collector):
             "adapter_connections_write_timeouts",
             "Connections dropped because an answer was not written out within --write-timeout",
             connections.write_timeouts,
+        )
+        yield CounterMetricFamily(
+            "adapter_connections_receiving_dropped",
+            "Connections dropped because the bytes of requests received and not yet parsed"
+            " (unfinished heads) passed their budget",
+            connections.receiving_dropped,
         )
 
 

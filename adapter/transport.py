@@ -9,8 +9,9 @@
   context without a usable key and every handshake failing until the next good pair.
 - ``bearer_token`` reads an ``Authorization`` header as kube-apiserver does (the scheme in any
   case); ``PushToken`` checks the shared push bearer token in constant time.
-- ``peer_chain_der`` reads the certificates a client presented, for ``adapter.clientcerts``
-  (standalone) and ``adapter.kubeauth`` (cluster mode) to judge on every request.
+- ``ServingTls.presented_chain`` reads the certificates a client presented, for
+  ``adapter.clientcerts`` (standalone) and ``adapter.kubeauth`` (cluster mode) to judge on
+  every request, resumed TLS sessions included (see its docstring).
 
 CA rotation (cluster mode): Python's ``ssl`` cannot request a client certificate without
 verifying it during the handshake, so the server context must trust every CA that may sign one.
@@ -36,6 +37,9 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 logger = logging.getLogger(__name__)
 
@@ -91,12 +95,20 @@ _ENCODING_DER = getattr(ssl, "ENCODING_DER", getattr(_ssl, "ENCODING_DER", 2))
 """``_ssl.Certificate.public_bytes`` format for DER (public in ``ssl`` only from 3.13)."""
 
 
+MAX_PRESENTED_INTERMEDIATES = 4
+"""Certificates after its own that a client's chain is read with; the rest are not looked at."""
+
+
 def peer_chain_der(ssl_object: ssl.SSLObject | None) -> list[bytes]:
-    """The certificates the client presented, leaf first (DER); empty without one.
+    """The certificates the client presented, leaf first (DER), at most
+    ``MAX_PRESENTED_INTERMEDIATES`` after the leaf; empty without one.
 
     The leaf comes from ``getpeercert(binary_form=True)``; the intermediates the client sent come
     from the unverified chain where this Python offers it (3.13 publicly, earlier privately), so
-    a chain through an intermediate CA can be verified too.
+    a chain through an intermediate CA can be verified too. The handshake ignores presented
+    certificates it does not need, so a client may send a hundred CA certificates named like its
+    issuer: verifying every request (cluster mode) would check each one's signature, a core's
+    worth of work for a few requests a second. A real chain has one or two intermediates.
     """
     if ssl_object is None:
         return []
@@ -110,10 +122,14 @@ def peer_chain_der(ssl_object: ssl.SSLObject | None) -> list[bytes]:
         try:
             presented = [c.public_bytes(_ENCODING_DER) for c in get_chain() or []]
             # Server side, OpenSSL may or may not list the leaf itself (3.13 adds it).
-            chain += [der for der in presented if der != leaf]
+            chain += [der for der in presented if der != leaf][:MAX_PRESENTED_INTERMEDIATES]
         except (ssl.SSLError, AttributeError, ValueError):
             pass
     return chain
+
+
+MAX_REMEMBERED_CHAINS = 1024
+"""Client certificates whose intermediates ``ServingTls.presented_chain`` remembers."""
 
 
 class ServingTls:
@@ -137,22 +153,54 @@ class ServingTls:
         _load_pair(self.context, cert_pem, key_pem)
         self._loaded = _digest(cert_pem, key_pem)
         self._refused: bytes | None = None
+        self._intermediates: dict[bytes, tuple[bytes, ...]] = {}
 
     def _read_pair(self) -> tuple[bytes, bytes]:
         return self.cert_file.read_bytes(), self.key_file.read_bytes()
 
     def trust_client_cas(self, pem_bundles: Iterable[bytes]) -> int:
         """Accept client certificates from these CAs in new handshakes; returns how many
-        bundles were new. Bundles already loaded are skipped (see the module docstring)."""
+        bundles were new. Bundles already loaded are skipped (see the module docstring).
+
+        Each bundle's certificates reach OpenSSL as DER, as ``cryptography`` reads them (a
+        bundle without one is a ValueError): OpenSSL takes PEM text only in ASCII, and the
+        text between certificates may be anything (comments in UTF-8 or Latin-1, which
+        kube-apiserver copies into its ConfigMap as they are in its CA file)."""
         added = 0
         for pem in pem_bundles:
             digest = hashlib.sha256(pem).hexdigest()
             if digest in self._trusted:
                 continue
-            self.context.load_verify_locations(cadata=pem.decode())
+            certificates = x509.load_pem_x509_certificates(pem)
+            der = b"".join(c.public_bytes(serialization.Encoding.DER) for c in certificates)
+            self.context.load_verify_locations(cadata=der)
             self._trusted.add(digest)
             added += 1
         return added
+
+    def presented_chain(self, ssl_object: ssl.SSLObject | None) -> list[bytes]:
+        """The certificates the client of ``ssl_object`` presented, leaf first (DER); empty
+        without one.
+
+        A session resumed from a ticket (TLS 1.3, and 1.2 with tickets) holds the client's
+        certificate but not the intermediates it came with: OpenSSL keeps no chain in a
+        ticket, so a certificate issued by an intermediate CA would no longer verify on such
+        a session. The intermediates each certificate (verified by the handshake) came with
+        are remembered here, for the last ``MAX_REMEMBERED_CHAINS`` certificates, and given
+        back with it. They are only material to build a chain from: the verification itself
+        still needs a trusted root, and every validity period.
+        """
+        chain = peer_chain_der(ssl_object)
+        if len(chain) > 1:
+            leaf, intermediates = chain[0], tuple(chain[1:])
+            if self._intermediates.get(leaf) != intermediates:
+                self._intermediates.pop(leaf, None)
+                if len(self._intermediates) >= MAX_REMEMBERED_CHAINS:
+                    del self._intermediates[next(iter(self._intermediates))]
+                self._intermediates[leaf] = intermediates
+        elif chain:
+            chain += self._intermediates.get(chain[0], ())
+        return chain
 
     def reload_if_changed(self) -> bool:
         """Load the certificate files again if they changed; True when a new pair is in use.
@@ -206,14 +254,29 @@ def token_bytes(token: str) -> bytes:
     return token.encode("utf-8", "surrogateescape")
 
 
+def bearer_token_problem(token: str) -> str | None:
+    """Why ``token`` cannot travel as ``Authorization: Bearer <token>`` (None when it can): the
+    header ends a token at white space, and carries no control character.
+
+    >>> bearer_token_problem("abc"), bearer_token_problem("a b")
+    (None, 'holds white space: a bearer token cannot carry it')
+    """
+    if not token:
+        return "is empty"
+    if len(token.split()) > 1:
+        return "holds white space: a bearer token cannot carry it"
+    if any(ord(character) < 32 or ord(character) == 127 for character in token):
+        return "holds a control character: a bearer token cannot carry it"
+    return None
+
+
 class PushToken:
     """The shared bearer token that standalone pushes present."""
 
     def __init__(self, token: str) -> None:
-        if not token:
-            raise ValueError("the push token is empty")
-        if len(token.split()) > 1:
-            raise ValueError("the push token holds white space: a bearer token cannot carry it")
+        problem = bearer_token_problem(token)
+        if problem is not None:
+            raise ValueError(f"the push token {problem}")
         self._expected = token.encode()
 
     @classmethod

@@ -114,9 +114,38 @@ def _metric(raw: Any, index: int) -> hpa.MetricSpec:
         metric_type,
         target,
         metric_name=_field(metric, "name", str, where=metric_path),
-        selector=_field(metric, "selector", dict, required=False, where=metric_path),
+        selector=_selector(
+            _field(metric, "selector", dict, required=False, where=metric_path),
+            f"{metric_path}.selector",
+        ),
         described_object=described,
     )
+
+
+def _selector(raw: dict[str, Any] | None, path: str) -> dict[str, Any] | None:
+    """A metric's selector as a ``metav1.LabelSelector`` decodes: string labels, expressions of
+    a string key and operator and a list of string values. What they mean (a known operator, a
+    valid key) is judged when the HPA uses the selector, as upstream does."""
+    if raw is None:
+        return None
+    labels = _field(raw, "matchLabels", dict, required=False, where=path)
+    for key, value in (labels or {}).items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ManifestError(
+                f"{path}.matchLabels: {key!r}: {value!r}: labels and their values are strings",
+                f"{path}.matchLabels",
+            )
+    expressions = _field(raw, "matchExpressions", list, required=False, where=path)
+    for index, expression in enumerate(expressions or []):
+        where = f"{path}.matchExpressions[{index}]"
+        if not isinstance(expression, dict):
+            raise ManifestError(f"{where} has the wrong type ({type(expression).__name__})", where)
+        _field(expression, "key", str, required=False, where=where)
+        _field(expression, "operator", str, required=False, where=where)
+        values = _field(expression, "values", list, required=False, where=where)
+        if not all(isinstance(value, str) for value in values or ()):
+            raise ManifestError(f"{where}.values: the values are strings", f"{where}.values")
+    return raw
 
 
 def _rules(raw: Any, path: str) -> scaling.ScalingRules | None:

@@ -77,21 +77,24 @@ def resource_for(reference: hpa.ObjectReference) -> str:
 
 
 def selector_text(selector: selectors.LabelSelector | Mapping[str, Any] | None) -> str:
-    """A ``LabelSelector`` in the text form the client sends (``k=v,k2 in (a,b)``)."""
+    """A ``LabelSelector`` in the text form the client sends (``k=v,k2 in (a,b)``);
+    ``ApiFailure`` for an operator it has no form for (the HPA's own check of the selector,
+    ``hpa._check_metric_selector``, fails such a metric first, in upstream's words)."""
     if not selector:
         return ""
     parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
     for expression in selector.get("matchExpressions") or []:
-        key, operator = expression["key"], expression["operator"]
+        key, operator = expression.get("key") or "", expression.get("operator") or ""
         values = ",".join(sorted(expression.get("values") or []))
-        parts.append(
-            {
-                "In": f"{key} in ({values})",
-                "NotIn": f"{key} notin ({values})",
-                "Exists": key,
-                "DoesNotExist": f"!{key}",
-            }[operator]
-        )
+        text = {
+            "In": f"{key} in ({values})",
+            "NotIn": f"{key} notin ({values})",
+            "Exists": key,
+            "DoesNotExist": f"!{key}",
+        }.get(operator)
+        if text is None:
+            raise ApiFailure(f'"{operator}" is not a valid label selector operator')
+        parts.append(text)
     return ",".join(parts)
 
 

@@ -60,7 +60,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         help="a simulated batch of n costs 1 + growth*(n-1) single draws",
     )
     add("--max-concurrency", type=arguments.positive_int, default=4, help="worker slots")
-    add("--max-queue", type=int, default=100, help="waiting requests beyond which 503 is answered")
+    add(
+        "--max-queue",
+        type=arguments.count,
+        default=100,
+        help="waiting requests beyond which 503 is answered",
+    )
     add(
         "--max-batch-size",
         type=arguments.positive_int,

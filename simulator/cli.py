@@ -12,17 +12,19 @@ traceback. See docs/simulate.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from adapter import arguments, durations
 from adapter.config import StoreConfig
-from localcluster import hpa
+from localcluster import controller, hpa
 from model_server import profiles
 from model_server.service_time import distribution_arg
 from simulator import inputs
@@ -33,6 +35,9 @@ if TYPE_CHECKING:
 
 MAX_DURATION_SECONDS = 31 * 24 * 3600.0
 """Per-second counts are kept for the whole run: a month is the longest it takes."""
+MAX_REQUESTS = 1e9
+"""The most requests (peak rate x duration) a run may ask for: about four hours of CPU at some
+15 us each (a month at 370 requests/s); a mistyped rate is refused rather than run for days."""
 
 PROG = "inference-adapter simulate"
 DESCRIPTION = """\
@@ -159,6 +164,12 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
         )
     except profiles.InvalidProfile as error:
         raise inputs.InvalidInput(f"--profile: {error}") from None
+    requests = profile.max_rate * args.duration
+    if requests > MAX_REQUESTS:
+        raise inputs.InvalidInput(
+            f"--rate, --profile: {requests:.3g} requests (peak rate x duration), more than the"
+            f" {MAX_REQUESTS:.0e} a run may take (some 15 us of CPU each)"
+        )
     pod = PodModel(
         service_time=args.service_time,
         max_concurrency=args.max_concurrency,
@@ -222,6 +233,19 @@ def _with_option(args: argparse.Namespace, key: str, value: str) -> argparse.Nam
     return changed
 
 
+def _check_sweep_changes(runs: list[Planned], sweep: str) -> None:
+    """A manifest sweep must change what the HPA reads: a misspelled field (the manifests'
+    reader ignores fields it does not know) or values that mean the same would give identical
+    runs that look like a finding."""
+    for stem in dict.fromkeys(run.stem for run in runs):
+        variants = [run.autoscaler for run in runs if run.stem == stem]
+        if len(variants) > 1 and all(variant == variants[0] for variant in variants):
+            raise inputs.InvalidInput(
+                f"--sweep {sweep!r}: the runs of {stem} would be the same (a field the HPA"
+                " does not read, or values that mean the same)"
+            )
+
+
 def plan(args: argparse.Namespace) -> Plan:
     """Every run the flags ask for, checked before any starts (``InvalidInput`` otherwise)."""
     if args.duration > MAX_DURATION_SECONDS:
@@ -255,11 +279,25 @@ def plan(args: argparse.Namespace) -> Plan:
                 )
                 for path in args.hpa
             ]
+        if not sweep.is_option:
+            _check_sweep_changes(runs, args.sweep)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise inputs.InvalidInput(f"--out {args.out}: {error.strerror}") from None
     return Plan(runs, None if args.sweep is None else sweep.key)
+
+
+@contextlib.contextmanager
+def _controller_quiet() -> Iterator[None]:
+    """The HPA controller logs each sync's events as the closed loop runs; here they are each
+    timeline's ``decision`` column, and a day of failing syncs would be thousands of lines."""
+    level = controller.logger.level
+    controller.logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        controller.logger.setLevel(level)
 
 
 def _fail(message: str) -> int:
@@ -283,7 +321,8 @@ def main(argv: Sequence[str]) -> int:
     results = []
     for one in planned.runs:
         started = time.perf_counter()
-        result = run.simulate(one.autoscaler, one.config)
+        with _controller_quiet():
+            result = run.simulate(one.autoscaler, one.config)
         labelled = outputs.Labelled(one.stem, one.value, result, summary.summarize(result))
         print(
             f"simulated {labelled.name}: {one.config.duration_seconds:g} s of traffic,"

@@ -209,4 +209,9 @@ def _set_field(document: dict[str, Any], path: str, value: str) -> None:
     last = keys[-1]
     if isinstance(last, int) or not isinstance(node, dict):
         raise manifests.ManifestError(f"--sweep: {path} is not a field", path)
-    node[last] = yaml.safe_load(value)
+    try:
+        node[last] = yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise manifests.ManifestError(
+            f"--sweep: {path}: {value!r} is not a YAML value", path
+        ) from None

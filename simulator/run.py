@@ -39,7 +39,10 @@ from simulator.pods import PodModel, Tally
 from simulator.pushes import Pushes
 
 ARRIVAL_BLOCK_SECONDS = 60.0
-"""Arrivals are drawn and dispatched this many simulated seconds at a time."""
+"""Arrivals are drawn and dispatched this many simulated seconds at a time..."""
+MAX_BLOCK_ARRIVALS = 200_000
+"""... or fewer, so that a block's candidate arrivals (peak rate x span) stay this many: its
+memory is theirs, whatever the rate (a minute up to 3,333 requests/s)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,9 @@ class SyncRow:
     time: float
     current_replicas: int
     desired_replicas: int
+    """``spec.replicas`` as the sync left it: the HPA's new size, or ``current_replicas`` when it
+    did not rescale (its ``status.desiredReplicas`` keeps a stale value, 0 before its first
+    success, when no metric could be read)."""
     ready_replicas: int
     metric_values: tuple[float | None, ...]
     """Each spec metric's value as the HPA read it, in base units (per pod for Pods metrics and
@@ -199,7 +205,7 @@ class _Run:
             SyncRow(
                 time=now,
                 current_replicas=record.current_replicas,
-                desired_replicas=record.desired_replicas,
+                desired_replicas=self.deployment.replicas,
                 ready_replicas=self.deployment.ready_count(),
                 metric_values=tuple(_metric_value(m) for m in record.metrics),
                 queue_depth=self._object_value("inference_queue_depth"),
@@ -218,9 +224,11 @@ class _Run:
         self.deployment.start(initial if initial is not None else spec.min_replicas or 1)
         self.events.schedule(0.0, self._sync)
         dispatch = self.deployment.service.dispatch
+        peak = config.profile.max_rate
+        block_seconds = min(ARRIVAL_BLOCK_SECONDS, MAX_BLOCK_ARRIVALS / peak if peak > 0 else 1e9)
         start = 0.0
         while start < config.duration_seconds:
-            end = min(start + ARRIVAL_BLOCK_SECONDS, config.duration_seconds)
+            end = min(start + block_seconds, config.duration_seconds)
             block = start + profiles.arrival_times(
                 _Shifted(config.profile, start), end - start, self.arrivals_rng
             )

@@ -4,13 +4,13 @@ Only instant queries are used, so Prometheus, Thanos Query, Mimir, Cortex and Vi
 all answer. A query that cannot be answered raises ``BackendError`` naming the cause
 (unreachable, no answer within the timeout, the engine's own error, an answer that is not a
 vector); every query is counted by outcome and timed in the adapter's ``/metrics``
-(``BackendTelemetry``). The client owns an ``aiohttp.ClientSession`` for its lifetime
+(``BackendTelemetry``); a query its caller abandons (cancelled) has no outcome and is not
+counted. The client owns an ``aiohttp.ClientSession`` for its lifetime
 (``async with client:``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import ssl
@@ -24,10 +24,19 @@ import aiohttp
 from prometheus_client import Counter, Histogram
 from prometheus_client.registry import Collector
 
+from adapter.client import TokenFile
+from adapter.transport import bearer_token_problem
+
 BACKEND = "prometheus"
 OUTCOMES = ("success", "error", "timeout", "unreachable", "bad_answer")
 MAX_CONCURRENT_QUERIES = 8
-"""Queries in flight at once per client (a split selection sends several)."""
+"""Connections to the engine per client (a split selection sends more queries than this: the
+others wait for a connection, within their timeout)."""
+MAX_ANSWER_BYTES = 32 * 2**20
+"""The largest answer read (decompressed): about 300,000 pods' per-pod values, thirty times a
+10,000-pod Deployment's. A larger one is refused, not buffered: an answer's JSON takes about ten
+times its size once decoded, and a misconfigured query or a faulty proxy may never end."""
+_READ_BYTES = 2**16
 _SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -92,7 +101,7 @@ def decode_vector(body: bytes) -> list[Sample]:
         data = document["data"]
         if data["resultType"] != "vector":
             raise BackendError("bad_answer", f"a {data['resultType']} answer, not a vector")
-        return [
+        samples = [
             Sample(item["metric"], float(item["value"][1]), float(item["value"][0]))
             for item in data["result"]
         ]
@@ -100,6 +109,14 @@ def decode_vector(body: bytes) -> list[Sample]:
         raise BackendError(
             "bad_answer", f"an answer that is not a query result ({error})"
         ) from None
+    if not all(_are_labels(sample.labels) for sample in samples):
+        raise BackendError("bad_answer", "an answer whose labels are not names and strings")
+    return samples
+
+
+def _are_labels(labels: object) -> bool:
+    """Whether ``labels`` is what the provider reads a series' labels as (a label set)."""
+    return isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())
 
 
 def _error_text(document: Any) -> str:
@@ -118,19 +135,21 @@ class PrometheusClient:
         token_file: Path | None = None,
         ca_file: Path | None = None,
         telemetry: BackendTelemetry | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.url = url.rstrip("/")
         self.timeout_seconds = timeout_seconds
+        self.max_answer_bytes = max_answer_bytes
         self.telemetry = telemetry or BackendTelemetry()
-        self._token_file = token_file
-        self._token: tuple[int, str] | None = None
+        self._token = None if token_file is None else TokenFile(token_file)
         self._ssl: ssl.SSLContext | bool = True
         if ca_file is not None:
             self._ssl = ssl.create_default_context(cafile=str(ca_file))
         self._session: aiohttp.ClientSession | None = None
-        self._slots = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
 
     async def __aenter__(self) -> PrometheusClient:
+        # The total timeout includes the wait for one of the connector's connections, so every
+        # query of a request, queued or not, is answered or failed within the timeout.
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.timeout_seconds),
             connector=aiohttp.TCPConnector(ssl=self._ssl, limit=MAX_CONCURRENT_QUERIES),
@@ -148,40 +167,41 @@ class PrometheusClient:
             self._session = None
 
     def _headers(self) -> dict[str, str]:
-        """The bearer token, read again whenever its file changes (projected tokens rotate)."""
-        if self._token_file is None:
+        """The bearer token, read again whenever its file changes (projected tokens rotate);
+        ``BackendError`` when it cannot be read or sent."""
+        if self._token is None:
             return {}
-        changed = self._token_file.stat().st_mtime_ns
-        if self._token is None or self._token[0] != changed:
-            self._token = (changed, self._token_file.read_text().strip())
-        return {"Authorization": f"Bearer {self._token[1]}"}
+        try:
+            token = self._token()
+        except OSError as error:
+            raise BackendError("unreachable", f"cannot read the bearer token: {error}") from None
+        problem = bearer_token_problem(token)
+        if problem is not None:
+            path = self._token.path
+            raise BackendError("unreachable", f"the bearer token in {path} {problem}")
+        return {"Authorization": f"Bearer {token}"}
 
     async def query(self, promql: str) -> list[Sample]:
         """Evaluate ``promql`` now; its samples (``value`` may be NaN)."""
         if self._session is None:
             raise RuntimeError("use the client inside 'async with'")
         started = time.perf_counter()
-        outcome = "success"
         try:
-            async with self._slots:
-                return await self._query(self._session, promql)
+            samples = await self._query(self._session, promql)
         except BackendError as error:
-            outcome = error.outcome
+            self.telemetry.observe(error.outcome, time.perf_counter() - started)
             raise
-        finally:
-            self.telemetry.observe(outcome, time.perf_counter() - started)
+        self.telemetry.observe("success", time.perf_counter() - started)
+        return samples
 
     async def _query(self, session: aiohttp.ClientSession, promql: str) -> list[Sample]:
         params = {"query": promql, "timeout": f"{max(1, math.floor(self.timeout_seconds))}s"}
-        try:
-            headers = self._headers()
-        except OSError as error:
-            raise BackendError("unreachable", f"cannot read the bearer token: {error}") from None
+        headers = self._headers()
         try:
             async with session.get(
                 f"{self.url}/api/v1/query", params=params, headers=headers
             ) as response:
-                body = await response.read()
+                body = await self._read(response)
                 status = response.status
         except TimeoutError:
             raise BackendError(
@@ -196,3 +216,19 @@ class PrometheusClient:
                 text = body[:200].decode(errors="replace").strip() or "no body"
             raise BackendError("error", f"HTTP {status}: {text}")
         return decode_vector(body)
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        """The body, or ``BackendError`` as soon as it passes ``max_answer_bytes``."""
+        limit = self.max_answer_bytes
+        too_large = BackendError(
+            "bad_answer", f"an answer larger than the limit of {limit / 2**20:g} MiB"
+        )
+        if (response.content_length or 0) > limit:
+            raise too_large
+        chunks, size = [], 0
+        async for chunk in response.content.iter_chunked(_READ_BYTES):
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)

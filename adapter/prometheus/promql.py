@@ -33,10 +33,13 @@ from adapter.prometheus.sources import Gauge, Histogram, Series, SeriesLabels, S
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _NOT_LABEL_CHAR = re.compile(r"[^a-zA-Z0-9_]")
 _REGEX_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
+_ESCAPED = re.compile(r"[^ !#-\[\]-~]")
+"""What a PromQL literal cannot hold as itself: all but printable ASCII, ``"`` and ``\\``."""
 
 
 class Untranslatable(ValueError):
-    """A label selector that Prometheus label matchers cannot express (``>``, ``<``)."""
+    """A label selector that Prometheus label matchers cannot express (``>``, ``<``, a key
+    whose label name would start with a digit)."""
 
 
 def is_label_name(text: str) -> bool:
@@ -56,13 +59,24 @@ def label_name(key: str) -> str:
 
 
 def quote(text: str) -> str:
-    """A PromQL string literal.
+    """A PromQL string literal that means exactly ``text``: ``\\``, ``"`` and newlines escaped,
+    every other character outside printable ASCII written as a ``\\u``/``\\U`` escape
+    (Prometheus' lexer refuses a raw newline and takes a raw U+FFFD for invalid UTF-8).
 
-    >>> quote('say "hi"')
-    '"say \\\\"hi\\\\""'
+    >>> print(quote('say "hi"'), quote("two\\nlines"), quote("\\ufffd"))
+    "say \\"hi\\"" "two\\nlines" "\\ufffd"
     """
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+    return f'"{_ESCAPED.sub(_escape, text)}"'
+
+
+def _escape(found: re.Match[str]) -> str:
+    character = found.group()
+    if character in '"\\':
+        return "\\" + character
+    if character == "\n":
+        return "\\n"
+    code = ord(character)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def quote_regex(text: str) -> str:
@@ -115,6 +129,11 @@ def selector_matchers(selector: selectors.Selector) -> Scope:
     matchers = []
     for requirement in selector.requirements:
         name, values = label_name(requirement.key), requirement.values
+        if not is_label_name(name):
+            raise Untranslatable(
+                f"the label key {requirement.key} has no Prometheus label name (relabeling"
+                f" makes it {name}, which PromQL cannot name)"
+            )
         operator = requirement.operator
         if operator in (selectors.EQUALS, selectors.DOUBLE_EQUALS, selectors.IN):
             matchers.append(one_of(name, values))

@@ -5,8 +5,10 @@ The second provider behind the seam of ``adapter.provider``: the API layer canno
 series a ``Preset`` names (``adapter.prometheus.presets``); each value's timestamp is the newest
 sample of the pods behind it, and a pod whose newest sample is older than the max age is left
 out (judged by the engine's clock, against which the samples were stamped). Latency with no
-request in the window (PromQL's NaN) is 0, as the push path serves it. A metric the preset's
-server does not export is a 404 that names the preset and what the server lacks.
+request in the window (PromQL's NaN) is 0, as the push path serves it; no value at all (a rate
+without two samples in the window: a window shorter than two scrape intervals, or a pod scraped
+once) is no value, left out with a 404 that says why, never a 0 the HPA would act on. A metric
+the preset's server does not export is a 404 that names the preset and what the server lacks.
 
 Aggregates follow the catalog: gauges and rates are summed, quantiles read from the pooled
 buckets, a mean from the pooled sums and counts, and a fraction (KV-cache utilization) is the
@@ -135,7 +137,7 @@ class PrometheusProvider:
                 scopes = self._name_scopes(namespace, [p.name for p in pods])
             else:
                 scopes = [self._scope(namespace, metric_selector, self._pod_is(name))]
-            values = await self._per_pod(metric, scopes, what, metric_selector)
+            values = await self._per_pod(metric, scopes, what, metric_selector, one_pod=True)
             return values[0]
         if group_resource == resources.NAMESPACES.group_resource:
             what = f"namespace {name}"
@@ -376,18 +378,24 @@ class PrometheusProvider:
         scopes: Sequence[promql.Scope],
         what: str,
         metric_selector: selectors.Selector,
+        one_pod: bool = False,
     ) -> PodValues:
-        """One value per pod sampled within the max age, or the 404 that says why none."""
+        """One value per pod sampled within the max age, or the 404 that says why none (for
+        ``one_pod``, in the push path's words for one pod)."""
         result = await self._aggregates(metric, scopes, self.queries.per_pod, each_pod=True)
         newest = result.newest
         fresh = [g for g, t in newest.samples.items() if self._fresh(t, newest.evaluated_at)]
         groups = sorted(result.values)
+        if not groups and one_pod:
+            raise errors.not_found(
+                self._nothing_fresh(what, metric, newest, metric_selector, one_pod=True)
+            )
         if not groups:
             raise errors.not_found(
                 f"{what}: {len(newest.samples)} pods with {self._source(metric).freshness.name}"
                 f" series in Prometheus; {len(fresh)} sampled within the max age of"
                 f" {self._max_age_text}"
-                + ("" if not fresh else f", none with {metric.name}")
+                + ("" if not fresh else self._none_with(metric))
                 + self._selector_note(metric_selector)
             )
         return PodValues(
@@ -432,12 +440,9 @@ class PrometheusProvider:
         for group, timestamp in newest.samples.items():
             if not self._fresh(timestamp, newest.evaluated_at):
                 continue
-            value = totals.get(group)
-            if value is None or math.isnan(value):
-                if not metric.windowed:
-                    continue
-                value = 0.0  # no request in the window (or not two samples of it yet)
-            aggregates[group] = _Aggregate(value, timestamp)
+            value = _served(metric, totals.get(group))
+            if value is not None:
+                aggregates[group] = _Aggregate(value, timestamp)
         return _Aggregates(aggregates, newest)
 
     def _value_queries(
@@ -475,18 +480,28 @@ class PrometheusProvider:
         metric: catalog.Metric,
         newest: _Newest,
         metric_selector: selectors.Selector,
+        one_pod: bool = False,
     ) -> str:
-        """Why an object has no value: no series at all, or none sampled recently enough."""
+        """Why an object (or ``one_pod``) has no value: no series at all, none sampled recently
+        enough, or none with a value; worded as the push path words it."""
         series = self._source(metric).freshness.name
+        note = self._selector_note(metric_selector)
         if not newest.samples:
-            return f"{what}: no pod with {series} series in Prometheus" + self._selector_note(
-                metric_selector
-            )
+            if one_pod:
+                return f"{what} has no {series} series in Prometheus" + note
+            return f"{what}: no pod with {series} series in Prometheus" + note
+        subject = f"{what} was" if one_pod else f"{what}: its pods were"
         latest = max(newest.samples.values())
+        if self._fresh(latest, newest.evaluated_at):
+            return (
+                f"{subject} sampled within the max age of {self._max_age_text}"
+                + self._none_with(metric)
+                + note
+            )
         age = (newest.evaluated_at or latest) - latest
         return (
-            f"{what}: its pods were last sampled {seconds_text(age)} ago, more than the max age"
-            f" of {self._max_age_text}" + self._selector_note(metric_selector)
+            f"{subject} last sampled {seconds_text(age)} ago, more than the max age"
+            f" of {self._max_age_text}" + note
         )
 
     async def _group_values(
@@ -543,11 +558,33 @@ class PrometheusProvider:
             metric_selector,
         )
 
+    def _none_with(self, metric: catalog.Metric) -> str:
+        """Why pods sampled recently have no value of ``metric``."""
+        if not metric.windowed:
+            return (
+                f", none with {metric.name} within the gauge window of"
+                f" {seconds_text(self.queries.gauge_window_seconds)}"
+            )
+        return (
+            f", none with two samples of {self._source(metric).freshness.name} within the"
+            f" window of {seconds_text(self.queries.window_seconds)} (rate() needs two:"
+            " --window must span at least two scrape intervals)"
+        )
+
     @staticmethod
     def _selector_note(metric_selector: selectors.Selector) -> str:
         if metric_selector.is_empty():
             return ""
         return f" (metric label selector {str(metric_selector)!r})"
+
+
+def _served(metric: catalog.Metric, value: float | None) -> float | None:
+    """What is served for a group's value: None (absent: no sample in the gauge window, or
+    fewer than two in a rate's window) stays absent; NaN (no request in the window) is 0 for
+    rates and quantiles, as the push path serves it."""
+    if value is None or not math.isnan(value):
+        return value
+    return 0.0 if metric.windowed else None
 
 
 def _group(sample: Sample, by: Sequence[str]) -> Group:

@@ -130,3 +130,64 @@ async def test_of_two_common_names_the_last_is_the_user_as_in_go(
     assert answer.status == 200
     users = [r.getMessage().rsplit(" ", 1)[1] for r in caplog.records if r.name == "adapter.access"]
     assert users == ["second"]
+
+
+@pytest.mark.parametrize(
+    "comment", [b"# Soci\xc3\xa9t\xc3\xa9 G\xc3\xa9n\xc3\xa9rale\n", b"# Soci\xe9t\xe9\n"]
+)
+async def test_a_ca_file_with_text_beyond_ascii_is_read_and_reloaded(
+    pki: Pki, tmp_path: Path, comment: bytes
+) -> None:
+    """CA bundles carry comments (``# Issuer: ...``), in UTF-8 or Latin-1: a certificate
+    reader skips them, and so must the adapter, at start-up and on every reload after."""
+    ca_file = tmp_path / "client-ca.crt"
+    ca_file.write_bytes(comment + pki.ca_cert.read_bytes())
+    async with serve_adapter(pki, client_ca_file=ca_file) as server:
+        port = port_of(server)
+        answer = await asyncio.to_thread(get_in_session, port, pki.client_context(), DISCOVERY)
+        assert answer.status == 200, answer.body
+
+        new_ca = make_ca(tmp_path, "new-ca", "rotated-client-ca")
+        ca_file.write_bytes(comment + new_ca.pem)
+        bob = presenting(pki, issue(new_ca, tmp_path, "bob", "bob"))
+        deadline = time.monotonic() + 10  # the file is checked once a second
+        while True:
+            try:
+                answer = await asyncio.to_thread(get_in_session, port, bob, DISCOVERY)
+            except (ssl.SSLError, ConnectionError):  # the new CA is not trusted yet
+                answer = None
+            if answer is not None and answer.status == 200:
+                break
+            assert time.monotonic() < deadline, "the rotated CA file was not read again"
+            await asyncio.sleep(0.1)
+        old = await asyncio.to_thread(get_in_session, port, pki.client_context(), DISCOVERY)
+        assert old.status == 401, old.body
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_chain_through_an_intermediate_ca_verifies_on_a_resumed_session(
+    pki: Pki, tmp_path: Path, version: ssl.TLSVersion
+) -> None:
+    """A session resumed from a ticket holds the client's certificate but not the
+    intermediates it came with (OpenSSL keeps none in a ticket); those of its first handshake
+    still count when the certificate is judged again (here: the CA file changed)."""
+    root = make_ca(tmp_path, "root", "root-ca")
+    intermediate = issue(root, tmp_path, "intermediate", "intermediate-ca", is_ca=True)
+    leaf = issue(intermediate, tmp_path, "leaf", "leafy")
+    chain = tmp_path / "chain.crt"
+    chain.write_bytes(leaf.pem + intermediate.pem)
+    ca_file = tmp_path / "client-ca.crt"
+    ca_file.write_bytes(root.pem)
+    async with serve_adapter(pki, client_ca_file=ca_file) as server:
+        port = port_of(server)
+        context = ssl.create_default_context(cafile=str(pki.ca_cert))
+        context.load_cert_chain(str(chain), str(leaf.key_file))
+        context.minimum_version = context.maximum_version = version
+        first = await asyncio.to_thread(get_in_session, port, context, DISCOVERY)
+        assert first.status == 200, first.body
+
+        ca_file.write_bytes(root.pem + make_ca(tmp_path, "other", "other-ca").pem)
+        server.state.client_certificates.reload_if_changed()  # unless the reloader just did
+        resumed = await asyncio.to_thread(get_in_session, port, context, DISCOVERY, first.session)
+        assert resumed.resumed, f"{version.name}: no resumption, so nothing was shown"
+        assert resumed.status == 200, resumed.body

@@ -8,13 +8,15 @@ import asyncio
 import json
 import socket
 import ssl
+from collections.abc import Callable
 
 import pytest
 
+from adapter.client import PodIdentity
 from adapter.config import ConnectionConfig
 from adapter.report import QUEUE_DEPTH as QUEUE
 from adapter.report import PodRef, Report
-from tests.api.conftest import RunningAdapter, serve_adapter, until
+from tests.api.conftest import TOKEN, RunningAdapter, serve_adapter, until
 from tests.conftest import Pki
 
 
@@ -58,6 +60,7 @@ async def test_a_connection_beyond_the_limit_is_closed_before_its_handshake(pki:
             writer.close()
 
 
+POD = PodIdentity("ml", "model-7d4b9c-aaaaa", "uid-a", {"app": "model"}, "model")
 QUERY_BIG = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/big/pods/*/inference_queue_depth"
 
 
@@ -107,3 +110,47 @@ async def test_a_request_that_is_not_http_gets_a_status(
     status = json.loads(body)
     assert (status["kind"], status["code"], status["reason"]) == ("Status", 400, "BadRequest")
     assert status["message"].startswith("the request is not valid HTTP/1.1: ")
+
+
+def unfinished_head(index: int, size: int) -> bytes:
+    """The start of a request head of about ``size`` bytes in headers of 8,000 bytes (aiohttp
+    takes up to 128 of them): never finished, so the server holds every header parsed so far."""
+    lines = [b"GET /healthz HTTP/1.1", b"Host: adapter"]
+    lines += [b"X-%d-%d: %s" % (index, n, b"a" * 8000) for n in range(size // 8000)]
+    return b"\r\n".join(lines) + b"\r\n"
+
+
+def unfinished_push(index: int, size: int) -> bytes:
+    """A push whose head announces a body of 250,000 bytes, of which ``size`` come."""
+    head = f"POST /push/v1 HTTP/1.1\r\nHost: adapter\r\nAuthorization: Bearer {TOKEN}\r\n"
+    head += "Content-Type: application/json\r\nContent-Length: 250000\r\n\r\n"
+    return head.encode() + b" " * size
+
+
+@pytest.mark.parametrize("unfinished", [unfinished_head, unfinished_push])
+async def test_unfinished_requests_are_bounded_in_bytes_together(
+    pki: Pki, unfinished: Callable[[int, int], bytes]
+) -> None:
+    """A request head may have 128 headers of 8 KB each, and anyone may open connections: 200
+    connections each holding an unfinished 1 MB head took 480 MB of the adapter's memory. Past
+    the budget of bytes received and not yet parsed (or read, for a body), the connections
+    holding the most go."""
+    limits = ConnectionConfig(receiving_budget_bytes=1024 * 1024)
+    async with serve_adapter(pki, connections=limits) as adapter:
+        connections = adapter.state.connections
+        heads = []
+        for index in range(12):  # 12 x 240 KB: the budget holds four
+            reader, writer = await tls_connection(pki, adapter)
+            writer.write(unfinished(index, 240_000))
+            await writer.drain()
+            heads.append((reader, writer))
+        await until(lambda: connections.receiving_dropped >= 8)
+        assert connections.receiving_bytes <= limits.receiving_budget_bytes
+        for _, writer in heads:
+            writer.close()
+        status, _, _ = await adapter.get("/openapi/v2")
+        assert status == 200, "other clients are served"
+        pushes = [await adapter.push(POD, seq) for seq in range(1, 4)]  # keep-alive, bodies
+        assert [response.status for response in pushes] == [200] * 3
+        await until(lambda: connections.receiving_bytes == 0)
+        assert metric(adapter, "adapter_connections_receiving_dropped_total") >= 8

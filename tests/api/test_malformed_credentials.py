@@ -115,3 +115,26 @@ async def test_a_newline_in_a_common_name_cannot_forge_a_log_line(
     access = [line for line in lines if " adapter.access " in line]
     assert len(access) == 1
     assert access[0].endswith(f"mallory\\n{forged}")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Length": "0", "Transfer-Encoding": f"chunked, {SECRET}"},
+        {"Transfer-Encoding": "chunked", "Content-Length": "0", "X-Token": SECRET},
+    ],
+)
+async def test_a_parse_error_whose_reason_has_an_apostrophe_keeps_the_request_out_of_the_log(
+    pki: Pki, adapter_server: RunningAdapter, text_log: io.StringIO, headers: dict[str, str]
+) -> None:
+    """llhttp's "Transfer-Encoding can't be present with Content-Length": the apostrophe of
+    its reason is no quote of the request line that follows."""
+    client = RawHttp(port_of(adapter_server), pki.client_context(with_client_cert=False))
+    status, _, _ = await client.exchange(Request("GET", "/healthz", headers))
+    await client.close()
+    assert status == 400
+    logs.flush_pending()
+    log = text_log.getvalue()
+    assert "can't be present with" in log  # the refusal is logged, its reason whole...
+    assert SECRET[:8] not in log  # ...without the request text
+    assert "chunked" not in log

@@ -12,8 +12,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from adapter import clientcerts, transport
 from tests.cluster.conftest import CUSTOM, ClusterAdapter, client_context, eventually
 from tests.cluster.pki import Issued, issue, make_ca
 from tests.rawhttp import get_in_session
@@ -158,3 +161,85 @@ async def test_an_expired_client_certificate_is_refused_on_a_resumed_session(
         assert answer.resumed, f"{version.name}: no resumption, so nothing was shown"
         assert answer.status == 401, f"{version.name}: {answer.body}"
         assert "not now" in answer.body["message"]
+
+
+async def test_a_ca_bundle_with_text_beyond_ascii_is_taken_from_the_configmap(
+    cluster: ClusterAdapter, tmp_path: Path
+) -> None:
+    """kube-apiserver copies its CA files into the ConfigMap as they are, comments and all."""
+    api, cluster_pki = cluster.kubeapi, cluster.cluster_pki
+    api.grant("dave")
+    new_ca = make_ca(tmp_path, "client-ca-2", "kubernetes-2")
+    bundle = f"# Société Générale\n{new_ca.pem.decode()}"
+    api.set_configmap(cluster_pki.configmap(**{"client-ca-file": bundle}))
+    authenticator = cluster.mode.authenticator
+    await eventually(lambda: authenticator.source.client_ca_pem == bundle.encode())
+    dave = presenting(cluster, issue(new_ca, tmp_path, "dave", "dave"))
+    status, body = await get_as(cluster, dave, user="")
+    assert status == 200, body
+    assert cluster.kubeapi.access_reviews[-1]["user"] == "dave"
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+async def test_a_chain_through_an_intermediate_ca_verifies_on_a_resumed_session(
+    cluster: ClusterAdapter, tmp_path: Path, version: ssl.TLSVersion
+) -> None:
+    """Every request is judged, and a session resumed from a ticket holds no intermediates
+    (OpenSSL keeps none in a ticket): those of its first handshake still count."""
+    intermediate = issue(
+        cluster.cluster_pki.client_ca, tmp_path, "intermediate", "client-intermediate", is_ca=True
+    )
+    leaf = issue(intermediate, tmp_path, "leaf", "dave")
+    chain = tmp_path / "chain.crt"
+    chain.write_bytes(leaf.pem + intermediate.pem)
+    cluster.kubeapi.grant("dave")
+    context = presenting(cluster, leaf, chain)
+    context.minimum_version = context.maximum_version = version
+    port = int(cluster.url.rsplit(":", 1)[1])
+    first = await asyncio.to_thread(get_in_session, port, context, CUSTOM)
+    assert first.status == 200, first.body
+    resumed = await asyncio.to_thread(get_in_session, port, context, CUSTOM, first.session)
+    assert resumed.resumed, f"{version.name}: no resumption, so nothing was shown"
+    assert resumed.status == 200, resumed.body
+
+
+def bogus_cas(impersonated: x509.Certificate, count: int) -> bytes:
+    """``count`` CA certificates named as ``impersonated`` is, each with a key of its own."""
+    now = datetime.datetime.now(datetime.UTC)
+    pems = []
+    for serial in range(1, count + 1):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(impersonated.subject)
+            .issuer_name(impersonated.subject)
+            .public_key(key.public_key())
+            .serial_number(serial)
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        pems.append(cert.public_bytes(serialization.Encoding.PEM))
+    return b"".join(pems)
+
+
+async def test_bogus_intermediates_cost_a_request_a_few_signature_checks(
+    cluster: ClusterAdapter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client may send any certificates after its own, and the handshake ignores those it
+    does not need; each one named like the issuer would cost a signature check on every
+    request (cluster mode judges every request), a core's worth with a hundred of them."""
+    checks = []
+    issued_by = clientcerts._issued_by
+    monkeypatch.setattr(
+        clientcerts, "_issued_by", lambda *pair: checks.append(pair) or issued_by(*pair)
+    )
+    cluster.kubeapi.grant("carol")
+    chain = tmp_path / "chain.crt"
+    chain.write_bytes(
+        cluster.cluster_pki.carol.pem + bogus_cas(cluster.cluster_pki.client_ca.cert, 100)
+    )
+    status, body = await get_as(cluster, presenting(cluster, cluster.cluster_pki.carol, chain))
+    assert status == 200, body
+    assert len(checks) <= 2 * (1 + transport.MAX_PRESENTED_INTERMEDIATES), len(checks)

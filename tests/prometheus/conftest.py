@@ -1,19 +1,26 @@
 """One real fleet for the Prometheus tests, shared by the session.
 
 Three model-server processes push to a push-mode adapter and are scraped every second by a
-real Prometheus (Debian's package, installed by ``tests.prometheus_server`` when missing) with
+real Prometheus (Debian's package, installed by ``localcluster.prometheus`` when missing) with
 ``namespace``, ``pod``, ``deployment`` and ``app`` target labels; a Prometheus-mode adapter
 reads the same pods through it. ``p0`` and ``p1`` (Deployment ``model``, ``app=model``) take
 the steady load; ``slow-0`` (Deployment ``slow``) serves one request at a time, slowly, so its
 queue gauges hold still long enough to compare.
+
+Namespace ``lagging`` is a ``LaggingExporter`` in the test process: Deployment ``lagging``'s pod
+``lag-0`` is exported with samples stamped ``LAG_SECONDS`` in the past (as federation or a
+remote-write delay deliver them: no staleness marker ever removes such series) and ``lag-1``
+as scraped; the max age must leave ``lag-0`` out of everything.
 """
 
 from __future__ import annotations
 
+import http.server
 import json
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -49,6 +56,51 @@ PODS = {
     "p1": ("model", "lognormal:10ms,0.4"),
     "slow-0": ("slow", "constant:1500ms"),
 }
+
+
+LAGGING = "lagging"
+"""The namespace and Deployment of the ``LaggingExporter``'s pods."""
+LAG_SECONDS = 40.0
+LAGGING_PODS = {"lag-0": 7, "lag-1": 2}
+"""Pod -> its constant queue depth."""
+
+
+class LaggingExporter:
+    """Two pods' queue gauges on one scrape target, served from this process: ``lag-0``'s
+    samples carry a timestamp ``LAG_SECONDS`` old, ``lag-1``'s none (stamped at the scrape)."""
+
+    def __init__(self) -> None:
+        exporter = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = exporter.exposition().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def exposition(self) -> str:
+        stamp = f" {round((time.time() - LAG_SECONDS) * 1000)}"
+        lines = []
+        for pod, depth in LAGGING_PODS.items():
+            labels = f'namespace="{LAGGING}",pod="{pod}",deployment="{LAGGING}",app="{LAGGING}"'
+            at = stamp if pod == "lag-0" else ""
+            lines.append(f"inference_queue_depth{{{labels}}} {depth}{at}")
+            lines.append(f"inference_concurrency{{{labels}}} {depth}{at}")
+        return "\n".join(lines) + "\n"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def fetch(adapter: AdapterProcess, path: str) -> tuple[int, bytes]:
@@ -128,6 +180,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, prometheus_binary: str) -> I
     for part in ("push", "pulled"):
         (directory / part).mkdir()
     prometheus = prometheus_server.PrometheusServer(prometheus_binary, directory, [])
+    lagging = LaggingExporter()
     token = directory / "push-token"
     servers: dict[str, ModelServerProcess] = {}
     adapters: list[AdapterProcess] = []
@@ -168,12 +221,14 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, prometheus_binary: str) -> I
                 for name, server in servers.items()
                 for kind in [PODS[name][0]]
             ]
+            + [prometheus_server.Target(lagging.address)]
         )
         for server in servers.values():
             wait_until_ready(server)
-        prometheus.wait_for("up == 1", lambda samples: len(samples) == len(PODS))
+        prometheus.wait_for("up == 1", lambda samples: len(samples) == len(PODS) + 1)
         yield Fleet(servers, prometheus, push, pulled)
     finally:
+        lagging.stop()
         for server in servers.values():
             server.process.kill()  # slow-0 may still hold requests: no drain wanted
         with ThreadPoolExecutor(len(adapters) + 1 + len(servers)) as pool:
@@ -219,10 +274,11 @@ def traffic_done(steady_traffic: subprocess.Popen[bytes], fleet: Fleet) -> None:
     """The steady load has ended, no pod holds a request (slow-0's from the gauge test), and
     Prometheus has scraped the last counts."""
     steady_traffic.wait(timeout=60)
-    fleet.prometheus.wait_for("max(inference_concurrency) == 0", bool)
+    in_namespace = f'{{namespace="{NAMESPACE}"}}'
+    fleet.prometheus.wait_for(f"max(inference_concurrency{in_namespace}) == 0", bool)
     done = time.time()
     fleet.prometheus.wait_for(
-        "min(timestamp(inference_request_duration_seconds_count))",
+        f"min(timestamp(inference_request_duration_seconds_count{in_namespace}))",
         lambda samples: bool(samples) and float(samples[0]["value"][1]) > done + 0.1,
     )
 

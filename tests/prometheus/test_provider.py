@@ -22,7 +22,7 @@ from adapter import errors, kube, resources, selectors
 from adapter.prometheus import PrometheusClient, PrometheusProvider, Queries, SeriesLabels
 from adapter.prometheus.histogram import bucket_quantile
 from adapter.provider import CustomMetricInfo, MetricsProvider, MetricValue
-from tests.prometheus.conftest import NAMESPACE, PODS, Fleet
+from tests.prometheus.conftest import LAG_SECONDS, LAGGING, LAGGING_PODS, NAMESPACE, PODS, Fleet
 
 pytestmark = pytest.mark.integration
 
@@ -194,10 +194,73 @@ async def test_not_found_and_bad_selectors(
     pods = CustomMetricInfo(resources.PODS.group_resource, True, P99)
     with pytest.raises(errors.ApiError, match="does not exist in the cluster"):
         await in_cluster.get_metric_by_name(pods, NAMESPACE, "gone", selectors.EVERYTHING)
-    with pytest.raises(errors.ApiError, match="0 pods with inference_request_duration"):
+    with pytest.raises(errors.ApiError, match="gone has no inference_request_duration"):
         await standalone.get_metric_by_name(pods, NAMESPACE, "gone", selectors.EVERYTHING)
     with pytest.raises(errors.ApiError, match="cannot be expressed") as caught:
         await standalone.get_metric_by_selector(
             pods, NAMESPACE, selectors.parse("gpu>2"), selectors.EVERYTHING
         )
     assert caught.value.code == 400
+
+
+async def test_a_window_shorter_than_two_scrapes_is_no_value_not_zero(
+    fleet: Fleet, traffic_done: None
+) -> None:
+    """``rate()`` needs two samples in its window: with a window shorter than the 1 s scrape
+    interval there is no rate and no quantile, and the adapter says so with a 404 rather than
+    serving the zero it would serve for a pod without requests (the HPA would scale on it)."""
+    queries = Queries(SeriesLabels(), 0.5, 15.0, max_age_seconds=30.0)
+    pods = CustomMetricInfo(resources.PODS.group_resource, True, "inference_requests_per_second")
+    deployments = CustomMetricInfo(resources.DEPLOYMENTS.group_resource, True, P99)
+    everything = selectors.EVERYTHING
+    async with PrometheusClient(fleet.prometheus.url, 5.0) as client:
+        provider = PrometheusProvider(client, queries)
+        with pytest.raises(errors.ApiError) as per_pod:
+            await provider.get_metric_by_selector(pods, NAMESPACE, everything, everything)
+        with pytest.raises(errors.ApiError) as pooled:
+            await provider.get_metric_by_name(deployments, NAMESPACE, "model", everything)
+        depth = CustomMetricInfo(resources.PODS.group_resource, True, "inference_queue_depth")
+        gauges = await provider.get_metric_by_selector(depth, NAMESPACE, everything, everything)
+    assert {v.described_object.name for v in gauges} == set(PODS)  # the pods are there
+    assert per_pod.value.code == pooled.value.code == 404
+    for caught in (per_pod, pooled):
+        assert "two samples" in caught.value.message
+        assert "within the window of 0.5s" in caught.value.message, caught.value.message
+
+
+async def test_a_pod_sampled_longer_ago_than_the_max_age_is_left_out(fleet: Fleet) -> None:
+    """``lag-0``'s newest sample is ``LAG_SECONDS`` old (conftest's ``LaggingExporter``): past
+    a shorter max age it is out of every answer, an object's sum included, and its own 404
+    reads as the push path's; with a longer max age the same queries count it (a gauge window
+    that reaches its samples)."""
+    depth = "inference_queue_depth"
+    pods = CustomMetricInfo(resources.PODS.group_resource, True, depth)
+    deployments = CustomMetricInfo(resources.DEPLOYMENTS.group_resource, True, depth)
+    everything = selectors.EVERYTHING
+
+    def provider(max_age_seconds: float) -> PrometheusProvider:
+        queries = Queries(SeriesLabels(), 10.0, LAG_SECONDS + 20, max_age_seconds)
+        return PrometheusProvider(client, queries)
+
+    in_namespace = f'{{namespace="{LAGGING}"}}'
+    fleet.prometheus.wait_for(f"count(inference_queue_depth{in_namespace}) == 2", bool)
+    async with PrometheusClient(fleet.prometheus.url, 5.0) as client:
+        strict, lenient = provider(LAG_SECONDS - 10), provider(LAG_SECONDS + 30)
+        for each, expected in ((strict, {"lag-1"}), (lenient, set(LAGGING_PODS))):
+            listed = await each.get_metric_by_selector(pods, LAGGING, everything, everything)
+            assert {v.described_object.name for v in listed} == expected
+        summed = await strict.get_metric_by_name(deployments, LAGGING, LAGGING, everything)
+        both = await lenient.get_metric_by_name(deployments, LAGGING, LAGGING, everything)
+        with pytest.raises(errors.ApiError) as lagging:
+            await strict.get_metric_by_name(pods, LAGGING, "lag-0", everything)
+        with pytest.raises(errors.ApiError) as gone:
+            await strict.get_metric_by_name(pods, LAGGING, "gone", everything)
+    assert summed.value == LAGGING_PODS["lag-1"]
+    assert both.value == LAGGING_PODS["lag-1"] + LAGGING_PODS["lag-0"]
+    assert lagging.value.code == gone.value.code == 404
+    message = lagging.value.message
+    assert message.startswith(f"pod {LAGGING}/lag-0 was last sampled "), message
+    assert message.endswith(f"s ago, more than the max age of {LAG_SECONDS - 10:g}s"), message
+    age = float(message.split("last sampled ")[1].split("s ago")[0])
+    assert LAG_SECONDS <= age < LAG_SECONDS + 10
+    assert gone.value.message == f"pod {LAGGING}/gone has no {depth} series in Prometheus"

@@ -345,3 +345,18 @@ def test_a_failing_stream_is_reported_not_raised_by_the_periodic_flush(monkeypat
     assert "BrokenPipeError" in capsys.readouterr().err
     handler.flush_pending()  # the lost line is not retried forever
     assert capsys.readouterr().err == ""
+
+
+def test_the_text_format_escapes_every_character_that_is_not_printable(configured) -> None:
+    """Not only line breaks: a bidi override (U+202E) makes a viewer show the rest of the line
+    reversed, zero-width and other format characters hide text, ESC starts terminal codes."""
+    stream = configured("text")
+    user = "eve\x1b[31m\u202egnp.exe\u200b\u2066x\u00a0y\ufeff\U000e0041\x85\u2028"
+    logs.access(logging.getLogger("adapter.access"), "GET", "/x", 200, 0.001, user, None)
+    logging.getLogger("adapter").warning("from %s", user)
+    logs.flush_pending()
+    text = stream.getvalue()
+    assert all(character.isprintable() for character in text.replace("\n", ""))
+    escaped = "eve\\x1b[31m\\u202egnp.exe\\u200b\\u2066x\\xa0y\\ufeff\\U000e0041\\x85\\u2028"
+    assert text.splitlines()[0].endswith(f" GET /x 200 1.0ms {escaped}")
+    assert text.splitlines()[1].endswith(f" WARNING adapter from {escaped}")

@@ -238,6 +238,38 @@ def _set(path: str, value: Any) -> dict[str, Any]:
             "spec.metrics[0].pods.target.averageValue",
         ),
         (_set("spec.behavior", 5), "spec.behavior"),
+        # a metric selector is a metav1.LabelSelector: what does not decode as one is refused
+        (_set("spec.metrics[0].pods.metric.selector", ["a"]), "pods.metric.selector"),
+        (
+            _set("spec.metrics[0].pods.metric.selector", {"matchLabels": ["a"]}),
+            "spec.metrics[0].pods.metric.selector.matchLabels",
+        ),
+        (
+            _set("spec.metrics[0].pods.metric.selector", {"matchLabels": {"tier": 1}}),
+            "spec.metrics[0].pods.metric.selector.matchLabels",
+        ),
+        (
+            _set("spec.metrics[0].pods.metric.selector", {"matchExpressions": {"key": "a"}}),
+            "spec.metrics[0].pods.metric.selector.matchExpressions",
+        ),
+        (
+            _set("spec.metrics[0].pods.metric.selector", {"matchExpressions": ["a"]}),
+            "spec.metrics[0].pods.metric.selector.matchExpressions[0]",
+        ),
+        (
+            _set(
+                "spec.metrics[0].pods.metric.selector",
+                {"matchExpressions": [{"key": "a", "operator": "In", "values": "x"}]},
+            ),
+            "spec.metrics[0].pods.metric.selector.matchExpressions[0].values",
+        ),
+        (
+            _set(
+                "spec.metrics[0].pods.metric.selector",
+                {"matchExpressions": [{"key": 3, "operator": "Exists"}]},
+            ),
+            "spec.metrics[0].pods.metric.selector.matchExpressions[0].key",
+        ),
         (_set("spec.behavior", {"scaleUp": {"policies": [{"type": "Pods"}]}}), "spec.behavior"),
         (_set("spec.behavior", {"scaleUp": []}), "spec.behavior"),
     ],

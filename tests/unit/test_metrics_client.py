@@ -110,6 +110,17 @@ def test_selector_text(selector: dict[str, Any] | None, text: str) -> None:
     assert selector_text(selector) == text
 
 
+@pytest.mark.parametrize(
+    "expression",
+    [{"key": "tier", "operator": "Equals", "values": ["gpu"]}, {"key": "tier"}],
+)
+def test_an_operator_with_no_text_form_fails_the_metric(expression: dict[str, Any]) -> None:
+    """Not a KeyError out of the HPA's sync: a failure of that metric (which the HPA's own
+    check of the selector reports first, in upstream's words)."""
+    with pytest.raises(ApiFailure, match="is not a valid label selector operator"):
+        selector_text({"matchExpressions": [expression]})
+
+
 # -- against the adapter -----------------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ def test_mimic_and_the_token_model_come_from_flags_or_the_environment() -> None:
         (["--mimic", "kserve"], "invalid choice: 'kserve'"),
         (["--kv-cache-tokens", "8"], "the KV cache must hold at least one block"),
         (["--max-model-len", "0"], "must be a positive integer"),
+        (["--max-queue", "-1"], "argument --max-queue: must be an integer >= 0"),
         (["--time-per-output-token", "fast"], "--time-per-output-token"),
     ],
 )

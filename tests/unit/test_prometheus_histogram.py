@@ -62,6 +62,10 @@ def test_decode_vector() -> None:
         (b"<html>", "bad_answer", "not a query result"),
         (b'{"status":"success","data":{"resultType":"vector","result":[{"value":[1]}]}}',
          "bad_answer", "not a query result"),
+        (b'{"status":"success","data":{"resultType":"vector","result":'
+         b'[{"metric":["pod"],"value":[1,"1"]}]}}', "bad_answer", "labels"),
+        (b'{"status":"success","data":{"resultType":"vector","result":'
+         b'[{"metric":{"pod":7},"value":[1,"1"]}]}}', "bad_answer", "labels"),
     ],
 )  # fmt: skip
 def test_decode_refuses_what_is_not_a_vector(body: bytes, outcome: str, cause: str) -> None:

@@ -132,3 +132,18 @@ def test_presets_are_data() -> None:
     # slot): no preset serves them
     assert all(REQUIRED_REPLICAS not in preset.served() for preset in presets.PRESETS.values())
     assert promql.is_label_name("pod") and not promql.is_label_name("app.kubernetes.io/name")
+
+
+def test_literals_are_printable_ascii() -> None:
+    """Names and values reach the engine as escapes where PromQL's lexer would trip (the real
+    engine reads them back: tests/prometheus/test_promql_literals.py)."""
+    assert promql.quote("\ufffd\t\U0001f600é") == '"\\ufffd\\u0009\\U0001f600\\u00e9"'
+    assert str(promql.one_of("pod", ["a\ufffd", "b"])) == 'pod=~"a\\ufffd|b"'
+
+
+@pytest.mark.parametrize("selector", ["1abc=x", "9.example.com/tier in (a,b)", "!2fa"])
+def test_a_key_whose_label_name_promql_cannot_write_is_refused(selector: str) -> None:
+    """``labelmap`` turns ``1abc`` into the label ``1abc``, which a PromQL matcher cannot name:
+    refused with a reason (a 400), never sent as a query the engine rejects (a 503)."""
+    with pytest.raises(promql.Untranslatable, match="no Prometheus label name"):
+        promql.selector_matchers(selectors.parse(selector))

@@ -151,8 +151,16 @@ RUN = ["--hpa", "{hpa}", "--duration", "10s"]
         ([*RUN, "--sweep", "max-queue=1,x"], "--sweep: --max-queue 'x': 'x' is not an integer"),
         ([*RUN, "--sweep", "inference_queue_depth=1,2"], "no metric inference_queue_depth in"),
         ([*RUN, "--sweep", "spec.maxReplicas=4,0"], "spec.maxReplicas: must be greater than or"),
+        ([*RUN, "--sweep", "spec.maxReplicas=[4,5]"], "--sweep: spec.maxReplicas: '[4' is not"),
+        (
+            [*RUN, "--sweep", "spec.behavior.scaleDown.stabilisationWindowSeconds=0,300"],
+            "--sweep 'spec.behavior.scaleDown.stabilisationWindowSeconds=0,300': the runs",
+        ),
+        ([*RUN, "--sweep", "spec.=1,2"], "--sweep 'spec.=1,2': the runs of hpa would be the same"),
+        ([*RUN, "--sweep", "inference_concurrency=3,3000m"], "the runs of hpa would be the same"),
         ([*RUN, "--hpa", "{hpa}"], "two manifests named 'hpa' would share a folder"),
         ([*RUN, "--duration", "800h"], "--duration: at most 31 days"),
+        ([*RUN, "--rate", "1e12"], "--rate, --profile: 1e+13 requests"),
     ],
 )
 def test_bad_options_are_one_line(
@@ -220,3 +228,25 @@ def test_a_sweep_of_an_option_or_a_field_plans_one_run_per_value(tmp_path: Path)
         )
     )
     assert [r.autoscaler.spec.metrics[1].target.value_milli for r in target.runs] == [300, 1000]
+
+
+def test_a_run_says_one_line_per_run_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """What each sync decided is the timeline's ``decision`` column; the HPA's per-sync
+    warnings (here: a metric no pod reports, every sync) are not also printed as they happen."""
+    unmatched = HPA.replace(
+        "metric: {name: inference_concurrency}",
+        "metric: {name: inference_concurrency, selector: {matchLabels: {tier: none}}}",
+    )
+    code, _, stderr = simulate(
+        capsys,
+        *("--hpa", str(manifest(tmp_path, unmatched)), "--duration", "1m"),
+        *("--out", str(tmp_path / "out")),
+    )
+    assert code == 0
+    assert stderr.count("\n") == 1 and stderr.startswith("simulated hpa: 60 s of traffic")
+    # (pytest takes log records from stderr; outside it Python's last-resort handler prints them)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("localcluster")] == []
+    timeline = (tmp_path / "out" / "hpa" / "timeline.csv").read_text()
+    assert timeline.count("FailedGetPodsMetric") == 5

@@ -15,14 +15,14 @@ from adapter.store import Store
 from localcluster import hpa, manifests
 from model_server import profiles
 from model_server.service_time import ServiceTime
-from simulator import PodModel, SimulationConfig, simulate
+from simulator import PodModel, SimulationConfig, run, simulate
 from simulator.deployment import Deployment
 from simulator.events import EventQueue
 from simulator.outputs import per_sync_counts
 from simulator.pods import Tally
 from simulator.pushes import Pushes
 from simulator.summary import count_flaps, longest_run, summarize
-from tests.hpa_manifests import hpa_yaml
+from tests.hpa_manifests import P99_500MS, hpa_yaml
 
 HPA = hpa_yaml(
     1,
@@ -184,3 +184,53 @@ def test_longest_run_of_seconds_above_the_slo() -> None:
     assert longest_run(np.array([0, 1, 1, 0, 1, 1, 1, 0], dtype=bool)) == 3
     assert longest_run(np.zeros(5, dtype=bool)) == 0
     assert longest_run(np.ones(4, dtype=bool)) == 4
+
+
+def test_a_sync_whose_metrics_all_fail_keeps_the_size_and_is_no_scale_event() -> None:
+    """The HPA leaves ``status.desiredReplicas`` as it was when no metric can be read (0 before
+    any success); the run's desired replicas are what the Deployment was left with, so such
+    syncs are neither scale events nor a size of 0."""
+    unmatched = autoscaler(
+        HPA.replace(
+            "metric: {name: inference_concurrency}",
+            "metric: {name: inference_concurrency, selector: {matchLabels: {tier: none}}}",
+        )
+    )
+    result = simulate(unmatched, run_config(duration_seconds=30.0))
+    assert all("FailedGetPodsMetric" in row.decision for row in result.rows)
+    assert {(row.current_replicas, row.desired_replicas) for row in result.rows} == {(1, 1)}
+    summary = summarize(result)
+    assert (summary.scale_events, summary.max_replicas, summary.flaps) == (0, 1, 0)
+
+
+def test_a_metric_selector_the_hpa_cannot_use_fails_that_metric_not_the_run() -> None:
+    """An operator metav1 does not know decodes (it is a string) and fails the metric at each
+    sync, as in the HPA; the other metric still scales."""
+    bad = autoscaler(
+        HPA.replace(
+            "metric: {name: inference_concurrency}",
+            "metric: {name: inference_concurrency, selector: {matchExpressions:"
+            " [{key: tier, operator: Equals, values: [gpu]}]}}",
+        ).replace("  behavior:", P99_500MS + "  behavior:")
+    )
+    result = simulate(bad, run_config())
+    assert all('"Equals" is not a valid label selector operator' in r.decision for r in result.rows)
+    assert max(r.desired_replicas for r in result.rows) > 1, "the p99 metric still scales"
+
+
+def test_arrivals_are_drawn_in_blocks_of_bounded_size_whatever_the_rate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Memory per block is its candidate arrivals (peak rate x span): a minute at a million
+    requests/s would be 60 million floats and a list of them, so blocks shorten as the rate
+    grows."""
+    asked: list[float] = []
+
+    def no_arrivals(profile: profiles.RateProfile, seconds: float, rng: object) -> np.ndarray:
+        asked.append(profile.max_rate * seconds)
+        return np.empty(0)
+
+    monkeypatch.setattr(profiles, "arrival_times", no_arrivals)
+    simulate(autoscaler(), run_config(profile=profiles.ConstantProfile(1e6), duration_seconds=2.0))
+    assert sum(asked) == pytest.approx(2e6)
+    assert max(asked) <= run.MAX_BLOCK_ARRIVALS * (1 + 1e-9)  # float sums of the spans

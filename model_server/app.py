@@ -246,8 +246,9 @@ async def infer(request: web.Request) -> web.Response:
 def _served(request: web.Request, arrived: float, served: Served) -> None:
     state = request.app[STATE]
     seconds = time.perf_counter() - arrived
-    state.recorder.observe(seconds)
-    state.service_times.observe(served.compute_seconds)
+    if state.config.push.adapter_urls:  # only the push client drains the recorders
+        state.recorder.observe(seconds)
+        state.service_times.observe(served.compute_seconds)
     state.metrics.latency.observe(seconds)
     _outcome(request, "ok", served)
 

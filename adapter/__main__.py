@@ -363,6 +363,12 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
         help="latency quantiles and rates cover this window (default 30s)",
     )
     serve.add_argument(
+        "--rate-window",
+        type=durations.duration_arg,
+        default=StoreConfig.rate_window_seconds,
+        help="inference_required_replicas reads the arrival rate over this span (default 10s)",
+    )
+    serve.add_argument(
         "--max-age",
         type=durations.duration_arg,
         help="pods silent for longer are not served (default 10s; with --source prometheus"
@@ -534,6 +540,7 @@ def server_config(
         store=StoreConfig(
             window_seconds=args.window,
             max_age_seconds=max_age,
+            rate_window_seconds=args.rate_window,
             pod_memory_budget_bytes=args.pod_memory_budget,
             store_memory_budget_bytes=store_memory_budget(args, memory_bytes),
         ),

@@ -9,25 +9,33 @@ sketches, aggregated by merging them (an object's p99 is the pooled p99 of its p
 average of p99s); the mean latency pools sums and counts. A fraction (KV-cache utilization) is
 never summed: its aggregate is the mean over pods, and a ``_max`` variant the maximum.
 
+The required replicas are a workload's, from the queueing model (``adapter.required_replicas``)
+over the service-time sketch and the worker slots, asked for an SLO (``adapter.slo``): served
+for Deployments, Services and as an external metric, not for a pod or a namespace.
+
 Pure data, and the lookups with the 404 that every provider answers for a metric it does not
 serve.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from adapter import errors, resources
+from adapter import errors, resources, selectors, slo
 from adapter.report import (
     CONCURRENCY,
     KV_CACHE_UTILIZATION,
     LATENCY,
     QUEUE_DEPTH,
+    SERVICE_TIME,
     TIME_TO_FIRST_TOKEN,
 )
+
+REQUIRED_REPLICAS = "inference_required_replicas"
 
 
 class Kind(enum.Enum):
@@ -37,6 +45,7 @@ class Kind(enum.Enum):
     RATE = "rate"
     QUANTILE = "quantile"
     MEAN = "mean"
+    REQUIRED_REPLICAS = "required-replicas"
 
 
 class Aggregate(enum.Enum):
@@ -65,16 +74,25 @@ class Signal(enum.Enum):
     """The sum and count of end-to-end latencies: a mean, never a quantile."""
     TIME_TO_FIRST_TOKEN = TIME_TO_FIRST_TOKEN
     """Time from arrival to the first output token (a sketch)."""
+    SERVICE_TIME = SERVICE_TIME
+    """How long each request held a worker slot (a sketch; the required replicas read it, with
+    the gauge ``inference_worker_slots``)."""
 
 
 GAUGE_SIGNALS = frozenset((Signal.QUEUE_DEPTH, Signal.CONCURRENCY, Signal.KV_CACHE_UTILIZATION))
-SKETCH_SIGNALS = frozenset((Signal.LATENCY, Signal.TIME_TO_FIRST_TOKEN))
-"""The signals that are sketches (``Kind.QUANTILE`` metrics read them)."""
+SKETCH_SIGNALS = frozenset((Signal.LATENCY, Signal.TIME_TO_FIRST_TOKEN, Signal.SERVICE_TIME))
+"""The signals that are sketches (``Kind.QUANTILE`` metrics and the required replicas read them)."""
+PUSH_ONLY_SIGNALS = frozenset((Signal.SERVICE_TIME,))
+"""Signals only a pod's own pushes carry: no server's Prometheus metrics give them, so presets
+neither read nor lack them (the Prometheus provider says why in its 404)."""
+
+WORKLOADS = (resources.DEPLOYMENTS.group_resource, resources.SERVICES.group_resource)
+"""The resources a workload-level metric (the required replicas) is served for."""
 
 
 @dataclass(frozen=True)
 class Metric:
-    """One catalog entry."""
+    """One catalog entry (with the SLO it is asked for, once a query gave one)."""
 
     name: str
     kind: Kind
@@ -83,6 +101,29 @@ class Metric:
     aggregate: Aggregate = Aggregate.SUM
     quantile: float = 0.0
     """For QUANTILE metrics: which quantile, in (0, 1)."""
+    group_resources: tuple[str, ...] | None = None
+    """The only resources it is served for; None: every one the provider serves."""
+    slo: slo.Slo | None = None
+    """For REQUIRED_REPLICAS: the SLO of the query (``asked``)."""
+
+    def asked(self, metric_selector: selectors.Selector) -> Metric:
+        """This entry as a query with ``metric_selector`` asks for it: with its SLO for the
+        required replicas (a 400 naming the label if the selector's SLO is invalid)."""
+        if self.kind is not Kind.REQUIRED_REPLICAS:
+            return self
+        asked, _ = slo.split(metric_selector, self.name)
+        return dataclasses.replace(self, slo=asked)
+
+    def series_selector(self, metric_selector: selectors.Selector) -> selectors.Selector:
+        """The part of a query's metric label selector that picks series: all of it, but
+        for the SLO labels of the required replicas."""
+        if self.kind is not Kind.REQUIRED_REPLICAS:
+            return metric_selector
+        return slo.series_selector(metric_selector)
+
+    def serves(self, group_resource: str) -> bool:
+        """Whether this metric is served for ``group_resource``."""
+        return self.group_resources is None or group_resource in self.group_resources
 
     @property
     def windowed(self) -> bool:
@@ -142,11 +183,24 @@ METRICS: tuple[Metric, ...] = (
         KV_CACHE_HELP + "; aggregated by the maximum over pods",
         Aggregate.MAX,
     ),
+    Metric(
+        REQUIRED_REPLICAS,
+        Kind.REQUIRED_REPLICAS,
+        Signal.SERVICE_TIME,
+        "replicas that meet the latency SLO of the metric label selector (slo=500ms,"
+        " quantile=0.99) for the offered load, from a queueing model",
+        group_resources=WORKLOADS,
+    ),
 )
 BY_NAME = {metric.name: metric for metric in METRICS}
 NAMES = tuple(metric.name for metric in METRICS)
 
 NO_REASONS: Mapping[str, str] = MappingProxyType({})
+
+
+def names_for(group_resource: str, names: Sequence[str] = NAMES) -> tuple[str, ...]:
+    """Those of ``names`` served for ``group_resource``."""
+    return tuple(name for name in names if BY_NAME[name].serves(group_resource))
 
 
 def resolve(
@@ -172,11 +226,18 @@ def resolve(
             f" metrics are served for {', '.join(sorted(served))}"
         )
     entry = BY_NAME.get(metric)
+    if entry is not None and metric in names and not entry.serves(group_resource):
+        raise errors.not_found(
+            f"the server could not find the metric {metric} for {group_resource}: it is a"
+            f" workload's replica count, served for {' and '.join(entry.group_resources or ())}"
+            " and as an external metric"
+        )
     if entry is None or metric not in names:
         raise errors.not_found(
             f"the server could not find the metric {metric} for {group_resource}"
             + _why_not(metric, unserved)
-            + f"; the metrics for {group_resource} are {', '.join(names)}"
+            + f"; the metrics for {group_resource} are"
+            f" {', '.join(names_for(group_resource, names))}"
         )
     return entry
 

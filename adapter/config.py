@@ -55,6 +55,9 @@ class StoreConfig:
     """A pod whose last applied report is older than this is not served."""
     slice_seconds: float = 1.0
     """Width of one time slice of the window."""
+    rate_window_seconds: float = 10.0
+    """The arrival rate of ``inference_required_replicas`` covers this span: shorter than the
+    latency window, so that it moves first (``adapter.rates``)."""
     pod_memory_budget_bytes: int | None = None
     """The most memory one pod may hold, its labels and the latencies of its window (estimated:
     ``adapter.store.PodRecord.held_bytes``); a push that would take it past is refused. None:
@@ -332,6 +335,8 @@ class ServerConfig:
             problems.append(f"--window must be at least {self.store.slice_seconds:g}s")
         if self.store.max_age_seconds <= 0:
             problems.append("--max-age must be positive")
+        if not self.store.slice_seconds <= self.store.rate_window_seconds <= 300:
+            problems.append(f"--rate-window must be from {self.store.slice_seconds:g}s to 5m")
         if self.store.pod_budget_bytes < MIN_POD_BUDGET_BYTES:
             problems.append(
                 f"--pod-memory-budget must be at least {MIN_POD_BUDGET_BYTES // 1024}Ki, the room"

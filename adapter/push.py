@@ -387,6 +387,7 @@ _GaugeName = Literal[
     "inference_concurrency",
     "inference_kv_cache_utilization",
     "inference_worker_slots",
+    "inference_requests_shed_total",
 ]
 """``report.GAUGE_NAMES`` as a type (a test holds the two equal)."""
 _SignalName = Literal[
@@ -394,6 +395,7 @@ _SignalName = Literal[
     "inference_concurrency",
     "inference_kv_cache_utilization",
     "inference_worker_slots",
+    "inference_requests_shed_total",
     "requests",
     "latency_mean",
     "latency",

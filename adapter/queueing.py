@@ -425,6 +425,9 @@ class Basis(enum.Enum):
     """The model asked for fewer than the ready pods while the queue grows: held at ready."""
     NO_ARRIVALS = "no-arrivals"
     """Nothing arrived in the rate window: no pod is needed for the load."""
+    HELD = "held"
+    """Fewer pods than the ready ones carry the load, but not the same load a few standard
+    errors higher: the count that does (``adapter.required_replicas``'s hysteresis)."""
 
 
 @dataclasses.dataclass(frozen=True)

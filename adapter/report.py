@@ -18,8 +18,10 @@ CONCURRENCY = "inference_concurrency"
 KV_CACHE_UTILIZATION = "inference_kv_cache_utilization"
 """A fraction, 0 to 1 (a pod with several engines reports their mean)."""
 WORKER_SLOTS = "inference_worker_slots"
-"""How many requests the pod serves at once (its worker slots)."""
-GAUGE_NAMES = (QUEUE_DEPTH, CONCURRENCY, KV_CACHE_UTILIZATION, WORKER_SLOTS)
+"""Requests a pod serves at once (its worker slots, or a batching server's batch seats)."""
+REQUESTS_SHED = "inference_requests_shed_total"
+"""Requests a pod refused because its queue was full, since it started: a counter."""
+GAUGE_NAMES = (QUEUE_DEPTH, CONCURRENCY, KV_CACHE_UTILIZATION, WORKER_SLOTS, REQUESTS_SHED)
 """The gauges a report may carry."""
 FRACTIONS = frozenset({KV_CACHE_UTILIZATION})
 """Gauges that are fractions (at most 1)."""

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from adapter import sketch
+from adapter import rates, sketch
 from adapter.config import StoreConfig
 from adapter.report import LATENCY, Owner, Report, Sketch, Source
 from adapter.resources import PodRef
@@ -347,6 +347,7 @@ class PodRecord:
         "explicit_counts",
         "first_seen",
         "gauges",
+        "history",
         "label_bytes",
         "labels",
         "last_seen",
@@ -379,6 +380,8 @@ class PodRecord:
         """The counts (``requests``, ``latency_mean``) the latest report carried itself."""
         self.windows: dict[str, SketchWindow] = {}
         self.counts: dict[str, CountWindow] = {}
+        self.history = rates.RateHistory()
+        """Running totals over the rate window, for the arrival rate (``adapter.rates``)."""
 
     def held_bytes(self) -> int:
         """What this pod costs in memory, estimated from what it holds by the measured constants
@@ -388,6 +391,7 @@ class PodRecord:
             POD_BYTES
             + self.label_bytes
             + self.source_bytes
+            + self.history.held_bytes()
             + sum(w.held_bytes() for w in self.windows.values())
             + sum(c.held_bytes() for c in self.counts.values())
         )
@@ -645,7 +649,17 @@ class Store:
             ):
                 self._membership_changed()
         record._apply(report, parts, slice_index, now)
-        self._held_bytes += needed - held
+        history = record.history
+        history_bytes = history.held_bytes()
+        config = self.config
+        history.record(
+            now,
+            report.completed_requests,
+            report.gauges,
+            max(config.rate_window_seconds, config.window_seconds),
+            config.slice_seconds,
+        )
+        self._held_bytes += needed - held + history.held_bytes() - history_bytes
         return outcome
 
     def _admit(self, pod: PodRef, held: int, needed: int) -> None:

@@ -6,7 +6,11 @@ latency sketches. Pods silent for longer than the max age are left out; an answe
 left is a 404 that says how many objects matched and how many had fresh data.
 
 Series labels (what ``metricLabelSelector`` and external ``labelSelector`` pick from) are
-``{"deployment": <owner>}`` for pods owned by a Deployment and ``{}`` otherwise.
+``{"deployment": <owner>}`` for pods owned by a Deployment and ``{}`` otherwise. For
+``inference_required_replicas`` the selector also carries the SLO (``adapter.slo``), which is
+taken out before it picks series; its value is ``adapter.required_replicas.size`` over the
+pods' rate histories (``--rate-window``), slots and service-time windows, and a pod field
+nobody sent is a 404 that names it.
 
 With a cluster view (``adapter.cluster.PodView``, cluster mode) the pods that exist decide:
 selectors match the pods' real labels, a ``deployments.apps`` or ``services`` object is the pods
@@ -16,6 +20,7 @@ cluster does not have (or of an older incarnation) is never served.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import time
@@ -26,7 +31,17 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from adapter import catalog, cluster, errors, resources, selectors, sketch
+from adapter import (
+    catalog,
+    cluster,
+    errors,
+    queueing,
+    required_replicas,
+    resources,
+    selectors,
+    sketch,
+    slo,
+)
 from adapter.provider import (
     CustomMetricInfo,
     ExternalMetricValue,
@@ -34,7 +49,7 @@ from adapter.provider import (
     ObjectReference,
     PodValues,
 )
-from adapter.report import LATENCY
+from adapter.report import LATENCY, SERVICE_TIME, WORKER_SLOTS
 from adapter.resources import PodRef
 from adapter.store import PodRecord, SketchView, Store
 
@@ -65,6 +80,10 @@ class _Aggregate:
     timestamp: float
 
 
+class Uncomputable(Exception):
+    """The pods lack what ``inference_required_replicas`` needs; the message says what."""
+
+
 class StoreProvider:
     """Custom and external metrics provider over a ``Store``."""
 
@@ -84,7 +103,7 @@ class StoreProvider:
         self._metrics = [
             CustomMetricInfo(r.group_resource, r.namespaced, m)
             for r in self._served
-            for m in catalog.NAMES
+            for m in catalog.names_for(r.group_resource)
         ]
 
     # -- the seam --------------------------------------------------------------------------
@@ -102,7 +121,7 @@ class StoreProvider:
         name: str,
         metric_selector: selectors.Selector,
     ) -> MetricValue:
-        metric = self._metric(info)
+        metric = self._metric(info, metric_selector)
         now = self.clock()
         if self.view is not None:
             return self._cluster_value(
@@ -162,7 +181,7 @@ class StoreProvider:
         selector: selectors.Selector,
         metric_selector: selectors.Selector,
     ) -> Sequence[MetricValue]:
-        metric = self._metric(info)
+        metric = self._metric(info, metric_selector)
         now = self.clock()
         if self.view is not None:
             return self._cluster_values(
@@ -208,8 +227,14 @@ class StoreProvider:
         now: float,
     ) -> list[MetricValue]:
         values = []
+        series = metric.series_selector(metric_selector)
+        reasons = []
         for reference, members in groups.items():
-            aggregate = self._aggregate(metric, self._fresh(members, metric_selector, now), now)
+            try:
+                aggregate = self._aggregate(metric, self._fresh(members, series, now), now)
+            except Uncomputable as error:
+                reasons.append(f"{reference.kind} {reference.name}: {error}")
+                continue
             if aggregate is not None:
                 values.append(
                     self._custom_value(metric, reference, aggregate, metric_selector, now)
@@ -227,22 +252,30 @@ class StoreProvider:
                     if metric_selector.is_empty()
                     else f" (metric label selector {str(metric_selector)!r})"
                 )
+                + "".join(f"; {reason}" for reason in reasons[:3])
             )
         return values
 
     async def get_external_metric(
         self, namespace: str, metric: str, metric_selector: selectors.Selector
     ) -> list[ExternalMetricValue]:
-        entry = catalog.resolve_external(metric)
+        entry = catalog.resolve_external(metric).asked(metric_selector)
+        picks = entry.series_selector(metric_selector)
         now = self.clock()
         series: dict[str, list[PodRecord]] = {}
         for record in self._tracked(namespace):
             labels = self._series_labels(record)
-            if labels and metric_selector.matches(labels):
+            if labels and picks.matches(labels):
                 series.setdefault(labels[SERIES_LABEL], []).append(record)
         values = []
+        reasons = []
         for deployment, members in sorted(series.items()):
-            aggregate = self._aggregate(entry, self._fresh(members, selectors.EVERYTHING, now), now)
+            try:
+                fresh_members = self._fresh(members, selectors.EVERYTHING, now)
+                aggregate = self._aggregate(entry, fresh_members, now)
+            except Uncomputable as error:
+                reasons.append(f"series deployment={deployment}: {error}")
+                continue
             if aggregate is not None:
                 values.append(
                     ExternalMetricValue(
@@ -262,6 +295,7 @@ class StoreProvider:
                 f" of {len(tracked)} pods; {len(fresh)} pushed within the max age of"
                 f" {self._max_age_text}"
                 + ("" if not fresh else f", none with {metric}" + _why(entry, fresh))
+                + "".join(f"; {reason}" for reason in reasons[:3])
             )
         return values
 
@@ -369,9 +403,11 @@ class StoreProvider:
 
     # -- computing values ------------------------------------------------------------------
 
-    def _metric(self, info: CustomMetricInfo) -> catalog.Metric:
+    def _metric(
+        self, info: CustomMetricInfo, metric_selector: selectors.Selector
+    ) -> catalog.Metric:
         served = [r.group_resource for r in self._served]
-        return catalog.resolve(info.group_resource, info.metric, served)
+        return catalog.resolve(info.group_resource, info.metric, served).asked(metric_selector)
 
     def _no_series_message(
         self,
@@ -428,7 +464,10 @@ class StoreProvider:
         the whole seconds it has (at least one), never a window it did not see."""
         if not metric.windowed:
             return None
-        return max(1, min(self._window, math.floor(self.store.covered_seconds(now))))
+        window = self._window
+        if metric.kind is catalog.Kind.REQUIRED_REPLICAS:
+            window = round(self.store.config.rate_window_seconds)  # what the rate covers
+        return max(1, min(window, math.floor(self.store.covered_seconds(now))))
 
     def _rate(self, record: PodRecord, now: float) -> float:
         config = self.store.config
@@ -438,7 +477,14 @@ class StoreProvider:
     def _aggregate(
         self, metric: catalog.Metric, records: Sequence[PodRecord], now: float
     ) -> _Aggregate | None:
-        """The object-level value over ``records`` (already fresh), or None without data."""
+        """The object-level value over ``records`` (already fresh), or None without data.
+        Raises ``Uncomputable`` when the pods lack what the required replicas need."""
+        if metric.kind is catalog.Kind.REQUIRED_REPLICAS:
+            if not records:
+                return None
+            self._refresh_windows(metric, records, now)
+            sizing = self._sizing(metric, records, now)
+            return _Aggregate(sizing.estimate.replicas, max(r.last_seen for r in records))
         records = self._with_signal(metric, records)
         if not records:
             return None
@@ -470,16 +516,62 @@ class StoreProvider:
         metric_selector: selectors.Selector,
         now: float,
     ) -> MetricValue:
-        fresh = self._fresh(members, metric_selector, now)
-        aggregate = self._aggregate(metric, fresh, now)
+        series = metric.series_selector(metric_selector)
+        fresh = self._fresh(members, series, now)
+        try:
+            aggregate = self._aggregate(metric, fresh, now)
+        except Uncomputable as error:
+            raise errors.not_found(f"{what}: {error}") from error
         if aggregate is None:
             raise errors.not_found(
                 f"{what} has {len(members)} pods tracked, none with {metric.name} pushed within"
                 f" the max age of {self._max_age_text}"
-                + ("" if metric_selector.is_empty() else f" matching {str(metric_selector)!r}")
+                + ("" if series.is_empty() else f" matching {str(series)!r}")
                 + _why(metric, fresh)
             )
         return self._custom_value(metric, reference, aggregate, metric_selector, now)
+
+    def sizing(self, namespace: str, deployment: str, asked: slo.Slo) -> required_replicas.Sizing:
+        """The required replicas of a Deployment's fresh pods for ``asked``, with the inputs
+        they rest on (for timelines; the API serves only the count). Raises ``Uncomputable``
+        as the metric would 404, and with no fresh pod."""
+        entry = dataclasses.replace(catalog.BY_NAME[catalog.REQUIRED_REPLICAS], slo=asked)
+        now = self.clock()
+        records = self.store.fresh(self._deployment_pods(namespace, deployment), now)
+        if not records:
+            raise Uncomputable(f"deployment {namespace}/{deployment} has no fresh pods")
+        self._refresh_windows(entry, records, now)
+        return self._sizing(entry, records, now)
+
+    def _sizing(
+        self, metric: catalog.Metric, records: Sequence[PodRecord], now: float
+    ) -> required_replicas.Sizing:
+        """``required_replicas.size`` over fresh ``records`` (windows brought up to ``now``)."""
+        assert metric.slo is not None
+        config = self.store.config
+        window, slice_seconds = config.rate_window_seconds, config.slice_seconds
+        recent = max(slice_seconds, required_replicas.RECENT_SHARE * window)
+        pods = [
+            required_replicas.PodState(
+                r.history.change(now, window, r.first_seen, slice_seconds),
+                r.history.change(now, recent, r.first_seen, slice_seconds),
+                r.gauges.get(WORKER_SLOTS),
+                r.history.change(now, config.window_seconds, r.first_seen, slice_seconds),
+            )
+            for r in records
+        ]
+        try:
+            return required_replicas.size(
+                pods, _service_time(records), metric.slo, window, config.window_seconds
+            )
+        except queueing.MissingInput as error:
+            why = _why(metric, records) if error.missing == SERVICE_TIME else ""
+            raise Uncomputable(
+                f"cannot compute {metric.name} from its {len(records)} fresh pods: {error}{why}"
+                f" (the push contract's {error.missing}, docs/push-protocol.md)"
+            ) from error
+        except ValueError as error:
+            raise Uncomputable(f"cannot compute {metric.name}: {error}") from error
 
     def _custom_value(
         self,
@@ -624,3 +716,9 @@ def _pooled_mean(records: Sequence[PodRecord]) -> float:
         total += float(np.sum(band_sums / np.array([v.counts_per_request for v in views])))
         count += sum(v.requests for v in views)
     return total / count if count else 0.0
+
+
+def _service_time(records: Sequence[PodRecord]) -> sketch.LatencySketch:
+    """The service times the ``records`` hold in their windows, pooled into one sketch."""
+    bands, zero_counts, scales = _sketches(catalog.Signal.SERVICE_TIME, records)
+    return sketch.LatencySketch.from_bands(bands, zero_counts, scales)

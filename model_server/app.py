@@ -36,7 +36,7 @@ from adapter.client import (
     PushClient,
 )
 from adapter.client.flags import PushSettings
-from adapter.report import CONCURRENCY, QUEUE_DEPTH
+from adapter.report import CONCURRENCY, QUEUE_DEPTH, REQUESTS_SHED, WORKER_SLOTS
 from model_server import openai, protocol
 from model_server.llm import LanguageModel
 from model_server.metrics import OUTCOMES, ServerMetrics
@@ -92,6 +92,8 @@ class ModelServerState:
 
     config: ModelServerConfig
     recorder: LatencyRecorder = field(default_factory=LatencyRecorder)
+    service_times: LatencyRecorder = field(default_factory=LatencyRecorder)
+    """How long each request held a worker slot: the pushed ``service_time`` sketch."""
     model: Mlp | None = None
     scheduler: Scheduler | None = None
     push_client: PushClient | None = None
@@ -137,11 +139,19 @@ class ModelServerState:
         return self.scheduler is not None and not self.draining
 
     def gauges(self) -> dict[str, float]:
-        """The gauges pushed to the adapter: their means over the push interval."""
-        if self.scheduler is None:
-            return {QUEUE_DEPTH: 0.0, CONCURRENCY: 0.0}
-        queue_depth, concurrency = self.scheduler.take_mean_gauges()
-        return {QUEUE_DEPTH: round(queue_depth, 3), CONCURRENCY: round(concurrency, 3)}
+        """The gauges pushed to the adapter: queue depth and concurrency as their means over
+        the push interval, the worker slots (a batching server's batch seats; 0 while the model
+        loads) and, once it serves, the requests shed since start (a counter)."""
+        scheduler = self.scheduler
+        if scheduler is None:  # loading its model: no slot serves yet
+            return {QUEUE_DEPTH: 0.0, CONCURRENCY: 0.0, WORKER_SLOTS: 0.0}
+        queue_depth, concurrency = scheduler.take_mean_gauges()
+        return {
+            QUEUE_DEPTH: round(queue_depth, 3),
+            CONCURRENCY: round(concurrency, 3),
+            WORKER_SLOTS: float(scheduler.max_concurrency * scheduler.max_batch_size),
+            REQUESTS_SHED: float(scheduler.stats.shed),
+        }
 
 
 STATE = web.AppKey("state", ModelServerState)
@@ -220,8 +230,8 @@ async def infer(request: web.Request) -> web.Response:
                 served = await state.language_model.generate(state.scheduler)
                 output = state.model.project(decoded.batch)
             else:
-                output, waited = await state.scheduler.submit_timed(decoded.batch)
-                served = Served(waited, max(0.0, time.perf_counter() - arrived - waited))
+                output, waited, held = await state.scheduler.submit_timed(decoded.batch)
+                served = Served(waited, held)
         except Shed as shed:
             _outcome(request, "shed")
             return _error(503, f"overloaded: {shed}", retry=True)
@@ -236,7 +246,9 @@ async def infer(request: web.Request) -> web.Response:
 def _served(request: web.Request, arrived: float, served: Served) -> None:
     state = request.app[STATE]
     seconds = time.perf_counter() - arrived
-    state.recorder.observe(seconds)
+    if state.config.push.adapter_urls:  # only the push client drains the recorders
+        state.recorder.observe(seconds)
+        state.service_times.observe(served.compute_seconds)
     state.metrics.latency.observe(seconds)
     _outcome(request, "ok", served)
 
@@ -392,7 +404,7 @@ async def push_context(app: web.Application) -> AsyncIterator[None]:
     if not config.push.adapter_urls:
         yield
         return
-    client = config.push.client(state.recorder, state.gauges)
+    client = config.push.client(state.recorder, state.gauges, state.service_times)
     async with client:
         state.push_client = client
         try:

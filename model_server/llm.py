@@ -75,7 +75,7 @@ class LanguageModel:
         """
         lengths = self.sampler.draw(prompt_tokens, max_tokens)
         rows = np.array([[lengths.prompt, lengths.output, lengths.max_tokens]], dtype=np.float64)
-        outputs, waited = await scheduler.submit_timed(rows)
+        outputs, waited, _ = await scheduler.submit_timed(rows)
         prefill, decode, tpot = (float(value) for value in outputs[0])
         return Served(
             queue_seconds=waited,

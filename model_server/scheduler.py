@@ -23,6 +23,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -81,6 +82,16 @@ class _Job:
     done: asyncio.Future[np.ndarray] = field(repr=False)
     taken: float = 0.0
     """When a slot took it."""
+    released: float = 0.0
+    """When its slot was free again (its batch done)."""
+
+
+class Timed(NamedTuple):
+    """A request's outputs, and how long it waited for a slot and then held one (seconds)."""
+
+    outputs: np.ndarray
+    waited_seconds: float
+    held_seconds: float
 
 
 @dataclass
@@ -171,11 +182,12 @@ class Scheduler:
         """Queue one request's rows and wait for its outputs. Raises Shed when full."""
         return await self._enqueue(rows).done
 
-    async def submit_timed(self, rows: np.ndarray) -> tuple[np.ndarray, float]:
-        """``submit``, and how many seconds the request waited for a slot."""
+    async def submit_timed(self, rows: np.ndarray) -> Timed:
+        """``submit``, and how long the request waited for a slot and held it (its service
+        time, what ``inference_required_replicas`` sizes slots by)."""
         job = self._enqueue(rows)
         outputs = await job.done
-        return outputs, job.taken - job.arrived
+        return Timed(outputs, job.taken - job.arrived, job.released - job.taken)
 
     def _enqueue(self, rows: np.ndarray) -> _Job:
         # Queued requests that idle slots are about to take do not wait.
@@ -243,7 +255,10 @@ class Scheduler:
                     job.done.set_exception(error)
             return
         finally:
-            self.stats.held_seconds += self._clock() - started
+            released = self._clock()
+            self.stats.held_seconds += released - started
+            for job in batch:
+                job.released = released
             self._account()
             self._in_slots -= len(batch)
             self.stats.batches += 1

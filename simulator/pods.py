@@ -8,7 +8,8 @@ batching: a free slot takes the oldest waiting request, gathers more until the b
 ``batch_timeout_seconds`` after that request's arrival, and holds them for one draw times
 ``1 + batch_growth * (n - 1)``. The gauges it pushes are the model server's: time-averaged
 queue depth (waiting for a slot) and concurrency (waiting plus in a slot) since the previous
-push; the latencies are arrival to response.
+push, its slots and the requests it shed so far; the latencies are arrival to response, the
+service times how long each request held a slot.
 
 A pod's life: created (``Pending``, for ``startup_delay``: scheduling, image pull, model
 load), then ready and in the Service's endpoints, and on scale-down terminating: out of the
@@ -125,6 +126,7 @@ class Pod:
         "_drain_timeout",
         "_gathering",
         "_growth",
+        "_held",
         "_latencies",
         "_max_batch",
         "_max_queue",
@@ -205,6 +207,9 @@ class Pod:
         self._gathering: list[float] | None = None
         """The batch a slot is filling (arrival times) until it is full or its deadline."""
         self._latencies: list[float] = []
+        self._held: list[float] = []
+        """Service times (seconds a request holds a slot) of the requests taken since the
+        last push, noted when a slot takes them."""
         self.admit: Callable[[float], bool] = (
             self._admit_one if model.max_batch_size == 1 else self._admit_batching
         )
@@ -245,7 +250,9 @@ class Pod:
         if self._busy < self._slots:
             self._busy += 1
             self._sum_arrivals += time
-            self._schedule(time + next(self._service_times), self._finish_one, time)
+            held = next(self._service_times)
+            self._held.append(held)
+            self._schedule(time + held, self._finish_one, time)
             return True
         return self._wait(time)
 
@@ -287,7 +294,9 @@ class Pod:
         queue = self._queue
         if queue:
             self._sum_taken += time
-            self._schedule(time + next(self._service_times), self._finish_one, queue.popleft())
+            held = next(self._service_times)
+            self._held.append(held)
+            self._schedule(time + held, self._finish_one, queue.popleft())
             return
         self._busy -= 1
         if self.deleting_since is not None and not self._busy:
@@ -333,8 +342,9 @@ class Pod:
         if self._gathering is members:
             self._gathering = None
         self._busy += len(members)
-        growth = 1.0 + self._growth * (len(members) - 1)
-        self._schedule(time + next(self._service_times) * growth, self._finish_batch, members)
+        held = next(self._service_times) * (1.0 + self._growth * (len(members) - 1))
+        self._held.extend([held] * len(members))
+        self._schedule(time + held, self._finish_batch, members)
 
     def _finish_batch(self, time: float, members: list[float]) -> None:
         if self.exited is not None:
@@ -381,6 +391,17 @@ class Pod:
         self._queue_base = now * len(self._queue)
         self._concurrency_base = now * self.concurrency
         self._sum_arrivals = self._sum_departures = self._sum_queued = self._sum_taken = 0.0
+
+    def take_service_times(self) -> list[float]:
+        """Service times (seconds each request held a slot, its batch's for a batch) of the
+        requests slots took since the previous call: the pod's ``service_time`` sketch."""
+        held, self._held = self._held, []
+        return held
+
+    @property
+    def slots(self) -> int:
+        """Requests it serves at once: its worker slots times the batch size (batch seats)."""
+        return self._slots * self._max_batch
 
     def take_latencies(self) -> list[float]:
         """Latencies (seconds) of the requests answered since the previous call."""

@@ -83,8 +83,9 @@ class PushSettings:
         self,
         recorder: LatencyRecorder | None = None,
         gauges: Callable[[], Mapping[str, float]] | None = None,
+        service_times: LatencyRecorder | None = None,
     ) -> PushClient:
-        """The push client these settings describe (a relay gives no recorder or gauges: it
+        """The push client these settings describe (a relay gives no recorders or gauges: it
         hands ``PushClient.run`` its own reading)."""
         addresses = self.adapter_addresses
         return PushClient(
@@ -97,6 +98,7 @@ class PushSettings:
             interval_seconds=self.push_interval_seconds,
             max_backlog_age_seconds=self.push_backlog_max_age_seconds,
             resolver=StaticResolver(addresses) if addresses else None,
+            service_times=service_times,
         )
 
 

@@ -55,7 +55,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-from adapter.report import LATENCY, SKETCH_NAMES, Source
+from adapter.report import LATENCY, SERVICE_TIME, SKETCH_NAMES, Source
 from adapter.resolver import DnsResolver, Resolver, is_address
 from adapter.sketch import RELATIVE_ACCURACY, LatencySketch
 from adapter.transport import bearer_token_problem
@@ -137,9 +137,18 @@ class Contents:
     source: Source | None = None
 
     @classmethod
-    def of(cls, latency: LatencySketch, gauges: Mapping[str, float]) -> Contents:
-        """A model server's contents: its latencies and gauges."""
-        return cls(gauges, MappingProxyType({LATENCY: latency}))
+    def of(
+        cls,
+        latency: LatencySketch,
+        gauges: Mapping[str, float],
+        service_time: LatencySketch | None = None,
+    ) -> Contents:
+        """A model server's contents: its latencies and gauges, and the time each request
+        held a worker slot when it measures that (sent even when empty: it says the pod does)."""
+        sketches = {LATENCY: latency}
+        if service_time is not None:
+            sketches[SERVICE_TIME] = service_time
+        return cls(gauges, MappingProxyType(sketches))
 
     @property
     def latency(self) -> LatencySketch:
@@ -659,8 +668,9 @@ def client_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
 class PushClient:
     """Pushes one pod's numbers to every replica of every adapter URL each interval.
 
-    A model server gives a ``recorder`` and its ``gauges``; a relay gives neither and hands
-    ``run`` a function that scrapes and reads its server.
+    A model server gives a ``recorder`` and its ``gauges`` (and ``service_times``, a recorder
+    of how long each request held a worker slot, for the required replicas); a relay gives
+    neither and hands ``run`` a function that scrapes and reads its server.
     """
 
     def __init__(
@@ -677,9 +687,11 @@ class PushClient:
         resolver: Resolver | None = None,
         resolve_interval_seconds: float = DEFAULT_RESOLVE_INTERVAL_SECONDS,
         clock: Callable[[], float] = time.time,
+        service_times: LatencyRecorder | None = None,
     ) -> None:
         self.recorder = recorder
         self.gauges = gauges
+        self.service_times = service_times
         self.interval_seconds = interval_seconds
         next_seq = itertools.count(first_seq(clock())).__next__
 
@@ -737,10 +749,11 @@ class PushClient:
         return totals
 
     def collect(self) -> None:
-        """Move what the recorder holds, and the current gauges, to every pusher."""
+        """Move what the recorders hold, and the current gauges, to every pusher."""
         if self.recorder is None or self.gauges is None:
             return
-        self.add(Contents.of(self.recorder.drain(), dict(self.gauges())))
+        held = self.service_times.drain() if self.service_times is not None else None
+        self.add(Contents.of(self.recorder.drain(), dict(self.gauges()), held))
 
     def add(self, contents: Contents) -> None:
         """Give every pusher ``contents`` to deliver."""

@@ -100,7 +100,7 @@ class PrometheusProvider:
         self._gauge_window = round(queries.gauge_window_seconds)
         self._max_age_text = seconds_text(queries.max_age_seconds)
         self._names = source.served()
-        self._unserved = source.unserved()
+        self._unserved = {**source.unserved(), **UNSERVED}
         served = SERVED_RESOURCES if view is None else (*SERVED_RESOURCES, resources.SERVICES)
         self._served = [r.group_resource for r in served]
         self._metrics = [
@@ -664,3 +664,11 @@ def _pooled_quantiles(
             if le is not None and not math.isnan(sample.value):
                 buckets[_group(sample, by)][float(le)] += sample.value
     return {group: histogram.bucket_quantile(quantile, b) for group, b in buckets.items()}
+
+
+UNSERVED = {
+    catalog.REQUIRED_REPLICAS: "it is computed from what pods push (the time each request"
+    " held a worker slot, the service_time sketch, and the inference_worker_slots gauge), which"
+    " the servers' Prometheus metrics do not carry: serve it from a replica with --source push"
+}
+"""Catalog metrics this provider never serves, and why (their 404 says so)."""

@@ -142,7 +142,8 @@ class Preset:
     """What one kind of model server exports, signal by signal, and where that was read.
 
     Every signal is either in ``inputs`` or in ``lacks`` with the reason, so a metric the
-    server cannot give is a 404 that says why, never a zero.
+    server cannot give is a 404 that says why, never a zero (but for
+    ``catalog.PUSH_ONLY_SIGNALS``, which no server exports).
     """
 
     name: str
@@ -158,7 +159,7 @@ class Preset:
 
     def __post_init__(self) -> None:
         both = set(self.inputs) & set(self.lacks)
-        neither = set(Signal) - set(self.inputs) - set(self.lacks)
+        neither = set(Signal) - catalog.PUSH_ONLY_SIGNALS - set(self.inputs) - set(self.lacks)
         if both or neither:
             raise ValueError(
                 f"preset {self.name}: every signal is either an input or lacking, exactly once"

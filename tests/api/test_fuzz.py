@@ -44,6 +44,7 @@ from adapter import catalog, quantity
 from adapter.client import PodIdentity, encode_report
 from adapter.config import PushConfig
 from adapter.push import MAX_BIN_COUNT, MAX_SEQ, MAX_ZERO_COUNT
+from adapter.report import REQUESTS_SHED, WORKER_SLOTS
 from adapter.sketch import MAX_INDEX, MIN_INDEX, RELATIVE_ACCURACY, LatencySketch
 from adapter.store import Store
 from tests.api.conftest import TOKEN, RunningAdapter, serve_adapter
@@ -497,6 +498,10 @@ def _edge_report(
     return json.dumps(report).encode()
 
 
+_MODEL_GAUGES = (WORKER_SLOTS, REQUESTS_SHED)
+"""The gauges only the required replicas read."""
+
+
 edge_reports = st.builds(
     _edge_report,
     st.sampled_from(EDGE_PODS),
@@ -504,7 +509,7 @@ edge_reports = st.builds(
     st.dictionaries(st.sampled_from(_LABEL_KEYS), st.sampled_from(_LABEL_VALUES), max_size=3),
     st.sampled_from([None, *EDGE_DEPLOYMENTS]),
     st.dictionaries(
-        st.sampled_from([catalog.METRICS[0].name, catalog.METRICS[1].name]),
+        st.sampled_from([catalog.METRICS[0].name, catalog.METRICS[1].name, *_MODEL_GAUGES]),
         st.sampled_from([0, 5e-324, 0.5, 1e-9, 1e15, 123456.789]) | st.floats(0, 1e15),
     ),
     st.sampled_from(sorted(EDGE_SKETCHES))
@@ -513,6 +518,17 @@ edge_reports = st.builds(
     st.none() | st.datetimes(timezones=st.sampled_from(_OFFSETS)),
 )
 _EDGE_SELECTORS = ("", "app%3Dmodel", "app", "%21app", "example.com%2Fapp+in+(model,)", "app%3D")
+
+
+def _with_slo(metric: str, selectors: tuple[str, ...]) -> tuple[str, ...]:
+    """``selectors`` (``?name=value`` or empty), with the SLO the required replicas need."""
+    if metric != catalog.REQUIRED_REPLICAS:
+        return selectors
+    external = any("labelSelector" in s for s in selectors)
+    name = "labelSelector" if external else "metricLabelSelector"
+    return tuple(f"{s}%2Cslo%3D500ms" if s else f"?{name}=slo%3D500ms" for s in selectors)
+
+
 EDGE_QUERIES = tuple(
     f"/apis/custom.metrics.k8s.io/{version}/namespaces/{EDGE_NAMESPACE}/{tail}"
     for version in ("v1beta1", "v1beta2")
@@ -520,13 +536,19 @@ EDGE_QUERIES = tuple(
     for tail in (
         *(f"pods/*/{metric}?labelSelector={selector}" for selector in _EDGE_SELECTORS),
         *(f"pods/{pod}/{metric}" for pod in EDGE_PODS),
-        *(f"deployments.apps/{deployment}/{metric}" for deployment in EDGE_DEPLOYMENTS),
+        *(
+            f"deployments.apps/{deployment}/{metric}{selector}"
+            for deployment in EDGE_DEPLOYMENTS
+            for selector in _with_slo(metric, ("",))
+        ),
         f"metrics/{metric}",
     )
 ) + tuple(
     f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{EDGE_NAMESPACE}/{metric}{selector}"
     for metric in catalog.NAMES
-    for selector in ("", "?labelSelector=deployment%3Dmodel", "?labelSelector=deployment")
+    for selector in _with_slo(
+        metric, ("", "?labelSelector=deployment%3Dmodel", "?labelSelector=deployment")
+    )
 )
 
 

@@ -134,6 +134,11 @@ async def test_a_stalled_backend_is_a_503_within_the_timeout_and_pushes_are_off(
         status, body, _ = await adapter.get("/apis/custom.metrics.k8s.io/v1beta2")
         assert status == 200
         assert "pods/inference_latency_p99_seconds" in {r["name"] for r in body["resources"]}
+        # ... but for the required replicas, which it cannot compute: a 404 that says why, at
+        # once (no query waits on the stalled backend)
+        required = f"{BASE}/deployments.apps/model/inference_required_replicas"
+        status, body, _ = await adapter.get(f"{required}?metricLabelSelector=slo%3D500ms")
+        assert status == 404 and "serve it from a replica with --source push" in body["message"]
 
 
 def counted(client: PrometheusClient) -> dict[str, float]:

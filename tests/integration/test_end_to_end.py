@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,17 @@ def test_adapter_agrees_with_pods_and_load_generator(
         if line.startswith('inference_requests_total{outcome="ok"}')
     )
     assert counted == report["ok"]
+
+    # the pods push their service times and worker slots: the required replicas are served
+    required = f"{BASE}/deployments.apps/model/inference_required_replicas?metricLabelSelector="
+    [relaxed] = values(query(adapter, required + "slo%3D500ms")).values()
+    [strict] = values(query(adapter, required + "slo%3D25ms%2Cquantile%3D0.999")).values()
+    assert relaxed == int(relaxed) and 1 <= relaxed <= strict
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        query(adapter, required + "slo%3Dfast")
+    status = json.loads(raised.value.read())
+    assert (raised.value.code, status["kind"], status["reason"]) == (400, "Status", "BadRequest")
+    assert "slo=fast" in status["message"]
 
 
 def test_queue_depth_per_pod_and_per_deployment(

@@ -28,7 +28,7 @@ from cryptography import x509
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from adapter import catalog
+from adapter import catalog, selectors, slo
 from adapter.__main__ import build_parser as adapter_parser
 from adapter.__main__ import server_config
 from model_server.__main__ import build_parser as model_server_parser
@@ -51,6 +51,9 @@ WORKLOAD_NAMESPACE, WORKLOAD = "inference", "model"
 
 K8S_VERSIONS = ("1.30", kubernetes_validate.latest_version())
 """The oldest Kubernetes version we support, and the newest the validator knows."""
+
+SLO_LABELS = (slo.SLO_LABEL, slo.QUANTILE_LABEL, slo.LEAD_LABEL)
+"""The labels of an ``inference_required_replicas`` selector that name the SLO."""
 
 CRD_KINDS = {("cert-manager.io/v1", "Certificate"), ("cert-manager.io/v1", "Issuer")}
 """Kinds from CRDs, which kubernetes-validate has no schema for; checked field by field below."""
@@ -623,8 +626,16 @@ def test_hpa_targets_the_model_and_asks_for_served_metrics(path: Path) -> None:
             assert source["target"]["type"] == "AverageValue"
         if metric["type"] == "Object":
             assert source["describedObject"] == target
+        selector = source["metric"].get("selector", {})
+        if source["metric"]["name"] == catalog.REQUIRED_REPLICAS:
+            # a replica count: AverageValue 1 makes the HPA scale to it; the SLO parses
+            assert source["target"] == {"type": "AverageValue", "averageValue": "1"}
+            labels = selector["matchLabels"]
+            text = ",".join(f"{key}={value}" for key, value in labels.items())
+            slo.split(selectors.parse(text), catalog.REQUIRED_REPLICAS)
+            selector = {"matchLabels": {k: v for k, v in labels.items() if k not in SLO_LABELS}}
         if metric["type"] == "External":
-            assert source["metric"]["selector"] == {"matchLabels": {"deployment": WORKLOAD}}
+            assert selector == {"matchLabels": {"deployment": WORKLOAD}}
 
 
 def _metrics(hpa: dict[str, Any]) -> set[tuple[str, str, str]]:
@@ -659,6 +670,12 @@ def test_default_hpa_keeps_the_upstream_behavior() -> None:
     if behavior is not None:
         assert behavior == {"scaleUp": UPSTREAM_SCALE_UP, "scaleDown": UPSTREAM_SCALE_DOWN}
     assert "behavior" not in by_name["hpa-external.yaml"]["spec"]
+    assert "behavior" not in by_name["hpa-slo.yaml"]["spec"]
+
+
+def test_the_slo_hpa_scales_on_the_required_replicas_alone() -> None:
+    slo_hpa = {p.name: h for p, h in hpas().items()}["hpa-slo.yaml"]
+    assert _metrics(slo_hpa) == {("Object", catalog.REQUIRED_REPLICAS, "AverageValue")}
 
 
 def test_tuned_hpa_scales_up_fast_and_down_slowly() -> None:
@@ -706,7 +723,7 @@ def test_demo_hpa_says_which_windows_it_shortens() -> None:
         ]
         assert mentioned, f"the header of {path.name} must say `{key}: {before} -> {after}`"
     assert changed["scaleDown.stabilizationWindowSeconds"] <= 30
-    for production_path in ("hpa.yaml", "hpa-tuned.yaml", "hpa-external.yaml"):
+    for production_path in ("hpa.yaml", "hpa-tuned.yaml", "hpa-external.yaml", "hpa-slo.yaml"):
         spec = load(EXAMPLES / production_path)[0]["spec"]
         window = spec.get("behavior", {}).get("scaleDown", {}).get("stabilizationWindowSeconds")
         assert window in (None, UPSTREAM_DOWNSCALE_WINDOW_SECONDS), production_path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapter import selectors
-from adapter.catalog import BY_NAME, Signal
+from adapter.catalog import BY_NAME, REQUIRED_REPLICAS, Signal
 from adapter.prometheus import presets, promql
 from adapter.prometheus.presets import MODEL_SERVER
 from adapter.prometheus.sources import Counter, Gauge, Histogram, Series, SeriesLabels
@@ -128,6 +128,9 @@ def test_presets_are_data() -> None:
         "the generic preset has no latency: not named on the command line (--latency-histogram)"
     )
     assert "inference_time_to_first_token_p99_seconds" not in MODEL_SERVER.served()
+    # no server's Prometheus metrics give the required replicas (the time each request held a
+    # slot): no preset serves them
+    assert all(REQUIRED_REPLICAS not in preset.served() for preset in presets.PRESETS.values())
     assert promql.is_label_name("pod") and not promql.is_label_name("app.kubernetes.io/name")
 
 

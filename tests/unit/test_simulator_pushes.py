@@ -9,27 +9,50 @@ import numpy as np
 import pytest
 
 from adapter.config import StoreConfig
-from adapter.report import CONCURRENCY, QUEUE_DEPTH, Report
+from adapter.report import (
+    CONCURRENCY,
+    QUEUE_DEPTH,
+    REQUESTS_SHED,
+    SERVICE_TIME,
+    WORKER_SLOTS,
+    Report,
+)
 from adapter.resources import PodRef
 from adapter.sketch import LatencySketch
 from adapter.store import Store
 from simulator.pushes import PodPusher, Pushes
+from tests.unit.test_store_provider import as_sketch
 
 
 class _Pod:
-    """What a pusher reads of a pod: its identity, gauges and latencies (scripted)."""
+    """What a pusher reads of a pod: its identity, gauges and latencies (scripted), its slots,
+    the requests it shed (one more each report) and its service times (half the latencies)."""
+
+    slots = 4
 
     def __init__(self, name: str, reports: Iterator[tuple[tuple[float, float], list[float]]]):
         self.name, self.uid = name, f"uid-{name}"
         self._reports = reports
         self._latencies: list[float] = []
+        self.shed = 0
 
     def take_mean_gauges(self, now: float) -> tuple[float, float]:
         gauges, self._latencies = next(self._reports)
+        self.shed += 1
         return gauges
 
     def take_latencies(self) -> list[float]:
         return self._latencies
+
+    def take_service_times(self) -> list[float]:
+        return [latency / 2 for latency in self._latencies]
+
+
+def service_window(store: Store, name: str) -> tuple[dict[int, int], int]:
+    view = store.get(PodRef("ml", name)).sketch_window(SERVICE_TIME)
+    assert view is not None
+    low, band = view.band
+    return {low + i: count for i, count in enumerate(band) if count}, view.zero_count
 
 
 def scripted(rng: np.random.Generator, count: int) -> list[tuple[tuple[float, float], list[float]]]:
@@ -60,7 +83,7 @@ def test_batched_reports_leave_the_store_as_one_by_one_reports() -> None:
             now = step * 1.0 + offset * 0.3
             pushes.take(now, pushers[name])
             (queue, concurrency), latencies = script[step]
-            sketch = LatencySketch.from_values(latencies)
+            latency = as_sketch(latencies)
             everything += latencies
             direct.apply(
                 Report(
@@ -68,11 +91,15 @@ def test_batched_reports_leave_the_store_as_one_by_one_reports() -> None:
                     f"uid-{name}",
                     step + 1,
                     owner=None,
-                    gauges={QUEUE_DEPTH: round(queue, 3), CONCURRENCY: round(concurrency, 3)},
-                    latency_bins=dict(
-                        zip(sketch.indices.tolist(), sketch.counts.tolist(), strict=True)
-                    ),
-                    latency_zero_count=sketch.zero_count,
+                    gauges={
+                        QUEUE_DEPTH: round(queue, 3),
+                        CONCURRENCY: round(concurrency, 3),
+                        WORKER_SLOTS: 4.0,
+                        REQUESTS_SHED: float(step + 1),
+                    },
+                    latency_bins=latency.bins,
+                    latency_zero_count=latency.zero_count,
+                    sketches={SERVICE_TIME: as_sketch([v / 2 for v in latencies])},
                 ),
                 now,
             )
@@ -83,6 +110,7 @@ def test_batched_reports_leave_the_store_as_one_by_one_reports() -> None:
                 assert ours is not None and theirs is not None
                 assert ours.window_bins == theirs.window_bins
                 assert ours.window_zero_count == theirs.window_zero_count
+                assert service_window(batched, name) == service_window(direct, name)
                 assert ours.completed_requests() == theirs.completed_requests()
                 assert (ours.gauges, ours.last_seq, ours.last_seen) == (
                     theirs.gauges,

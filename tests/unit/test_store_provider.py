@@ -13,7 +13,7 @@ from adapter import catalog, resources, selectors
 from adapter.config import StoreConfig
 from adapter.errors import ApiError
 from adapter.provider import CustomMetricInfo, ObjectReference
-from adapter.report import CONCURRENCY, QUEUE_DEPTH, Owner, Report
+from adapter.report import CONCURRENCY, QUEUE_DEPTH, SERVICE_TIME, Owner, Report, Sketch
 from adapter.resources import PodRef
 from adapter.sketch import RELATIVE_ACCURACY, LatencySketch
 from adapter.store import Store
@@ -43,6 +43,14 @@ def info(resource: resources.Resource, metric: str) -> CustomMetricInfo:
     return CustomMetricInfo(resource.group_resource, resource.namespaced, metric)
 
 
+def as_sketch(values: Sequence[float] | np.ndarray) -> Sketch:
+    """``values`` (seconds) as a report's sketch, as the push client makes it."""
+    made = LatencySketch.from_values(np.asarray(values, dtype=np.float64))
+    return Sketch(
+        dict(zip(made.indices.tolist(), made.counts.tolist(), strict=True)), made.zero_count
+    )
+
+
 class Cluster:
     """A store, a provider on a hand-set clock, and the raw latencies every pod pushed."""
 
@@ -64,11 +72,12 @@ class Cluster:
         latencies: Sequence[float] | np.ndarray = (),
         labels: Mapping[str, str] | None = None,
         owner: Owner | None = None,
+        service_times: Sequence[float] | np.ndarray | None = None,
     ) -> None:
         pod = PodRef(namespace, name)
         self._seq[pod] = self._seq.get(pod, 0) + 1
         values = np.asarray(latencies, dtype=np.float64)
-        sketch = LatencySketch.from_values(values)
+        latency = as_sketch(values)
         if owner is None and deployment is not None:
             owner = Owner("Deployment", deployment)
         self.store.apply(
@@ -79,10 +88,9 @@ class Cluster:
                 labels={"app": "model"} if labels is None else labels,
                 owner=owner,
                 gauges={QUEUE_DEPTH: 1.0, CONCURRENCY: 2.0} if gauges is None else gauges,
-                latency_bins=dict(
-                    zip(sketch.indices.tolist(), sketch.counts.tolist(), strict=True)
-                ),
-                latency_zero_count=sketch.zero_count,
+                latency_bins=latency.bins,
+                latency_zero_count=latency.zero_count,
+                sketches={} if service_times is None else {SERVICE_TIME: as_sketch(service_times)},
             ),
             now=at,
         )
@@ -177,7 +185,8 @@ def expected_per_pod(cluster: Cluster, metric: catalog.Metric) -> float:
     return float(np.quantile(samples, metric.quantile))
 
 
-PUSHED = [m for m in catalog.METRICS if m.signal not in NOT_PUSHED]
+POD_METRICS = [m for m in catalog.METRICS if m.serves(resources.PODS.group_resource)]
+PUSHED = [m for m in POD_METRICS if m.signal not in NOT_PUSHED]
 
 
 @pytest.mark.parametrize("metric", PUSHED, ids=lambda m: m.name)
@@ -488,7 +497,17 @@ async def test_unknown_metric_404_lists_the_valid_metrics(mixed, call):
     message = await not_found(call(mixed))
     assert "could not find the" in message
     assert "inference_cpu" in message
-    assert ", ".join(catalog.NAMES) in message
+    assert ", ".join(m.name for m in POD_METRICS) in message
+
+
+async def test_the_required_replicas_of_a_pod_or_namespace_404_as_a_workload_s(mixed):
+    for call in (
+        mixed.by_name(resources.PODS, catalog.REQUIRED_REPLICAS, "fast"),
+        mixed.by_selector(resources.PODS, catalog.REQUIRED_REPLICAS),
+        mixed.by_name(resources.NAMESPACES, catalog.REQUIRED_REPLICAS, NS),
+    ):
+        message = await not_found(call)
+        assert "a workload's replica count, served for deployments.apps and services" in message
 
 
 @pytest.mark.parametrize("metric", [QUEUE_DEPTH, P99, "inference_cpu"])
@@ -510,7 +529,10 @@ async def test_unserved_resource_404_lists_the_served_ones(mixed):
 
 def test_list_all_metrics_covers_every_resource_and_metric(mixed):
     listed = mixed.provider.list_all_metrics()
-    assert len(listed) == 3 * len(catalog.NAMES)
+    assert len(listed) == 3 * len(catalog.NAMES) - 2  # the required replicas: deployments only
+    assert {i.group_resource for i in listed if i.metric == catalog.REQUIRED_REPLICAS} == {
+        "deployments.apps"
+    }
     assert {(i.group_resource, i.namespaced) for i in listed} == {
         ("pods", True),
         ("deployments.apps", True),

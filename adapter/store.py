@@ -261,6 +261,17 @@ class SketchWindow:
             self._band = self._band[low : high + 1]
             self._band_low += low
 
+    @property
+    def band(self) -> tuple[int, array[int]]:
+        """The window's counts as (lowest bin index, dense int64 counts from it on): the
+        store's own band, not a copy. Read without a ``view`` where a query reads each pod."""
+        return (self._band_low, self._band)
+
+    @property
+    def zero_count(self) -> int:
+        """The window's values below the smallest bin."""
+        return self._window_zero_count
+
     def view(self) -> SketchView:
         """The window as it is (the store's own band, not a copy)."""
         return SketchView(

@@ -279,8 +279,11 @@ class Reader:
         for labels, value in scrape.find(source.buckets):
             le = labels.get("le")
             if le is not None:
+                bound = _bound(le)
+                if bound is None:
+                    return f"a bucket of {source.buckets.name} has le={le[:40]!r}, not a number"
                 child = {k: v for k, v in labels.items() if k != "le"}
-                children[_key(child)][float(le)] = value
+                children[_key(child)][bound] = value
         sketches, seen = [], set()
         for child, cumulative in children.items():
             labels = dict(child)
@@ -357,6 +360,15 @@ def _absent(source: Input, scrape: Scrape) -> str | None:
     if source.requires:
         why += f" (the server writes it only with {source.requires})"
     return why
+
+
+def _bound(le: str) -> float | None:
+    """A bucket's upper bound, or None when ``le`` is not a number (or is NaN)."""
+    try:
+        bound = float(le)
+    except ValueError:
+        return None
+    return None if math.isnan(bound) else bound
 
 
 def _count_problem(counted: float) -> str | None:

@@ -217,3 +217,16 @@ def test_a_strange_counter_or_bucket_value_is_missing_for_that_scrape(family, si
             assert later.requests == both.requests
         else:
             assert later.sketches[signal.value] == both.sketches[signal.value]
+
+
+@pytest.mark.parametrize("le", ["abc", "", "NaN"])
+def test_a_bucket_bound_that_is_not_a_number_is_missing_for_that_scrape(le):
+    # float(le) raised out of Reader.read: the relay's push loop ended for good
+    reader = reading.Reader(PRESETS["vllm"])
+    first, second = load("vllm")[:2]
+    reader.read(reading.parse(first.text))
+    name = "vllm:e2e_request_latency_seconds_bucket"
+    text = second.text.replace(f"{name}{{", f'{name}{{x="1",le="{le}"}} 5\n{name}{{', 1)
+    contents = reader.read(reading.parse(text)).contents
+    assert contents.source is not None and "not a number" in contents.source.missing["latency"]
+    assert Signal.TIME_TO_FIRST_TOKEN.value in contents.sketches

@@ -27,6 +27,7 @@ import itertools
 import json
 import math
 import re
+import sys
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -274,10 +275,12 @@ def _valid_text(text: str) -> bool:
 
 
 def _valid_bounds(bounds: list[Any]) -> bool:
+    # the range check before the order, on floats: an integer past float range would overflow
+    # float(), and two integers that round to one float are not increasing once kept as floats
     return (
         len(bounds) <= MAX_BUCKET_BOUNDS
-        and all(type(b) in (int, float) and 0 < b < math.inf for b in bounds)
-        and all(b < c for b, c in itertools.pairwise(bounds))
+        and all(type(b) in (int, float) and 0 < b <= sys.float_info.max for b in bounds)
+        and all(b < c for b, c in itertools.pairwise(map(float, bounds)))
     )
 
 

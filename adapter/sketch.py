@@ -199,7 +199,8 @@ class LatencySketch:
         """Return the bin-wise sum of dense bands of counts (see :func:`quantile_per_band`).
 
         The pooled latencies of many pods in one vectorized pass over their windows, exact
-        (int64 throughout), without a sketch per pod. ``scales``: how many counts a value makes
+        (int64 throughout) up to 2**62 counts, scaled down alike beyond, without a sketch per
+        pod. ``scales``: how many counts a value makes
         in each band (powers of two, a relay spreading a histogram's buckets counts 1024 a
         request); bands are rescaled to the largest, so each value weighs the same.
         """
@@ -209,11 +210,20 @@ class LatencySketch:
             weights = np.array([largest // scale for scale in scales], dtype=np.int64)
             zero_counts = [z * int(w) for z, w in zip(zero_counts, weights, strict=True)]
         zero_count = int(sum(zero_counts))
+        counts, lengths, lows = _joined_bands(bands) if bands else (_NO_BINS,) * 3
+        repeated = None if weights is None else np.repeat(weights, lengths).astype(np.float64)
+        weighted = counts if repeated is None else counts * repeated  # floats: they cannot wrap
+        total = zero_count + float(np.sum(weighted, dtype=np.float64))
+        if total >= _MAX_POOLED_COUNT:
+            # past int64 the sums would wrap: scale every count down alike (the quantiles barely
+            # move at such totals), a bin that held anything keeping at least one
+            shrink = 2.0 ** math.ceil(math.log2(2 * total / _MAX_POOLED_COUNT))
+            counts = np.ceil(weighted / shrink).astype(np.int64)
+            zero_count = math.ceil(zero_count / shrink)
+        elif weights is not None:
+            counts = counts * np.repeat(weights, lengths)  # exact in int64 below the bound
         if not bands:
             return cls._trusted(_with_zero_bin(_NO_BINS, _NO_BINS, zero_count))
-        counts, lengths, lows = _joined_bands(bands)
-        if weights is not None:
-            counts = counts * np.repeat(weights, lengths)
         # bin low + i sits at joined position offset + i: its index is position + (low - offset)
         offsets = np.cumsum(lengths) - lengths
         indices = np.arange(counts.size) + np.repeat(lows - offsets, lengths)
@@ -427,6 +437,8 @@ def _with_zero_bin(
 
 
 _NO_BINS = np.zeros(0, dtype=np.int64)
+_MAX_POOLED_COUNT = 2.0**62
+"""The most counts a pooled sketch holds exactly (int64, with room for its running sums)."""
 _EMPTY_BINS = _with_zero_bin(_NO_BINS, _NO_BINS, 0)
 _EMPTY_BINS.flags.writeable = False
 

@@ -457,7 +457,9 @@ class PodRecord:
             if counts is None:
                 counts = self.counts[name] = CountWindow(len(values))
             counts.add(values, slice_index)
-        if len(explicit) != len(self.explicit_counts):
+        if len(explicit) != len(self.explicit_counts) or not self.explicit_counts.issuperset(
+            explicit
+        ):
             self.explicit_counts = frozenset(explicit)
 
     def _expire(self, oldest_slice: int) -> int:

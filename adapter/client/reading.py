@@ -39,6 +39,7 @@ from adapter.client import buckets
 from adapter.client.pusher import Contents
 from adapter.prometheus.sources import Counter, Gauge, Histogram, Mean, Preset, Series
 from adapter.prometheus.sources import Source as Input
+from adapter.push import MAX_BIN_COUNT, MAX_ZERO_COUNT
 from adapter.report import Source
 
 Labels = frozenset[tuple[str, str]]
@@ -192,15 +193,26 @@ class Reader:
                 problem = _gauge_problem(signal, value)
                 if problem is None:
                     gauges[signal.value] = value
-                else:
-                    missing[signal.value] = problem
             elif isinstance(source, Counter):
-                requests = round(self._counted(source, scrape))
+                counted = self._counted(source, scrape)
+                problem = _count_problem(counted)
+                if problem is None:
+                    requests = round(counted)
             elif isinstance(source, Mean):
                 total = self._counter(source.total, scrape) * source.unit_seconds
-                latency_mean = (total, round(self._counted(source.count, scrape)))
+                counted = self._counted(source.count, scrape)
+                problem = _count_problem(counted) or _gauge_problem(signal, total)
+                if problem is None and total and not round(counted):
+                    problem = f"its sum rose by {total:g}s while its count did not"
+                if problem is None:
+                    latency_mean = (total, round(counted))
             else:
-                sketches[signal.value], bounds[signal.value] = self._histogram(source, scrape)
+                histogram = self._histogram(source, scrape)
+                problem = histogram if isinstance(histogram, str) else None
+                if not isinstance(histogram, str):
+                    sketches[signal.value], bounds[signal.value] = histogram
+            if problem is not None:
+                missing[signal.value] = problem
         self._first = False
         source = Source(self.preset.name, MappingProxyType(missing), MappingProxyType(bounds))
         contents = Contents(
@@ -242,6 +254,9 @@ class Reader:
         key = (name, _key(labels))
         if key in self._moved:
             return self._moved[key]
+        if not 0 <= value < math.inf:  # no count: not remembered, the next one counts from the last
+            self._moved[key] = math.nan
+            return math.nan
         last = self._last.get(key)
         self._last[key] = _Series(value, created)
         if last is None:
@@ -256,23 +271,33 @@ class Reader:
 
     def _histogram(
         self, source: Histogram, scrape: Scrape
-    ) -> tuple[sketch.LatencySketch, tuple[float, ...]]:
+    ) -> tuple[sketch.LatencySketch, tuple[float, ...]] | str:
         """The observations since the last scrape, each child (label set) spread on its own
-        bounds, and every bound seen (in seconds)."""
+        bounds, and every bound seen (in seconds); or why they cannot be reported."""
         created = _created(source.buckets, scrape)
         children: dict[Labels, dict[float, float]] = defaultdict(dict)
         for labels, value in scrape.find(source.buckets):
             le = labels.get("le")
             if le is not None:
+                bound = _bound(le)
+                if bound is None:
+                    return f"a bucket of {source.buckets.name} has le={le[:40]!r}, not a number"
                 child = {k: v for k, v in labels.items() if k != "le"}
-                children[_key(child)][float(le)] = value
+                children[_key(child)][bound] = value
         sketches, seen = [], set()
         for child, cumulative in children.items():
             labels = dict(child)
             deltas = self._child_deltas(source, labels, cumulative, created.get(child))
+            if deltas is None:
+                return f"a bucket of {source.buckets.name} is not a count (NaN, infinite or < 0)"
+            if max(deltas.values(), default=0.0) * self.units_per_request > MAX_ZERO_COUNT:
+                return f"{source.buckets.name} counted more requests than a report carries"
             sketches.append(buckets.spread(deltas, source.unit_seconds, self.units_per_request))
             seen.update(b * source.unit_seconds for b in cumulative if math.isfinite(b))
-        return sketch.LatencySketch.merge_all(sketches), tuple(sorted(seen))
+        merged = sketch.LatencySketch.merge_all(sketches)
+        if merged.counts.size and int(merged.counts.max()) > MAX_BIN_COUNT:
+            return f"{source.buckets.name} counted more requests than a report carries"
+        return merged, tuple(sorted(seen))
 
     def _child_deltas(
         self,
@@ -280,9 +305,12 @@ class Reader:
         labels: Mapping[str, str],
         cumulative: Mapping[float, float],
         created: float | None,
-    ) -> dict[float, float]:
+    ) -> dict[float, float] | None:
         """The bucket counts one child gained since the last scrape; all of them after a
-        restart (any of its buckets went down, or its ``_created`` changed) or when new."""
+        restart (any of its buckets went down, or its ``_created`` changed) or when new. None
+        (nothing remembered) when a bucket is not a count."""
+        if not all(0 <= value < math.inf for value in cumulative.values()):
+            return None
         child = _key(labels)
         keys = {le: (f"{source.buckets.name} le={le!r}", child) for le in cumulative}
         lasts = {le: self._last.get(key) for le, key in keys.items()}
@@ -332,6 +360,22 @@ def _absent(source: Input, scrape: Scrape) -> str | None:
     if source.requires:
         why += f" (the server writes it only with {source.requires})"
     return why
+
+
+def _bound(le: str) -> float | None:
+    """A bucket's upper bound, or None when ``le`` is not a number (or is NaN)."""
+    try:
+        bound = float(le)
+    except ValueError:
+        return None
+    return None if math.isnan(bound) else bound
+
+
+def _count_problem(counted: float) -> str | None:
+    """Why a counter's increase cannot be reported, or None."""
+    if not 0 <= counted <= MAX_ZERO_COUNT:  # NaN too: a value that was not a count
+        return f"its increase {counted:g} is not a count from 0 to {MAX_ZERO_COUNT:g}"
+    return None
 
 
 def _gauge_problem(signal: Signal, value: float) -> str | None:

@@ -126,6 +126,10 @@ class Relay:
         except (ScrapeFailed, ExpositionError) as error:
             self._failed(str(error))
             return None
+        except Exception as error:  # raised into the push loop, it would end the pushes for good
+            logger.exception("reading the scrape of %s failed unexpectedly", self.config.scrape_url)
+            self._failed(f"reading the scrape failed unexpectedly: {error!r}")
+            return None
         self._scrapes.labels("ok").inc()
         if self._outage_since is not None:
             logger.info(

@@ -139,3 +139,18 @@ async def test_a_restart_and_a_missing_family_are_said_and_counted(
     assert any("restarted (its counters went down)" in line for line in lines)
     assert healthy == (200, '{"ok": true, "server_reachable": true}')
     assert stalled[0] == 503
+
+
+async def test_an_unforeseen_error_reading_a_scrape_is_a_failed_scrape_not_the_end(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # an exception out of step() ends PushClient.run's task group: the relay would serve its
+    # /metrics and never push again
+    scrapes = load("vllm")
+    async with metrics_server() as server, relaying(server, Clock()) as rel:
+        server.text = scrapes[1].text
+        with monkeypatch.context() as patched:
+            patched.setattr(rel.reader, "read", lambda scrape: 1 / 0)
+            assert await rel.step() is None
+        assert await rel.step() is not None
+    assert any("failed unexpectedly" in r.getMessage() for r in caplog.records)

@@ -206,6 +206,9 @@ def test_a_relayed_body_decodes_every_field():
         (("source", "buckets", "latency"), [0.5, 0.3], "source.buckets.latency"),
         (("source", "buckets", "latency"), [0, 0.3], "source.buckets.latency"),
         (("source", "buckets", "latency"), list(range(1, 130)), "source.buckets.latency"),
+        # an integer beyond float range (a 500 once); integers that round to the same float
+        (("source", "buckets", "latency"), [1, 10**400], "source.buckets.latency"),
+        (("source", "buckets", "latency"), [2**53, 2**53 + 1], "source.buckets.latency"),
         (("source", "buckets", "queue"), [1], "source.buckets.queue"),
     ],
 )

@@ -171,3 +171,62 @@ def test_a_fraction_outside_0_to_1_is_left_out_and_said_why() -> None:
     fine = text.replace(" 1.7", " 0.7")
     contents = reading.Reader(PRESETS["vllm"]).read(reading.parse(fine)).contents
     assert contents.gauges[Signal.KV_CACHE_UTILIZATION.value] == pytest.approx(0.6)
+
+
+def _with_value(text: str, name: str, value: str) -> str:
+    """``text`` with every sample of ``name`` set to ``value``."""
+    lines = [
+        f"{line.rsplit(' ', 1)[0]} {value}"
+        if not line.startswith("#") and reading.family_of(line.split("{")[0].split()[0]) == name
+        else line
+        for line in text.splitlines()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("value", ["NaN", "+Inf", "-1", "1e300"])
+@pytest.mark.parametrize(
+    ("family", "signal"),
+    [
+        ("vllm:request_success", Signal.REQUESTS),
+        ("vllm:e2e_request_latency_seconds", Signal.LATENCY),
+        ("vllm:time_to_first_token_seconds", Signal.TIME_TO_FIRST_TOKEN),
+    ],
+)
+def test_a_strange_counter_or_bucket_value_is_missing_for_that_scrape(family, signal, value):
+    # NaN or +Inf ended the relay's pushing for good (round() raised out of the push loop); a
+    # negative or huge count made a report the adapter refuses whole, gauges and all
+    reader = reading.Reader(PRESETS["vllm"])
+    first, second, third = load("vllm")[:3]
+    reader.read(reading.parse(first.text))
+    strange = reader.read(reading.parse(_with_value(second.text, family, value))).contents
+    assert strange.source is not None and signal.value in strange.source.missing
+    assert "inference_queue_depth" in strange.gauges  # the rest of the report stands
+    if signal is Signal.REQUESTS:
+        assert strange.requests is None
+    else:
+        assert signal.value not in strange.sketches
+    # the next scrape counts from the last one read
+    later = reader.read(reading.parse(third.text)).contents
+    assert later.source is not None and signal.value not in later.source.missing
+    expected = reading.Reader(PRESETS["vllm"])
+    expected.read(reading.parse(first.text))
+    both = expected.read(reading.parse(third.text)).contents
+    if value != "1e300":  # no count, not remembered: the next delta spans both scrapes
+        if signal is Signal.REQUESTS:
+            assert later.requests == both.requests
+        else:
+            assert later.sketches[signal.value] == both.sketches[signal.value]
+
+
+@pytest.mark.parametrize("le", ["abc", "", "NaN"])
+def test_a_bucket_bound_that_is_not_a_number_is_missing_for_that_scrape(le):
+    # float(le) raised out of Reader.read: the relay's push loop ended for good
+    reader = reading.Reader(PRESETS["vllm"])
+    first, second = load("vllm")[:2]
+    reader.read(reading.parse(first.text))
+    name = "vllm:e2e_request_latency_seconds_bucket"
+    text = second.text.replace(f"{name}{{", f'{name}{{x="1",le="{le}"}} 5\n{name}{{', 1)
+    contents = reader.read(reading.parse(text)).contents
+    assert contents.source is not None and "not a number" in contents.source.missing["latency"]
+    assert Signal.TIME_TO_FIRST_TOKEN.value in contents.sketches

@@ -503,3 +503,22 @@ def test_from_bands_is_the_merge_of_the_bands_sketches() -> None:
     assert LatencySketch.from_bands(bands, zero_counts) == LatencySketch.merge_all(sketches)
     assert LatencySketch.from_bands(bands[:1], zero_counts[:1]) == LatencySketch.empty()
     assert LatencySketch.from_bands([], []) == LatencySketch.empty()
+
+
+def test_pooled_bands_past_int64_are_scaled_down_not_overflowed() -> None:
+    # a pod counting 1 a request whose window holds 6e15 zeros and 6e15 in bin 10, pooled with a
+    # relayed pod counting 1024 a request: rescaled to 1024, 1.2e19 counts, past int64 (the
+    # Deployment's p99 was an OverflowError, a 500, and the bins' products wrapped negative)
+    huge = 6 * 10**15
+    bands = [(10, np.array([huge], dtype=np.int64)), (20, np.array([1024], dtype=np.int64))]
+    pooled = LatencySketch.from_bands(bands, [huge, 0], [1, 1024])
+    assert pooled.zero_count > 0 and (pooled.counts > 0).all()
+    assert pooled.indices.tolist() == [10, 20]  # the relayed pod's bin is not rounded away
+    assert pooled.quantile(0.25) == 0.0
+    assert pooled.quantile(0.75) == pytest.approx(sketch.bin_value(10))
+    assert pooled.quantile(0.99) == pytest.approx(sketch.bin_value(10))
+    crowded = LatencySketch.from_bands(bands, [10**16, 0], [1, 1024])  # zeros alone past int64
+    assert crowded.quantile(0.5) == 0.0 and crowded.counts.tolist()[-1] > 0
+    # in range, the pooled counts stay exact
+    small = LatencySketch.from_bands(bands[1:] + bands[:1], [0, 3], [1024, 2])
+    assert small.zero_count == 3 * 512 and small.counts.tolist() == [huge * 512, 1024]

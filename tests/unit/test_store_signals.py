@@ -198,3 +198,15 @@ def test_service_time_and_worker_slots_are_kept_for_the_required_replicas() -> N
     assert record is not None and record.gauges == held
     view = record.sketch_window(SERVICE_TIME)
     assert view is not None and view.total == 5
+
+
+async def test_a_pod_that_swaps_which_count_it_sends_is_read_by_what_it_sends_now() -> None:
+    # first the latencies' own sum and count, then the requests instead: the same number of
+    # explicit counts, so the record kept reading the stale latency_mean and ignored requests
+    fleet = Fleet()
+    fleet.push("a", latency=sketch_of(np.full(10, 2.0), RELAY), latency_mean=(20.0, 10))
+    fleet.push("a", latency=sketch_of(np.full(10, 4.0), RELAY), requests=500)
+    record = fleet.store.get(PodRef(NS, "a"))
+    assert record is not None and record.completed_requests() == 500
+    mean = await fleet.value(resources.PODS, "a", "inference_latency_mean_seconds")
+    assert close(mean, 3.0)  # both reports' latencies, from the window

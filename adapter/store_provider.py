@@ -20,7 +20,6 @@ cluster does not have (or of an older incarnation) is never served.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import statistics
 import time
@@ -40,7 +39,6 @@ from adapter import (
     resources,
     selectors,
     sketch,
-    slo,
 )
 from adapter.provider import (
     CustomMetricInfo,
@@ -530,18 +528,6 @@ class StoreProvider:
                 + _why(metric, fresh)
             )
         return self._custom_value(metric, reference, aggregate, metric_selector, now)
-
-    def sizing(self, namespace: str, deployment: str, asked: slo.Slo) -> required_replicas.Sizing:
-        """The required replicas of a Deployment's fresh pods for ``asked``, with the inputs
-        they rest on (for timelines; the API serves only the count). Raises ``Uncomputable``
-        as the metric would 404, and with no fresh pod."""
-        entry = dataclasses.replace(catalog.BY_NAME[catalog.REQUIRED_REPLICAS], slo=asked)
-        now = self.clock()
-        records = self.store.fresh(self._deployment_pods(namespace, deployment), now)
-        if not records:
-            raise Uncomputable(f"deployment {namespace}/{deployment} has no fresh pods")
-        self._refresh_windows(entry, records, now)
-        return self._sizing(entry, records, now)
 
     def _sizing(
         self, metric: catalog.Metric, records: Sequence[PodRecord], now: float

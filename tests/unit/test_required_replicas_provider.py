@@ -12,8 +12,7 @@ from adapter import catalog, queueing, resources, selectors
 from adapter.errors import ApiError
 from adapter.report import CONCURRENCY, QUEUE_DEPTH, WORKER_SLOTS
 from adapter.sketch import LatencySketch
-from adapter.slo import Slo
-from tests.unit.test_store_provider import NS, Cluster, not_found
+from tests.unit.test_store_provider import Cluster, not_found
 
 METRIC = catalog.REQUIRED_REPLICAS
 SLO = "slo=500ms"
@@ -90,9 +89,10 @@ async def test_the_external_series_of_a_deployment_carries_the_same_count() -> N
 async def test_the_arrivals_of_a_pod_that_sends_no_service_times_still_count() -> None:
     # one pod of three on an old pusher: its load counts, the others' service times stand
     cluster, service_times = fleet(service=(True, True, False))
-    sizing = cluster.provider.sizing(NS, "model", Slo(0.5))
-    assert sizing.arrival_rate == pytest.approx(3 * RATE_PER_POD)
-    assert sizing.estimate.replicas == expected_replicas(service_times, 3 * RATE_PER_POD)
+    value = await cluster.by_name(resources.DEPLOYMENTS, METRIC, "model", selectors.parse(SLO))
+    expected = expected_replicas(service_times, 3 * RATE_PER_POD)
+    assert expected > expected_replicas(service_times, 2 * RATE_PER_POD)  # the third pod tells
+    assert value.value == expected
 
 
 async def test_without_service_times_the_404_names_the_field_and_why() -> None:

@@ -275,10 +275,7 @@ class SketchWindow:
     def view(self) -> SketchView:
         """The window as it is (the store's own band, not a copy)."""
         return SketchView(
-            (self._band_low, self._band),
-            self._window_zero_count,
-            self._window_total,
-            self.counts_per_request,
+            self.band, self._window_zero_count, self._window_total, self.counts_per_request
         )
 
 
